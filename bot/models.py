@@ -1,0 +1,167 @@
+"""Platform-neutral messages exchanged between the adapters and the agent core.
+
+Adapters translate Slack / Teams payloads into these types and render the replies back; the core
+never sees a platform payload and never imports a platform SDK.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["slack", "teams", "console"]
+
+
+class Conversation(BaseModel):
+    """Where a message came from and where replies go.
+
+    `channel` is the channel / DM / Teams conversation id *without* any thread part, so one channel
+    has one history; `thread` is where replies are posted (Slack thread_ts, Teams reply-to id).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    workspace: str
+    channel: str
+    thread: str | None = None
+    # Opaque platform data the adapter needs to reply later from any process (e.g. a Teams
+    # conversation reference). The core stores and returns it untouched.
+    reference: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}"
+
+
+class Incoming(BaseModel):
+    """One user message, already verified and normalised by an adapter."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation: Conversation
+    user: str  # principal as written in the permissions file, e.g. "slack:T1:U1", "teams:<aad id>"
+    text: str
+    event_id: str  # the platform's delivery id, used to drop redeliveries
+    user_name: str | None = None
+    received_at: float = Field(default_factory=time.time)
+
+
+class Detail(BaseModel):
+    label: str
+    value: str
+
+
+class PresentationItem(BaseModel):
+    title: str
+    fields: list[Detail] = Field(default_factory=list)
+    link: str | None = None
+
+
+class Presentation(BaseModel):
+    """How a tool result looks to a person: rendered as Block Kit or an Adaptive Card."""
+
+    title: str
+    fields: list[Detail] = Field(default_factory=list)
+    items: list[PresentationItem] = Field(default_factory=list)
+    image_url: str | None = None
+    link_url: str | None = None
+    link_text: str | None = None
+    footer: str | None = None
+
+
+class TextReply(BaseModel):
+    kind: Literal["text"] = "text"
+    text: str
+    presentations: list[Presentation] = Field(default_factory=list)
+    # True when the text explains a failure (model down, rate limited, ...); adapters may style it.
+    is_error: bool = False
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Approval(BaseModel):
+    """A risky tool call waiting for (or past) a human decision. Stored by the core."""
+
+    id: str
+    conversation: Conversation
+    requested_by: str
+    requested_by_name: str | None = None
+    tool: str
+    tool_call_id: str
+    arguments: dict[str, Any]
+    summary: list[Detail] = Field(default_factory=list)
+    title: str = ""
+    created_at: float
+    expires_at: float
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by: str | None = None
+    decided_by_name: str | None = None
+    decided_at: float | None = None
+    result: dict[str, Any] | None = None
+    # Where the adapter posted the card (Slack channel + ts, Teams activity id), so any process can
+    # replace it later, e.g. when it expires.
+    card_ref: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApprovalRequest(BaseModel):
+    kind: Literal["approval"] = "approval"
+    approval: Approval
+
+
+Reply = TextReply | ApprovalRequest
+
+
+class DecisionAction(StrEnum):
+    APPROVE = "approve"
+    CANCEL = "cancel"
+
+
+class Decision(BaseModel):
+    """A button click, normalised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    approval_id: str
+    user: str
+    action: DecisionAction
+    platform: Platform
+    workspace: str
+    user_name: str | None = None
+
+
+class DecisionOutcome(StrEnum):
+    DONE = "done"  # approved and the tool ran
+    FAILED = "failed"  # approved but the tool failed
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUSED = "refused"  # the clicker may not decide this approval; nothing changed
+    ALREADY_DECIDED = "already_decided"  # someone else got there first; nothing changed
+    NOT_FOUND = "not_found"  # unknown, tampered or foreign approval id; nothing changed
+    UNAVAILABLE = "unavailable"  # the state store could not be reached; nothing changed
+
+
+class DecisionResult(BaseModel):
+    outcome: DecisionOutcome
+    message: str  # plain words for the clicker
+    approval: Approval | None = None
+    replies: list[Reply] = Field(default_factory=list)  # the agent's follow-up in the conversation
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome in (
+            DecisionOutcome.DONE,
+            DecisionOutcome.FAILED,
+            DecisionOutcome.CANCELLED,
+            DecisionOutcome.EXPIRED,
+        )

@@ -1,0 +1,261 @@
+"""The tool registry: typed async functions become OpenAI Chat Completions tools.
+
+A tool is an async function whose first parameter is a pydantic model (the arguments the model sends)
+and whose second is a `ToolContext`. The model's JSON schema is what OpenAI sees, so the docstring and
+the field descriptions are the prompt for the tool.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+
+from bot.models import Detail, Presentation
+
+if TYPE_CHECKING:
+    from tools.db import Database
+
+
+class ToolDefinitionError(Exception):
+    """A function cannot be a tool (wrong signature, duplicate name)."""
+
+
+class ToolArgumentError(Exception):
+    """The model's arguments are not valid JSON or do not fit the tool's schema."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    db: Database
+    user: str
+    conversation_key: str
+    # Set when the call runs after an approval: the approval id. A tool that writes must make the
+    # same key never write twice (a re-delivered click or a re-run turn reuses it).
+    idempotency_key: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    """What a tool returns: data for the model, and optionally a presentation for people."""
+
+    ok: bool = True
+    data: Any = None
+    error: str | None = None
+    presentation: Presentation | None = None
+
+    @classmethod
+    def failure(cls, error: str, **data: Any) -> ToolResult:
+        return cls(ok=False, error=error, data=data or None)
+
+    def for_model(self) -> str:
+        """Compact JSON for the `tool` message: every byte here is a prompt token on later turns."""
+        payload: dict[str, Any] = {"ok": self.ok}
+        if self.error is not None:
+            payload["error"] = self.error
+        if self.data is not None:
+            payload["data"] = self.data
+        return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+ToolFunc = Callable[[Any, ToolContext], Awaitable["ToolResult | dict[str, Any] | list[Any]"]]
+Describer = Callable[[Any, ToolContext], Awaitable[tuple[str, list[Detail]]]]
+
+
+@dataclass
+class ToolSpec:
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    func: ToolFunc
+    risky: bool = False
+    read_only: bool = True
+    timeout: float = 15.0
+    sensitive: frozenset[str] = frozenset()
+    cache_ttl: float | None = None
+    describe: Describer | None = None
+    _schema: dict[str, Any] | None = None
+
+    def openai_schema(self) -> dict[str, Any]:
+        if self._schema is None:
+            params, strict = strict_parameters(self.args_model)
+            function: dict[str, Any] = {
+                "name": self.name,
+                "description": self.description,
+                "parameters": params,
+            }
+            if strict:
+                function["strict"] = True
+            self._schema = {"type": "function", "function": function}
+        return self._schema
+
+    def parse_arguments(self, raw: str | None) -> BaseModel:
+        try:
+            data = json.loads(raw or "{}")
+        except json.JSONDecodeError as exc:
+            raise ToolArgumentError(f"arguments are not valid JSON ({exc.msg} at position {exc.pos})") from exc
+        if not isinstance(data, dict):
+            raise ToolArgumentError("arguments must be a JSON object")
+        try:
+            return self.args_model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ToolArgumentError(f"invalid arguments: {problems}") from exc
+
+    def redact(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {k: ("[redacted]" if k in self.sensitive else v) for k, v in arguments.items()}
+
+    async def summarise(self, args: BaseModel, ctx: ToolContext) -> tuple[str, list[Detail]]:
+        """Title and details for an approval card."""
+        if self.describe is not None:
+            return await self.describe(args, ctx)
+        details = [
+            Detail(label=k.replace("_", " ").capitalize(), value=str(v))
+            for k, v in args.model_dump(exclude_none=True).items()
+        ]
+        return self.name.replace("_", " ").capitalize(), details
+
+
+_STRICT_UNSUPPORTED = {"default", "title", "examples"}
+
+
+def strict_parameters(model: type[BaseModel]) -> tuple[dict[str, Any], bool]:
+    """The JSON schema for `model`, shaped for OpenAI strict mode where that is possible.
+
+    Strict mode wants `additionalProperties: false` on every object and every property listed in
+    `required`; an optional argument is expressed as a union with null (pydantic already emits
+    `anyOf [..., {type: null}]` for `X | None`). A field that is optional but not nullable cannot be
+    expressed, so such a model falls back to a plain, non-strict schema.
+    """
+    schema = copy.deepcopy(model.model_json_schema())
+    strict = True
+
+    def visit(node: Any) -> None:
+        nonlocal strict
+        if isinstance(node, dict):
+            for key in _STRICT_UNSUPPORTED & node.keys():
+                del node[key]
+            if node.get("type") == "object" and "properties" in node:
+                props: dict[str, Any] = node["properties"]
+                required = set(node.get("required", []))
+                for name, prop in props.items():
+                    if name not in required and not _nullable(prop):
+                        strict = False
+                node["required"] = list(props)
+                node["additionalProperties"] = False
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    if not strict:
+        plain = copy.deepcopy(model.model_json_schema())
+        plain.pop("title", None)
+        return plain, False
+    return schema, True
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "null" or any(alt.get("type") == "null" for alt in prop.get("anyOf", []))
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._tools: dict[str, ToolSpec] = {}
+
+    def register(self, spec: ToolSpec) -> ToolSpec:
+        if spec.name in self._tools and self._tools[spec.name].func is not spec.func:
+            raise ToolDefinitionError(f"a tool named {spec.name!r} is already registered")
+        self._tools[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def specs(self, names: Iterable[str] | None = None) -> list[ToolSpec]:
+        wanted = self.names() if names is None else sorted(set(names) & self._tools.keys())
+        return [self._tools[n] for n in wanted]
+
+    def schemas(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        return [spec.openai_schema() for spec in self.specs(names)]
+
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        risky: bool = False,
+        read_only: bool | None = None,
+        timeout: float = 15.0,
+        sensitive: Iterable[str] = (),
+        cache_ttl: float | None = None,
+        describe: Describer | None = None,
+    ) -> Callable[[F], F]:
+        """Register an async function as a tool. Risky tools wait for a human approval."""
+
+        def decorate(func: F) -> F:
+            spec = build_spec(
+                func,
+                name=name,
+                risky=risky,
+                read_only=(not risky) if read_only is None else read_only,
+                timeout=timeout,
+                sensitive=frozenset(sensitive),
+                cache_ttl=cache_ttl,
+                describe=describe,
+            )
+            self.register(spec)
+            return func
+
+        return decorate
+
+
+def build_spec(func: Callable[..., Awaitable[Any]], *, name: str | None, **meta: Any) -> ToolSpec:
+    if not inspect.iscoroutinefunction(func):
+        raise ToolDefinitionError(f"{func.__qualname__}: a tool must be an async function")
+    params = list(inspect.signature(func).parameters.values())
+    hints = get_type_hints(func)
+    if len(params) != 2:
+        raise ToolDefinitionError(f"{func.__qualname__}: a tool takes (args: SomeModel, ctx: ToolContext)")
+    args_model = hints.get(params[0].name)
+    if not (isinstance(args_model, type) and issubclass(args_model, BaseModel)):
+        raise ToolDefinitionError(f"{func.__qualname__}: the first parameter must be a pydantic model")
+    description = inspect.cleandoc(func.__doc__ or "").strip()
+    if not description:
+        raise ToolDefinitionError(f"{func.__qualname__}: a tool needs a docstring; it is the model's guide")
+    return ToolSpec(
+        name=name or func.__name__,
+        description=description,
+        args_model=args_model,
+        func=func,
+        **meta,
+    )
+
+
+registry = Registry()
+tool = registry.tool
+
+
+def load_modules(names: Iterable[str]) -> None:
+    """Import modules that register tools with `@tool` (the built-in ones and any from config)."""
+    for module in names:
+        if module:
+            importlib.import_module(module)
+
+
+BUILTIN_MODULES = ("tools.properties", "tools.maintenance")
