@@ -117,6 +117,9 @@ class ToolSpec:
         """Title and details for an approval card."""
         if self.describe is not None:
             return await self.describe(args, ctx)
+        return self.default_summary(args)
+
+    def default_summary(self, args: BaseModel) -> tuple[str, list[Detail]]:
         details = [
             Detail(label=k.replace("_", " ").capitalize(), value=str(v))
             for k, v in args.model_dump(exclude_none=True).items()

@@ -1,0 +1,195 @@
+"""The agent core: one turn = de-duplicate, lock the conversation, run the tool loop, save, unlock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from bot import replies
+from bot.audit import AuditSink, LogAudit
+from bot.config import Settings
+from bot.decisions import ApprovalDesk
+from bot.history import Message, TokenCounter, prepare, sanitize, trim
+from bot.llm import LLMClient, ModelError
+from bot.models import (
+    ApprovalRequest,
+    Conversation,
+    Decision,
+    DecisionResult,
+    Incoming,
+    Presentation,
+    Reply,
+    TextReply,
+)
+from bot.permissions import Permissions
+from bot.store import Store, StoreUnavailable
+from bot.tool_runner import ToolRunner, TurnScope
+from tools.registry import Registry
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = """You are propbot, the assistant of a property management team, working inside \
+their chat. You look up properties and maintenance requests and act on them with your tools.
+- Use the tools for facts; never invent ids, addresses, prices or statuses.
+- Scheduling or cancelling maintenance needs a person's approval. Call the tool when asked; the system \
+asks for approval. Never claim it is done until a tool result says so.
+- If a tool result reports an error, fix the arguments or explain the problem plainly.
+- Several people may write in one channel; messages start with the writer's name.
+- Be brief. Use short Markdown lists. Always include ids."""
+
+
+class Busy(Exception):
+    """The conversation stayed locked by another turn for longer than we wait."""
+
+
+@dataclass
+class LoopResult:
+    replies: list[Reply]
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        llm: LLMClient,
+        registry: Registry,
+        permissions: Permissions,
+        db: Any,
+        audit: AuditSink | None = None,
+        cache: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.llm = llm
+        self.registry = registry
+        self.permissions = permissions
+        self.db = db
+        self.audit: AuditSink = audit or LogAudit()
+        self.counter = TokenCounter(settings.tokenizer_encoding)
+        self.system: Message = {"role": "system", "content": settings.system_prompt or DEFAULT_SYSTEM_PROMPT}
+        self.tools = ToolRunner(
+            registry,
+            permissions,
+            store,
+            db,
+            self.audit,
+            approval_ttl=settings.approval_ttl,
+            max_parallel=settings.max_parallel_tools,
+            cache=cache,
+        )
+        self.desk = ApprovalDesk(self)
+
+    async def decide(self, decision: Decision) -> DecisionResult:
+        """A button click: see bot.decisions."""
+        return await self.desk.decide(decision)
+
+    async def expire_due(self) -> list[DecisionResult]:
+        return await self.desk.expire_due()
+
+    # -- one user message ------------------------------------------------------------------------
+    async def handle(self, msg: Incoming) -> list[Reply]:
+        """Answer one message. Redeliveries return []; failures come back as plain-words replies."""
+        try:
+            if not await self.store.first_delivery(msg.event_id, self.settings.dedupe_ttl):
+                log.info("dropped duplicate delivery %s", msg.event_id)
+                return []
+        except StoreUnavailable:
+            return [replies.unavailable()]
+        text, cut = replies.bound_input(msg.text, self.settings.max_message_chars)
+        try:
+            async with self.conversation_lock(msg.conversation.key) as token:
+                history = await self.store.load_history(msg.conversation.key)
+                content = f"{msg.user_name}: {text}" if msg.user_name else text
+                history.append({"role": "user", "content": content})
+                result = await self.run_loop(msg.user, msg.user_name, msg.conversation, history)
+                await self.save(msg.conversation.key, history, token)
+        except Busy:
+            await self._forget(msg.event_id)
+            return [replies.busy()]
+        except StoreUnavailable:
+            # Let the platform's redelivery (or the user) try again once the store is back.
+            await self._forget(msg.event_id)
+            return [replies.unavailable()]
+        if cut:
+            result.replies.insert(0, TextReply(text=replies.input_cut_notice(self.settings.max_message_chars)))
+        return result.replies
+
+    async def _forget(self, event_id: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.forget_delivery(event_id)
+
+    async def save(self, conversation: str, history: list[Message], token: str | None) -> None:
+        kept = trim(sanitize(history), self.settings.history_token_budget, self.counter)
+        await self.store.save_history(conversation, kept, release_token=token)
+
+    @contextlib.asynccontextmanager
+    async def conversation_lock(self, conversation: str) -> AsyncIterator[str]:
+        """Hold the conversation's lock (one turn at a time, across processes), refreshing its TTL."""
+        deadline = time.monotonic() + self.settings.lock_wait
+        pause = 0.02
+        while (token := await self.store.acquire_lock(conversation, self.settings.lock_ttl)) is None:
+            if time.monotonic() >= deadline:
+                raise Busy(conversation)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+        keeper = asyncio.create_task(self._keep_lock(conversation, token))
+        released = False
+        try:
+            yield token
+            released = True  # save(..., token) released it in the same round trip as the write
+        finally:
+            keeper.cancel()
+            if not released:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release_lock(conversation, token)
+
+    async def _keep_lock(self, conversation: str, token: str) -> None:
+        ttl = self.settings.lock_ttl
+        with contextlib.suppress(StoreUnavailable):
+            while True:
+                await asyncio.sleep(ttl / 3)
+                if not await self.store.extend_lock(conversation, token, ttl):
+                    log.warning("lost the lock of %s during a long turn", conversation)
+                    return
+
+    # -- the tool loop ---------------------------------------------------------------------------
+    async def run_loop(
+        self, user: str, user_name: str | None, conversation: Conversation, history: list[Message]
+    ) -> LoopResult:
+        """Call the model until it answers in text, asks for an approval, or runs out of rounds.
+
+        `history` is extended in place; it stays a valid request at every step.
+        """
+        allowed = self.permissions.allowed_tools(user, self.registry.names())
+        scope = TurnScope(user, user_name, conversation, frozenset(allowed))
+        schemas = self.registry.schemas(allowed)
+        presentations: list[Presentation] = []
+        for _ in range(self.settings.max_tool_rounds):
+            prompt = prepare(history, self.system, self.settings.history_token_budget, self.counter, schemas)
+            try:
+                answer = await self.llm.complete(prompt, schemas)
+            except ModelError as exc:
+                return LoopResult([replies.model_failed(exc)])
+            history.append(answer.message)
+            if not answer.tool_calls:
+                text = answer.message.get("content") or "(no answer)"
+                return LoopResult([TextReply(text=text, presentations=presentations)])
+            outcomes = await self.tools.run_calls(scope, answer.tool_calls)
+            for outcome in outcomes:
+                history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
+                if outcome.result is not None and outcome.result.presentation is not None:
+                    presentations.append(outcome.result.presentation)
+            approvals = [o.approval for o in outcomes if o.approval is not None]
+            if approvals:
+                out: list[Reply] = []
+                if answer.message.get("content") or presentations:
+                    out.append(TextReply(text=answer.message.get("content") or "", presentations=presentations))
+                out.extend(ApprovalRequest(approval=a) for a in approvals)
+                return LoopResult(out)
+        return LoopResult([replies.out_of_rounds(self.settings.max_tool_rounds, presentations)])

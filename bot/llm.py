@@ -1,0 +1,178 @@
+"""The model client: Chat Completions with `tools`, one retry layer (tenacity), a circuit breaker."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from bot.circuit import CircuitBreaker, CircuitOpen
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+# A server asking for a longer pause than this is treated as down: the user should not wait minutes.
+MAX_RETRY_AFTER = 20.0
+
+
+class ModelError(Exception):
+    """The model could not answer. `kind` picks the words the user sees."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class ModelReply:
+    message: dict[str, Any]
+    usage: Usage = field(default_factory=Usage)
+    latency: float = 0.0
+    attempts: int = 1
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        calls: list[dict[str, Any]] = self.message.get("tool_calls") or []
+        return calls
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError))
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """The server's requested pause, from `retry-after-ms` or `retry-after` (seconds or HTTP date)."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class _Wait:
+    """Honour Retry-After when the server sends it, else exponential backoff with full jitter."""
+
+    def __init__(self) -> None:
+        self._backoff = wait_random_exponential(multiplier=0.5, max=8)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        pause = retry_after_seconds(exc)
+        if pause is not None:
+            return min(pause, MAX_RETRY_AFTER)
+        return float(self._backoff(state))
+
+
+def _classify(exc: BaseException) -> ModelError:
+    if isinstance(exc, openai.RateLimitError):
+        return ModelError("rate_limited", "the model provider is rate limiting us")
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelError("timeout", "the model did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelError("unavailable", "cannot reach the model server")
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+        return ModelError("auth", "the model server refused our credentials")
+    if isinstance(exc, openai.APIStatusError):
+        kind = "unavailable" if exc.status_code >= 500 else "bad_request"
+        return ModelError(kind, f"HTTP {exc.status_code}")
+    return ModelError("unavailable", type(exc).__name__)
+
+
+class LLMClient:
+    def __init__(self, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
+        self.settings = settings
+        self.breaker = breaker or CircuitBreaker()
+        # The SDK's own retries are off: tenacity is the one retry layer, or attempts multiply.
+        self._client = AsyncOpenAI(
+            api_key=settings.openai_api_key or "not-set",
+            base_url=settings.openai_base_url,
+            max_retries=0,
+            timeout=settings.openai_timeout,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            raise ModelError("circuit_open", str(exc)) from None
+        started = time.perf_counter()
+        attempts = 0
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            wait=_Wait(),
+            stop=stop_after_attempt(self.settings.openai_max_attempts)
+            | stop_before_delay(self.settings.openai_deadline),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    response = await self._create(messages, tools)
+        except Exception as exc:
+            self.breaker.record_failure()
+            error = _classify(exc)
+            log.warning("model call failed after %d attempt(s): %s", attempts, error)
+            raise error from None
+        self.breaker.record_success()
+        message = response.choices[0].message
+        out: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
+                for call in message.tool_calls
+                if call.type == "function"
+            ]
+        usage = Usage()
+        if response.usage is not None:
+            usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+        return ModelReply(out, usage, time.perf_counter() - started, attempts)
+
+    async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+        kwargs: dict[str, Any] = {"model": self.settings.openai_model, "messages": messages}
+        if tools:
+            kwargs["tools"] = tools
+            kwargs["tool_choice"] = "auto"
+        if self.settings.openai_temperature is not None:
+            kwargs["temperature"] = self.settings.openai_temperature
+        return await self._client.chat.completions.create(**kwargs)

@@ -1,0 +1,139 @@
+"""Who may use and approve which tools: platform user -> role -> tools.
+
+The file is YAML (see README). A user key is the principal the adapters produce: `slack:<team>:<user>`
+or `teams:<aad object id>`; `slack:<team>:*` gives a role to a whole workspace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+WILDCARD = "*"
+
+
+class PermissionsError(Exception):
+    """The permissions file is malformed; the message names the line and the problem."""
+
+
+class Role(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tools: list[str] = Field(default_factory=list)
+    approves: list[str] = Field(default_factory=list)
+
+
+class PermissionsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_role: str | None = None
+    roles: dict[str, Role]
+    users: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _roles_exist(self) -> PermissionsFile:
+        if self.default_role is not None and self.default_role not in self.roles:
+            raise ValueError(f"default_role {self.default_role!r} is not one of the roles")
+        for user, role in self.users.items():
+            if role not in self.roles:
+                raise ValueError(f"user {user!r} has role {role!r}, which is not defined under roles")
+        return self
+
+
+class Permissions:
+    def __init__(self, spec: PermissionsFile, *, allow_self_approval: bool = False) -> None:
+        self.spec = spec
+        self.allow_self_approval = allow_self_approval
+
+    @classmethod
+    def open_to_all(cls, *, allow_self_approval: bool = False) -> Permissions:
+        """Everyone may use and approve everything: for local trial without a permissions file."""
+        role = Role(tools=[WILDCARD], approves=[WILDCARD])
+        return cls(PermissionsFile(default_role="all", roles={"all": role}), allow_self_approval=allow_self_approval)
+
+    def role_of(self, user: str) -> str | None:
+        if user in self.spec.users:
+            return self.spec.users[user]
+        workspace = user.rsplit(":", 1)[0] + ":" + WILDCARD
+        if workspace in self.spec.users:
+            return self.spec.users[workspace]
+        return self.spec.default_role
+
+    def _role(self, user: str) -> Role | None:
+        name = self.role_of(user)
+        return self.spec.roles.get(name) if name else None
+
+    def allowed_tools(self, user: str, available: Iterable[str]) -> list[str]:
+        role = self._role(user)
+        if role is None:
+            return []
+        return sorted(t for t in available if WILDCARD in role.tools or t in role.tools)
+
+    def may_use(self, user: str, tool: str) -> bool:
+        role = self._role(user)
+        return role is not None and (WILDCARD in role.tools or tool in role.tools)
+
+    def may_approve(self, user: str, tool: str, requested_by: str) -> tuple[bool, str]:
+        """(allowed, reason in plain words when not)."""
+        role = self._role(user)
+        if role is None or not (WILDCARD in role.approves or tool in role.approves):
+            return False, f"You are not allowed to approve {tool.replace('_', ' ')}."
+        if user == requested_by and not self.allow_self_approval:
+            return False, "You cannot approve your own request; ask another approver."
+        return True, ""
+
+    def unknown_tools(self, known: Iterable[str]) -> list[str]:
+        known_set = set(known) | {WILDCARD}
+        named = {t for r in self.spec.roles.values() for t in (*r.tools, *r.approves)}
+        return sorted(named - known_set)
+
+
+def load_permissions(path: Path, *, allow_self_approval: bool = False) -> Permissions:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PermissionsError(f"{path}: cannot read the permissions file ({exc.strerror})") from None
+    return parse_permissions(text, str(path), allow_self_approval=allow_self_approval)
+
+
+def parse_permissions(text: str, source: str = "<permissions>", *, allow_self_approval: bool = False) -> Permissions:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PermissionsError(f"{source}: {where}: not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise PermissionsError(f"{source}: line 1: expected a mapping with 'roles' (and 'users', 'default_role')")
+    try:
+        spec = PermissionsFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        line = _line_of(node, loc)
+        path_text = ".".join(loc) or "(top level)"
+        raise PermissionsError(f"{source}: line {line}: {path_text}: {err['msg']}") from None
+    return Permissions(spec, allow_self_approval=allow_self_approval)
+
+
+def _line_of(node: Any, loc: list[str]) -> int:
+    """The 1-based line of the YAML node at `loc`, or of the deepest parent that exists."""
+    line = int(node.start_mark.line) + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if str(k.value) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            match = node.value[int(part)]
+        else:
+            match = None
+        if match is None:
+            break
+        node = match
+        line = int(node.start_mark.line) + 1
+    return line

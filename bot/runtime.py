@@ -1,0 +1,67 @@
+"""The composition root: everything a process needs, built from Settings, closed in one place."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.agent import Agent
+from bot.audit import AuditSink, LogAudit
+from bot.config import Settings
+from bot.llm import LLMClient
+from bot.permissions import Permissions, load_permissions
+from bot.store import Store
+from bot.store.factory import make_store
+from tools.db import Database
+from tools.registry import BUILTIN_MODULES, Registry, load_modules, registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    db: Database
+    llm: LLMClient
+    registry: Registry
+    permissions: Permissions
+    agent: Agent
+    audit: AuditSink = field(default_factory=LogAudit)
+
+    async def close(self) -> None:
+        await self.llm.close()
+        await self.store.close()
+        await self.db.close()
+
+
+def load_tools(settings: Settings) -> Registry:
+    load_modules([*BUILTIN_MODULES, *settings.extra_tool_modules])
+    return registry
+
+
+def load_permission_rules(settings: Settings) -> Permissions:
+    path = settings.permissions_file
+    if not path.exists():
+        log.warning(
+            "no permissions file at %s: every user may use and approve every tool. "
+            "Set PERMISSIONS_FILE before inviting real users.",
+            path,
+        )
+        return Permissions.open_to_all(allow_self_approval=True)
+    return load_permissions(path, allow_self_approval=settings.allow_self_approval)
+
+
+async def build_runtime(settings: Settings, *, seed: bool = True) -> Runtime:
+    """Build and start every part; raises ConfigError / PermissionsError with one clear line."""
+    permissions = load_permission_rules(settings)
+    tools = load_tools(settings)
+    if not settings.redis_url:
+        log.warning("REDIS_URL is not set: using in-memory state (one process only, lost on restart)")
+    store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
+    db = Database(settings.database_url)
+    await db.start(seed=seed)
+    llm = LLMClient(settings)
+    audit: AuditSink = LogAudit()
+    agent = Agent(settings, store, llm, tools, permissions, db, audit=audit)
+    return Runtime(settings, store, db, llm, tools, permissions, agent, audit)

@@ -1,0 +1,172 @@
+"""A fake OpenAI-compatible Chat Completions server on 127.0.0.1 for the real AsyncOpenAI client.
+
+It plays scripted answers, injects faults, and checks every request the way the real API does
+(orphan tool_call ids answer 400), recording violations so a test can assert there were none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+Request = dict[str, Any]
+Message = dict[str, Any]
+Responder = Callable[[Request], "Message | Fault | Awaitable[Message | Fault]"]
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Fault:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "injected fault", "type": "server_error"}})
+
+
+def text(content: str) -> Message:
+    return {"role": "assistant", "content": content}
+
+
+def call(name: str, arguments: dict[str, Any] | str, call_id: str | None = None) -> dict[str, Any]:
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"id": call_id or f"call_{next(_ids)}", "type": "function", "function": {"name": name, "arguments": args}}
+
+
+def calls(*tool_calls: dict[str, Any], content: str | None = None) -> Message:
+    return {"role": "assistant", "content": content, "tool_calls": list(tool_calls)}
+
+
+def last_message(request: Request) -> Message:
+    messages: list[Message] = request["messages"]
+    return messages[-1]
+
+
+def tool_results(request: Request) -> list[dict[str, Any]]:
+    """The parsed tool results after the last assistant message."""
+    out: list[dict[str, Any]] = []
+    for msg in reversed(request["messages"]):
+        if msg["role"] != "tool":
+            break
+        out.insert(0, json.loads(msg["content"]))
+    return out
+
+
+def offered_tools(request: Request) -> list[str]:
+    return [t["function"]["name"] for t in request.get("tools", [])]
+
+
+def validate(request: Request) -> list[str]:
+    """What the real API would refuse in this request."""
+    problems: list[str] = []
+    if "functions" in request or "function_call" in request:
+        problems.append("deprecated 'functions' API used")
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return [*problems, "messages missing"]
+    open_ids: set[str] = set()
+    for i, msg in enumerate(messages):
+        role = msg.get("role")
+        if role == "tool":
+            if msg.get("tool_call_id") not in open_ids:
+                problems.append(f"message {i}: role 'tool' must be a response to a preceding 'tool_calls'")
+            open_ids.discard(msg.get("tool_call_id"))
+            continue
+        if open_ids:
+            problems.append(f"message {i}: tool_call_ids {sorted(open_ids)} have no response messages")
+            open_ids.clear()
+        if role == "assistant" and msg.get("tool_calls"):
+            open_ids = {c["id"] for c in msg["tool_calls"]}
+    if open_ids:
+        problems.append(f"end: tool_call_ids {sorted(open_ids)} have no response messages")
+    for tool in request.get("tools", []):
+        if tool.get("type") != "function":
+            problems.append("a tool is not of type function")
+    return problems
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.script: deque[Message | Fault | Responder] = deque()
+        self.default: Responder | None = None
+        self.requests: list[Request] = []
+        self.violations: list[str] = []
+        self.latency = 0.0
+        self.model_time = 0.0  # total seconds spent "thinking", for overhead measurements
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def push(self, *items: Message | Fault | Responder) -> None:
+        self.script.extend(items)
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, http: web.Request) -> web.Response:
+        body = await http.json()
+        self.requests.append(body)
+        problems = validate(body)
+        if problems:
+            self.violations.extend(problems)
+            return web.json_response({"error": {"message": problems[0], "type": "invalid_request_error"}}, status=400)
+        if self.latency:
+            started = time.perf_counter()
+            await asyncio.sleep(self.latency)
+            self.model_time += time.perf_counter() - started
+        item: Message | Fault | Responder | None = self.script.popleft() if self.script else self.default
+        if item is None:
+            return web.json_response({"error": {"message": "fake script is empty"}}, status=500)
+        answer: Any = item(body) if callable(item) else item
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        if isinstance(answer, Fault):
+            return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        return web.json_response(_completion(body, answer))
+
+
+def _completion(request: Request, message: Message) -> dict[str, Any]:
+    prompt = sum(len(json.dumps(m)) for m in request["messages"]) // 4
+    return {
+        "id": f"chatcmpl-{next(_ids)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "fake"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"refusal": None, **message},
+                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": 10, "total_tokens": prompt + 10},
+    }
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
