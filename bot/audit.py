@@ -33,3 +33,14 @@ class LogAudit:
 
     async def record(self, event: AuditEvent) -> None:
         log.info("audit %s tool=%s user=%s outcome=%s", event.kind, event.tool, event.user, event.outcome)
+
+
+class FanoutAudit:
+    """Sends each event to several sinks (the trail, plus listeners such as the terminal chat)."""
+
+    def __init__(self, sinks: list[AuditSink]) -> None:
+        self.sinks = sinks
+
+    async def record(self, event: AuditEvent) -> None:
+        for sink in self.sinks:
+            await sink.record(event)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.agent import Agent
-from bot.audit import AuditSink, LogAudit
+from bot.audit import AuditSink, FanoutAudit, LogAudit
 from bot.config import Settings
 from bot.llm import LLMClient
 from bot.permissions import Permissions, load_permissions
@@ -52,7 +53,7 @@ def load_permission_rules(settings: Settings) -> Permissions:
     return load_permissions(path, allow_self_approval=settings.allow_self_approval)
 
 
-async def build_runtime(settings: Settings, *, seed: bool = True) -> Runtime:
+async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Sequence[AuditSink] = ()) -> Runtime:
     """Build and start every part; raises ConfigError / PermissionsError with one clear line."""
     permissions = load_permission_rules(settings)
     tools = load_tools(settings)
@@ -62,6 +63,6 @@ async def build_runtime(settings: Settings, *, seed: bool = True) -> Runtime:
     db = Database(settings.database_url)
     await db.start(seed=seed)
     llm = LLMClient(settings)
-    audit: AuditSink = LogAudit()
+    audit: AuditSink = FanoutAudit([LogAudit(), *listeners]) if listeners else LogAudit()
     agent = Agent(settings, store, llm, tools, permissions, db, audit=audit)
     return Runtime(settings, store, db, llm, tools, permissions, agent, audit)

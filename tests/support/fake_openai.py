@@ -29,7 +29,9 @@ _ids = itertools.count(1)
 class Fault:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "injected fault", "type": "server_error"}})
+    body: dict[str, Any] = field(
+        default_factory=lambda: {"error": {"message": "injected fault", "type": "server_error"}}
+    )
 
 
 def text(content: str) -> Message:

@@ -1,0 +1,62 @@
+"""`propbot check`: what this configuration will run with, and whether each dependency answers."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from bot.config import Settings
+from bot.permissions import PermissionsError
+from bot.runtime import load_permission_rules, load_tools
+from bot.store.factory import make_store
+from tools.db import Database
+
+
+async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
+    failures = 0
+
+    def line(ok: bool, what: str, detail: str) -> None:
+        nonlocal failures
+        failures += 0 if ok else 1
+        out.write(f"{'ok  ' if ok else 'FAIL'} {what:<12} {detail}\n")
+
+    line(
+        bool(settings.openai_api_key),
+        "model",
+        f"{settings.openai_model} at {settings.openai_base_url or 'OpenAI'}"
+        + ("" if settings.openai_api_key else " (OPENAI_API_KEY is not set)"),
+    )
+    registry = load_tools(settings)
+    line(True, "tools", ", ".join(registry.names()))
+    try:
+        permissions = load_permission_rules(settings)
+        roles = ", ".join(f"{name} ({len(r.tools)} tools)" for name, r in permissions.spec.roles.items())
+        unknown = permissions.unknown_tools(registry.names())
+        detail = f"{settings.permissions_file}: roles {roles}; {len(permissions.spec.users)} users"
+        if not settings.permissions_file.exists():
+            detail = "no file: everyone may use and approve every tool"
+        line(not unknown, "permissions", detail + (f"; unknown tools named: {', '.join(unknown)}" if unknown else ""))
+    except PermissionsError as exc:
+        line(False, "permissions", str(exc))
+    store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
+    try:
+        if settings.redis_url:
+            line(await store.ping(), "redis", "reachable" if await store.ping() else "cannot be reached")
+        else:
+            line(True, "redis", "REDIS_URL not set: in-memory state, one process only")
+    finally:
+        await store.close()
+    db = Database(settings.database_url)
+    try:
+        await db.start(seed=False)
+        line(await db.ping(), "database", db.describe_url())
+    except Exception as exc:
+        line(False, "database", f"{db.describe_url()}: {type(exc).__name__}")
+    finally:
+        await db.close()
+    slack = "enabled" if settings.slack_enabled else "off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"
+    line(True, "slack", slack + (" in Socket Mode" if settings.slack_app_token else ""))
+    teams = "app id set" if settings.microsoft_app_id else "local anonymous mode (no MICROSOFT_APP_ID)"
+    line(True, "teams", teams)
+    out.write("all good\n" if not failures else f"{failures} problem(s)\n")
+    return 0 if not failures else 1

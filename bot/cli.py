@@ -1,0 +1,85 @@
+"""The `propbot` command: serve, worker, chat, check, audit, approvals, teams-package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings, require_model_settings
+from bot.logs import setup_logging
+from bot.permissions import PermissionsError
+
+log = logging.getLogger("propbot")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [
+        s
+        for s in (
+            settings.openai_api_key,
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.microsoft_app_password,
+        )
+        if s
+    ]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="propbot", description="Property management agent for Slack and Teams.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP server (Slack events, Teams messages, /healthz, /metrics)")
+    chat = sub.add_parser("chat", help="talk to the agent in this terminal")
+    chat.add_argument("--user", required=True, help="who you are, as in the permissions file (slack:T1:U1)")
+    chat.add_argument("--approver", help="who decides approvals (default: --user)")
+    sub.add_parser("check", help="validate configuration, Redis, database and permissions, and print what was found")
+    return parser
+
+
+async def _chat(settings: Settings, user: str, approver: str | None) -> int:
+    from adapters.console import ConsoleActivity, ConsoleChat
+    from bot.runtime import build_runtime
+
+    runtime = await build_runtime(settings, listeners=[ConsoleActivity(sys.stdout)])
+    try:
+        await ConsoleChat(runtime, user, approver).run()
+    finally:
+        await runtime.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"propbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    try:
+        if args.command == "check":
+            from bot.check import run_check
+
+            return asyncio.run(run_check(settings))
+        require_model_settings(settings)
+        if args.command == "serve":
+            from bot.server import serve
+
+            asyncio.run(serve(settings))
+            return 0
+        if args.command == "chat":
+            return asyncio.run(_chat(settings, args.user, args.approver))
+    except (ConfigError, PermissionsError) as exc:
+        print(f"propbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""`propbot serve`: one aiohttp application for Slack, Teams, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
+from bot.tasks import TaskTracker
+
+log = logging.getLogger(__name__)
+
+RUNTIME = web.AppKey("runtime", Runtime)
+TASKS = web.AppKey("tasks", TaskTracker)
+
+# An adapter mounts its routes and returns an async cleanup (or None). Adapters are imported lazily so
+# a deployment without Teams never imports botbuilder.
+Mount = Callable[[web.Application, Runtime, TaskTracker], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    redis_ok = await runtime.store.ping()
+    db_ok = await runtime.db.ping()
+    body: dict[str, Any] = {
+        "status": "ok" if redis_ok and db_ok else "degraded",
+        "store": "ok" if redis_ok else "unreachable",
+        "database": "ok" if db_ok else "unreachable",
+        "in_flight": request.app[TASKS].in_flight,
+    }
+    return web.json_response(body, status=200 if redis_ok and db_ok else 503)
+
+
+def enabled_mounts(settings: Settings) -> list[Mount]:
+    mounts: list[Mount] = []
+    if settings.slack_enabled:
+        from adapters.slack import mount as mount_slack
+
+        mounts.append(mount_slack)
+    else:
+        log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) to enable it")
+    from adapters.teams import mount as mount_teams
+
+    mounts.append(mount_teams)
+    return mounts
+
+
+async def create_app(
+    runtime: Runtime, mounts: list[Mount] | None = None, drain_timeout: float = 25.0
+) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    tasks = TaskTracker()
+    app[RUNTIME] = runtime
+    app[TASKS] = tasks
+    app.router.add_get("/healthz", healthz)
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+    for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
+        cleanup = await mount(app, runtime, tasks)
+        if cleanup is not None:
+            cleanups.append(cleanup)
+
+    async def on_shutdown(_: web.Application) -> None:
+        cut = await tasks.drain(drain_timeout)
+        if cut:
+            log.warning("shutdown cut %d turn(s) short; their locks expire and their history was not changed", cut)
+        for cleanup in cleanups:
+            await cleanup()
+        await runtime.close()
+
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    runtime = await build_runtime(settings)
+    app = await create_app(runtime)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("propbot listening on %s:%d", settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight turns")
+    await runner.cleanup()
