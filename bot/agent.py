@@ -92,6 +92,10 @@ class Agent:
     async def expire_due(self) -> list[DecisionResult]:
         return await self.desk.expire_due()
 
+    async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
+        """Remember where the adapter posted an approval's card, so any process can replace it later."""
+        await self.store.update_approval_fields(approval_id, {"card_ref": card_ref})
+
     # -- one user message ------------------------------------------------------------------------
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Answer one message. Redeliveries return []; failures come back as plain-words replies."""

@@ -11,17 +11,20 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Settings
+from bot.dispatch import Dispatcher
 from bot.runtime import Runtime, build_runtime
+from bot.store import StoreUnavailable
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
 TASKS = web.AppKey("tasks", TaskTracker)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 
 # An adapter mounts its routes and returns an async cleanup (or None). Adapters are imported lazily so
 # a deployment without Teams never imports botbuilder.
-Mount = Callable[[web.Application, Runtime, TaskTracker], Awaitable[Callable[[], Awaitable[None]] | None]]
+Mount = Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -73,6 +76,7 @@ async def create_app(
             await cleanup()
         await runtime.close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     return app
 

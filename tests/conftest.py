@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.support.redis_server",
     "tests.support.databases",
+    "tests.support.fake_openai",
+    "tests.support.harness",
 ]

@@ -1,0 +1,54 @@
+"""Redis key layout of the state store.
+
+Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the text between the first
+`{` and the following `}` picks the slot, so keys that must be touched together share one tag.
+
+    pb:{<conversation>}:history   string, JSON array of Chat Completions messages; expires after
+                                  `history_ttl` seconds without a save
+    pb:{<conversation>}:lock      string, the owner token of the conversation lock (PX ttl)
+    pb:dedupe:{<event_id>}        string "1" (SET NX PX): the platform delivery was already seen
+    pb:approval:{<approval_id>}   hash, one approval (kept `keep_for` seconds, for audit):
+                                    status      authoritative ApprovalStatus value
+                                    created_at  float, informational
+                                    expires_at  float, read by the transition script
+                                    data        JSON of the whole Approval at creation
+                                    f:<field>   JSON of a field changed later; overrides `data`
+                                    tx          token of the last winning transition (retry safety)
+    pb:approvals:pending          sorted set of approval ids scored by created_at. Advisory: it is
+                                  updated after the approval's own key, so readers re-check status
+                                  and drop stale members.
+
+`<conversation>` is `Conversation.key` (`slack:T1:C1`), which starts with the platform name, so the
+tag is never empty and history + lock always land in the same slot (a `}` inside the key would
+shorten the tag, but identically for both keys). The approval and dedupe keys are tagged only so
+that ids containing `:` keep all of their text in the slot choice; they are never combined with other
+keys in one command.
+"""
+
+from __future__ import annotations
+
+PREFIX = "pb:"
+PENDING_INDEX = f"{PREFIX}approvals:pending"
+
+
+def _tag(value: str) -> str:
+    if not value:
+        # An empty tag `{}` makes Redis hash the whole key, splitting keys meant to share a slot.
+        raise ValueError("store key part must not be empty")
+    return "{" + value + "}"
+
+
+def history(conversation: str) -> str:
+    return f"{PREFIX}{_tag(conversation)}:history"
+
+
+def lock(conversation: str) -> str:
+    return f"{PREFIX}{_tag(conversation)}:lock"
+
+
+def dedupe(event_id: str) -> str:
+    return f"{PREFIX}dedupe:{_tag(event_id)}"
+
+
+def approval(approval_id: str) -> str:
+    return f"{PREFIX}approval:{_tag(approval_id)}"

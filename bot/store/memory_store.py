@@ -1,0 +1,189 @@
+"""A `Store` for one process: plain dicts, the same semantics as `RedisStore`.
+
+Nothing here awaits inside a read-modify-write, so every operation is atomic with respect to other
+asyncio tasks. State is held as JSON text or deep copies so callers can never mutate what is stored.
+TTLs use the monotonic clock (like Redis expiry, immune to wall-clock jumps); approval expiry uses
+the caller's `now`, as in Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from bot.models import Approval, ApprovalStatus
+
+# Fields a change may never touch: the id names the record and status moves only via `transition`.
+_FROZEN_FIELDS = frozenset({"id", "status"})
+# Expired dedupe entries are dropped lazily; sweep the whole dict only once it grows past this.
+_SWEEP_AT = 10_000
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    annotation: Any = Approval.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def encode_changes(changes: dict[str, Any]) -> dict[str, str]:
+    """Validate `changes` against the Approval fields and encode each value as JSON text.
+
+    Shared by both stores so they accept and reject exactly the same changes."""
+    encoded: dict[str, str] = {}
+    for name, value in changes.items():
+        if name in _FROZEN_FIELDS or name not in Approval.model_fields:
+            raise ValueError(f"approval field {name!r} cannot be changed")
+        adapter = _field_adapter(name)
+        encoded[name] = adapter.dump_json(adapter.validate_python(value)).decode()
+    return encoded
+
+
+def _ms(ttl: float) -> int:
+    # Redis rejects a zero expiry; round up so a tiny ttl still expires at all.
+    return max(1, int(ttl * 1000))
+
+
+class MemoryStore:
+    def __init__(self, *, history_ttl: float | None = None) -> None:
+        self._history_ttl = history_ttl
+        self._deliveries: dict[str, float] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
+        # conversation -> (JSON text, monotonic deadline or inf)
+        self._histories: dict[str, tuple[str, float]] = {}
+        # approval id -> (approval as JSON-compatible dict, monotonic deadline of the record)
+        self._approvals: dict[str, tuple[dict[str, Any], float]] = {}
+
+    @staticmethod
+    def _now() -> float:
+        return time.monotonic()
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    # -- delivery de-duplication ---------------------------------------------------------------
+    async def first_delivery(self, event_id: str, ttl: float) -> bool:
+        now = self._now()
+        if len(self._deliveries) > _SWEEP_AT:
+            self._deliveries = {k: d for k, d in self._deliveries.items() if d > now}
+        deadline = self._deliveries.get(event_id)
+        if deadline is not None and deadline > now:
+            return False
+        self._deliveries[event_id] = now + _ms(ttl) / 1000
+        return True
+
+    async def forget_delivery(self, event_id: str) -> None:
+        self._deliveries.pop(event_id, None)
+
+    # -- conversation lock -----------------------------------------------------------------------
+    def _owner(self, conversation: str) -> str | None:
+        held = self._locks.get(conversation)
+        if held is None:
+            return None
+        if held[1] <= self._now():
+            del self._locks[conversation]
+            return None
+        return held[0]
+
+    async def acquire_lock(self, conversation: str, ttl: float) -> str | None:
+        if self._owner(conversation) is not None:
+            return None
+        token = secrets.token_hex(16)
+        self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
+        return token
+
+    async def release_lock(self, conversation: str, token: str) -> bool:
+        if self._owner(conversation) != token:
+            return False
+        del self._locks[conversation]
+        return True
+
+    async def extend_lock(self, conversation: str, token: str, ttl: float) -> bool:
+        if self._owner(conversation) != token:
+            return False
+        self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
+        return True
+
+    # -- history ---------------------------------------------------------------------------------
+    async def load_history(self, conversation: str) -> list[dict[str, Any]]:
+        held = self._histories.get(conversation)
+        if held is None:
+            return []
+        if held[1] <= self._now():
+            del self._histories[conversation]
+            return []
+        messages: list[dict[str, Any]] = json.loads(held[0])
+        return messages
+
+    async def save_history(
+        self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
+    ) -> None:
+        # JSON text, like Redis: a copy the caller can't touch, and non-serialisable data fails here too.
+        deadline = math.inf if self._history_ttl is None else self._now() + _ms(self._history_ttl) / 1000
+        self._histories[conversation] = (json.dumps(messages), deadline)
+        if release_token is not None:
+            await self.release_lock(conversation, release_token)
+
+    # -- approvals -------------------------------------------------------------------------------
+    def _record(self, approval_id: str) -> dict[str, Any] | None:
+        held = self._approvals.get(approval_id)
+        if held is None:
+            return None
+        if held[1] <= self._now():
+            del self._approvals[approval_id]
+            return None
+        return held[0]
+
+    async def create_approval(self, approval: Approval, keep_for: float) -> None:
+        self._approvals[approval.id] = (approval.model_dump(mode="json"), self._now() + _ms(keep_for) / 1000)
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        record = self._record(approval_id)
+        return None if record is None else Approval.model_validate(record)
+
+    async def transition(
+        self,
+        approval_id: str,
+        expected: ApprovalStatus,
+        new: ApprovalStatus,
+        now: float,
+        changes: dict[str, Any] | None = None,
+    ) -> tuple[bool, Approval | None]:
+        # Validate before touching anything, as RedisStore does before its script runs.
+        encoded = encode_changes(changes or {})
+        record = self._record(approval_id)
+        if record is None:
+            return False, None
+        expected, new = ApprovalStatus(expected), ApprovalStatus(new)
+        if record["status"] != expected.value:
+            return False, Approval.model_validate(record)
+        leaving_pending = expected == ApprovalStatus.PENDING and new != ApprovalStatus.EXPIRED
+        if leaving_pending and now > float(record["expires_at"]):
+            record["status"] = ApprovalStatus.EXPIRED.value
+            return False, Approval.model_validate(record)
+        record.update({name: json.loads(text) for name, text in encoded.items()})
+        record["status"] = new.value
+        return True, Approval.model_validate(record)
+
+    async def update_approval_fields(self, approval_id: str, changes: dict[str, Any]) -> None:
+        encoded = encode_changes(changes)
+        record = self._record(approval_id)
+        if record is not None:
+            record.update({name: json.loads(text) for name, text in encoded.items()})
+
+    async def pending_approvals(self) -> list[Approval]:
+        pending = [
+            Approval.model_validate(record)
+            for approval_id in list(self._approvals)
+            if (record := self._record(approval_id)) is not None
+            and record["status"] == ApprovalStatus.PENDING.value
+        ]
+        return sorted(pending, key=lambda a: a.created_at)

@@ -1,0 +1,135 @@
+"""An agent wired to real parts: the suite's redis-server, a real database, the fake OpenAI server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bot.agent import Agent
+from bot.config import Settings
+from bot.llm import LLMClient
+from bot.models import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
+from bot.permissions import Permissions, parse_permissions
+from bot.store import Store
+from bot.store.factory import make_store
+from tests.support.fake_openai import FakeOpenAI
+from tools.db import Database
+from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+TEST_OPENAI_KEY = "sk-test-openai-key-do-not-log-0001"
+
+PERMISSIONS_YAML = """\
+default_role: viewer
+roles:
+  viewer:
+    tools: [search_properties, get_property, list_maintenance_requests]
+  staff:
+    tools: [search_properties, get_property, list_maintenance_requests, schedule_maintenance,
+            cancel_maintenance_request]
+  manager:
+    tools: ["*"]
+    approves: ["*"]
+users:
+  "slack:T1:UMANAGER": manager
+  "slack:T1:UMANAGER2": manager
+  "slack:T1:USTAFF": staff
+  "teams:aad-manager": manager
+  "teams:aad-staff": staff
+"""
+
+MANAGER = "slack:T1:UMANAGER"
+MANAGER2 = "slack:T1:UMANAGER2"
+STAFF = "slack:T1:USTAFF"
+VIEWER = "slack:T1:UVIEWER"
+
+_events = itertools.count(1)
+
+
+def test_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_api_key": TEST_OPENAI_KEY,
+        "openai_base_url": fake.base_url,
+        "openai_model": "fake-model",
+        "openai_timeout": 5.0,
+        "openai_deadline": 10.0,
+        "lock_wait": 10.0,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    store: Store
+    db: Database
+    fake: FakeOpenAI
+    permissions: Permissions
+    agent: Agent
+    extra: list[Agent] = field(default_factory=list)
+
+    @staticmethod
+    def conversation(channel: str = "C1", workspace: str = "T1") -> Conversation:
+        return Conversation(platform="slack", workspace=workspace, channel=channel)
+
+    async def say(self, user: str, text: str, channel: str = "C1", workspace: str = "T1") -> list[Reply]:
+        return await self.agent.handle(self.incoming(user, text, channel, workspace))
+
+    @staticmethod
+    def incoming(user: str, text: str, channel: str = "C1", workspace: str = "T1") -> Incoming:
+        return Incoming(
+            conversation=Harness.conversation(channel, workspace),
+            user=user,
+            text=text,
+            event_id=f"ev-{next(_events)}",
+        )
+
+    async def decide(
+        self, approval_id: str, user: str, action: str = "approve", agent: Agent | None = None
+    ) -> DecisionResult:
+        decision = Decision(
+            approval_id=approval_id, user=user, action=DecisionAction(action), platform="slack", workspace="T1"
+        )
+        return await (agent or self.agent).decide(decision)
+
+    async def another_agent(self) -> Agent:
+        """A second 'process': its own store client on the same Redis, its own model client."""
+        store = make_store(self.settings.redis_url, history_ttl=self.settings.history_ttl)
+        agent = Agent(self.settings, store, LLMClient(self.settings), registry, self.permissions, self.db)
+        self.extra.append(agent)
+        return agent
+
+
+async def close_agent(agent: Agent) -> None:
+    await agent.llm.close()
+    await agent.store.close()
+
+
+MakeHarness = Callable[..., "AsyncIterator[Harness]"]
+
+
+@pytest.fixture
+async def make_harness(
+    fake_openai: FakeOpenAI, redis_url: str, database: Database
+) -> AsyncIterator[Callable[..., Any]]:
+    load_modules(BUILTIN_MODULES)
+    built: list[Harness] = []
+
+    async def make(redis: bool = True, permissions: str = PERMISSIONS_YAML, **overrides: Any) -> Harness:
+        settings = test_settings(fake_openai, redis_url=redis_url if redis else None, **overrides)
+        perms = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
+        store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
+        agent = Agent(settings, store, LLMClient(settings), registry, perms, database)
+        harness = Harness(settings, store, database, fake_openai, perms, agent)
+        built.append(harness)
+        return harness
+
+    yield make
+    for harness in built:
+        for agent in [harness.agent, *harness.extra]:
+            await close_agent(agent)

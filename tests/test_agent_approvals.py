@@ -1,0 +1,155 @@
+"""Risky tools wait for a person: approve once, cancel, expire, refuse, and never run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.models import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
+from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
+from tools.schema import MaintenanceRequest
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "plumbing",
+    "priority": "high",
+    "description": "Kitchen sink is leaking under the cabinet",
+    "preferred_date": None,
+}
+
+
+async def requests_with_key(h: Harness, key: str) -> int:
+    async with h.db.session() as session:
+        stmt = select(func.count()).select_from(MaintenanceRequest).where(MaintenanceRequest.idempotency_key == key)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+def model(request: dict[str, Any]) -> dict[str, Any]:
+    """Asks to schedule on a user message; reports tool outcomes in text otherwise."""
+    last = last_message(request)
+    if last["role"] == "user":
+        return calls(call("schedule_maintenance", SCHEDULE), content="I'll ask for approval.")
+    return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+
+async def ask_for_approval(h: Harness, user: str = STAFF) -> ApprovalRequest:
+    h.fake.default = model
+    replies = await h.say(user, "Please schedule a plumber at P-1001, the sink leaks")
+    approvals = [r for r in replies if isinstance(r, ApprovalRequest)]
+    assert len(approvals) == 1, replies
+    return approvals[0]
+
+
+async def test_staff_request_waits_and_manager_approval_runs_it_once(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    request = await ask_for_approval(h)
+    approval = request.approval
+    assert approval.status is ApprovalStatus.PENDING and approval.requested_by == STAFF
+    assert approval.title and any("Plumbing" in d.value or "plumbing" in d.value for d in approval.summary)
+    assert await requests_with_key(h, approval.id) == 0  # nothing ran yet
+
+    result = await h.decide(approval.id, MANAGER)
+    assert result.outcome is DecisionOutcome.DONE, result.message
+    assert await requests_with_key(h, approval.id) == 1
+    final = result.replies[0]
+    assert isinstance(final, TextReply) and '"ok": true' in final.text and "request_id" in final.text
+    stored = await h.store.get_approval(approval.id)
+    assert stored is not None and stored.status is ApprovalStatus.DONE and stored.decided_by == MANAGER
+    assert h.fake.violations == []
+
+
+async def test_twenty_concurrent_approvals_on_two_store_clients_execute_once(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    other = await h.another_agent()
+    results = await asyncio.gather(
+        *(h.decide(approval.id, MANAGER if i % 2 else MANAGER2, agent=other if i % 2 else None) for i in range(20))
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(DecisionOutcome.DONE) == 1, outcomes
+    assert outcomes.count(DecisionOutcome.ALREADY_DECIDED) == 19
+    assert await requests_with_key(h, approval.id) == 1
+
+
+async def test_cancel_creates_nothing_and_tells_the_model(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    result = await h.decide(approval.id, MANAGER, "cancel")
+    assert result.outcome is DecisionOutcome.CANCELLED
+    assert await requests_with_key(h, approval.id) == 0
+    told = tool_results(h.fake.requests[-1])[-1]
+    assert told["status"] == "cancelled" and told["executed"] is False
+    again = await h.decide(approval.id, MANAGER)
+    assert again.outcome is DecisionOutcome.ALREADY_DECIDED and await requests_with_key(h, approval.id) == 0
+
+
+async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
+    h: Harness = await make_harness(approval_ttl=0.3)
+    approval = (await ask_for_approval(h)).approval
+    await asyncio.sleep(0.5)
+    result = await h.decide(approval.id, MANAGER)
+    assert result.outcome is DecisionOutcome.EXPIRED
+    assert await requests_with_key(h, approval.id) == 0
+    assert tool_results(h.fake.requests[-1])[-1]["status"] == "expired"
+    stored = await h.store.get_approval(approval.id)
+    assert stored is not None and stored.status is ApprovalStatus.EXPIRED
+
+
+async def test_sweeper_expires_due_approvals(make_harness: Any) -> None:
+    h: Harness = await make_harness(approval_ttl=0.2)
+    approval = (await ask_for_approval(h)).approval
+    assert await h.agent.expire_due() == []  # not due yet
+    await asyncio.sleep(0.3)
+    swept = await h.agent.expire_due()
+    assert [r.approval.id for r in swept if r.approval] == [approval.id]
+    assert await h.store.pending_approvals() == []
+
+
+async def test_staff_cannot_approve_and_self_approval_is_refused_by_default(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h, user=MANAGER)).approval
+    refused = await h.decide(approval.id, STAFF)
+    assert refused.outcome is DecisionOutcome.REFUSED and "not allowed" in refused.message
+    own = await h.decide(approval.id, MANAGER)
+    assert own.outcome is DecisionOutcome.REFUSED and "your own request" in own.message
+    assert (await h.store.get_approval(approval.id)).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
+    assert (await h.decide(approval.id, MANAGER2)).outcome is DecisionOutcome.DONE
+
+
+async def test_self_approval_when_the_setting_allows_it(make_harness: Any) -> None:
+    h: Harness = await make_harness(allow_self_approval=True)
+    approval = (await ask_for_approval(h, user=MANAGER)).approval
+    assert (await h.decide(approval.id, MANAGER)).outcome is DecisionOutcome.DONE
+
+
+async def test_unknown_and_foreign_approval_ids_change_nothing(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    assert (await h.decide("no-such-id", MANAGER)).outcome is DecisionOutcome.NOT_FOUND
+    from bot.models import Decision, DecisionAction
+
+    foreign = Decision(
+        approval_id=approval.id,
+        user="slack:T2:UMANAGER",
+        action=DecisionAction.APPROVE,
+        platform="slack",
+        workspace="T2",
+    )
+    assert (await h.agent.decide(foreign)).outcome is DecisionOutcome.NOT_FOUND
+    assert (await h.store.get_approval(approval.id)).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
+
+
+async def test_history_is_valid_while_an_approval_is_pending(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    await ask_for_approval(h)
+    h.fake.default = None
+    h.fake.push(text("still waiting"))
+    replies = await h.say(STAFF, "is it done yet?")
+    assert isinstance(replies[0], TextReply) and replies[0].text == "still waiting"
+    waiting = [m for m in h.fake.requests[-1]["messages"] if m["role"] == "tool"]
+    assert json.loads(waiting[-1]["content"])["status"] == "pending_approval"
+    assert h.fake.violations == []
