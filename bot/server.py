@@ -54,21 +54,40 @@ def enabled_mounts(settings: Settings) -> list[Mount]:
     return mounts
 
 
+async def sweep_forever(dispatcher: Dispatcher, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await dispatcher.sweep_expired()
+        except StoreUnavailable:
+            log.warning("approval sweep skipped: state store unreachable")
+        except Exception:
+            log.exception("approval sweep failed")
+
+
 async def create_app(
-    runtime: Runtime, mounts: list[Mount] | None = None, drain_timeout: float = 25.0
+    runtime: Runtime, mounts: list[Mount] | None = None, drain_timeout: float = 25.0, sweep_interval: float = 30.0
 ) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     tasks = TaskTracker()
+    dispatcher = Dispatcher(runtime.agent, tasks)
     app[RUNTIME] = runtime
     app[TASKS] = tasks
+    app[DISPATCHER] = dispatcher
     app.router.add_get("/healthz", healthz)
     cleanups: list[Callable[[], Awaitable[None]]] = []
     for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
-        cleanup = await mount(app, runtime, tasks)
+        cleanup = await mount(app, runtime, dispatcher)
         if cleanup is not None:
             cleanups.append(cleanup)
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def on_startup(_: web.Application) -> None:
+        sweeper.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
 
     async def on_shutdown(_: web.Application) -> None:
+        for task in sweeper:
+            task.cancel()
         cut = await tasks.drain(drain_timeout)
         if cut:
             log.warning("shutdown cut %d turn(s) short; their locks expire and their history was not changed", cut)
