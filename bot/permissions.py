@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 WILDCARD = "*"
 
@@ -34,14 +34,15 @@ class PermissionsFile(BaseModel):
     roles: dict[str, Role]
     users: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _roles_exist(self) -> PermissionsFile:
+    def dangling_roles(self) -> list[tuple[list[str], str]]:
+        """(location, problem) for every role named but not defined."""
+        found: list[tuple[list[str], str]] = []
         if self.default_role is not None and self.default_role not in self.roles:
-            raise ValueError(f"default_role {self.default_role!r} is not one of the roles")
+            found.append((["default_role"], f"default_role {self.default_role!r} is not one of the roles"))
         for user, role in self.users.items():
             if role not in self.roles:
-                raise ValueError(f"user {user!r} has role {role!r}, which is not defined under roles")
-        return self
+                found.append((["users", user], f"user {user!r} has role {role!r}, which is not defined under roles"))
+        return found
 
 
 class Permissions:
@@ -119,6 +120,9 @@ def parse_permissions(text: str, source: str = "<permissions>", *, allow_self_ap
         line = _line_of(node, loc)
         path_text = ".".join(loc) or "(top level)"
         raise PermissionsError(f"{source}: line {line}: {path_text}: {err['msg']}") from None
+    if dangling := spec.dangling_roles():
+        loc, problem = dangling[0]
+        raise PermissionsError(f"{source}: line {_line_of(node, loc)}: {problem}")
     return Permissions(spec, allow_self_approval=allow_self_approval)
 
 

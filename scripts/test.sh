@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, then run the whole suite (real redis-server, SQLite, and the
+# local PostgreSQL when it answers; PROPBOT_REQUIRE_POSTGRES=1 makes the PostgreSQL tests mandatory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+exec .venv/bin/python -m pytest "$@"
