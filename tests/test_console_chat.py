@@ -1,0 +1,107 @@
+"""`propbot chat` as a user runs it: a real subprocess, scripted through standard input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
+from tests.support.harness import PERMISSIONS_YAML, TEST_OPENAI_KEY
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "hvac",
+    "priority": "medium",
+    "description": "AC blows warm air",
+    "preferred_date": None,
+}
+
+
+def model(request: dict[str, Any]) -> dict[str, Any]:
+    last = last_message(request)
+    if last["role"] == "user":
+        return calls(call("schedule_maintenance", SCHEDULE))
+    result = tool_results(request)[-1]
+    return text(f"final: ok={result['ok']} request={result.get('data', {}).get('request_id')}")
+
+
+async def run_chat(tmp_path: Path, fake: FakeOpenAI, stdin: str, *args: str) -> tuple[int, str, str]:
+    perms = tmp_path / "permissions.yml"
+    perms.write_text(PERMISSIONS_YAML)
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": TEST_OPENAI_KEY,
+        "OPENAI_BASE_URL": fake.base_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}",
+        "PERMISSIONS_FILE": str(perms),
+        "REDIS_URL": "",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "chat",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_chat_asks_for_approval_and_the_approver_decides(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default = model
+    code, out, err = await run_chat(
+        tmp_path,
+        fake_openai,
+        "schedule AC repair at P-1001\na\n\n",
+        "--user",
+        "slack:T1:USTAFF",
+        "--approver",
+        "slack:T1:UMANAGER",
+    )
+    assert code == 0, err
+    assert "Approval needed" in out and "hvac" in out.lower()
+    assert "approval_requested schedule_maintenance" in out  # tool activity is shown
+    assert "[done]" in out
+    assert "final: ok=True request=MR-" in out
+    assert "Traceback" not in out + err
+
+
+async def test_self_approval_is_refused_with_the_reason(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    fake_openai.default = model
+    code, out, err = await run_chat(
+        tmp_path, fake_openai, "schedule AC repair at P-1001\na\n\n", "--user", "slack:T1:UMANAGER"
+    )
+    assert code == 0, err
+    assert "[refused] You cannot approve your own request" in out
+    assert "final:" not in out
+
+
+async def test_missing_api_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "chat",
+        "--user",
+        "slack:T1:U1",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        "propbot: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
+    ]
