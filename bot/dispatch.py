@@ -41,8 +41,11 @@ class Dispatcher:
     def register(self, platform: Platform, responder: Responder) -> None:
         self.responders[platform] = responder
 
-    def submit(self, msg: Incoming) -> None:
-        """Accept a verified message; the turn runs in a tracked background task."""
+    async def submit(self, msg: Incoming) -> None:
+        """Accept a verified message before the platform gets its ack; the turn runs in the background.
+
+        Async because a durable dispatcher writes the message to a queue here; raising means the message
+        was not accepted and the adapter must answer so that the platform delivers it again."""
         self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
 
     async def run_turn(self, msg: Incoming) -> None:
