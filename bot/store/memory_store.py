@@ -21,7 +21,7 @@ from bot.models import Approval, ApprovalStatus
 
 # Fields a change may never touch: the id names the record and status moves only via `transition`.
 _FROZEN_FIELDS = frozenset({"id", "status"})
-# Expired dedupe entries are dropped lazily; sweep the whole dict only once it grows past this.
+# Expired dedupe / history entries are dropped lazily; sweep the whole dict only once it grows past this.
 _SWEEP_AT = 10_000
 
 
@@ -127,6 +127,9 @@ class MemoryStore:
         self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
     ) -> None:
         # JSON text, like Redis: a copy the caller can't touch, and non-serialisable data fails here too.
+        if len(self._histories) > _SWEEP_AT:
+            now = self._now()
+            self._histories = {k: held for k, held in self._histories.items() if held[1] > now}
         deadline = math.inf if self._history_ttl is None else self._now() + _ms(self._history_ttl) / 1000
         self._histories[conversation] = (json.dumps(messages), deadline)
         if release_token is not None:

@@ -1,0 +1,449 @@
+"""One behavioural suite for every Store: memory, Redis (one server) and Redis Cluster (3 masters)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from bot.models import Approval, ApprovalStatus, Conversation, Detail
+from bot.store import StoreUnavailable, keys
+from bot.store.base import Store
+from bot.store.factory import make_store
+from bot.store.memory_store import MemoryStore
+from bot.store.redis_store import RedisStore
+from tests.support.redis_server import RedisClusterServer, RedisServer
+
+PENDING, APPROVED, DONE = ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.DONE
+CANCELLED, EXPIRED = ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED
+CONVERSATION = Conversation(platform="slack", workspace="T1", channel="C1", thread="1700000000.000100")
+
+
+@dataclass
+class Backend:
+    kind: str
+    store: Store
+    # Builds another store on its own connections, like a second bot process.
+    peer: Callable[[], Store]
+    server: RedisServer | RedisClusterServer | None = None
+    opened: list[Store] = field(default_factory=list)
+
+    def other(self) -> Store:
+        store = self.peer()
+        self.opened.append(store)
+        return store
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    kind: str = request.param
+    result: Backend
+    if kind == "memory":
+        memory = MemoryStore()
+        result = Backend(kind, memory, lambda: memory)
+    else:
+        # Looked up lazily so the cluster is only started when its parameter runs.
+        url: str = request.getfixturevalue("redis_url" if kind == "redis" else "redis_cluster_url")
+        server_fixture = "redis_server" if kind == "redis" else "redis_cluster_server"
+        server: RedisServer | RedisClusterServer = request.getfixturevalue(server_fixture)
+        result = Backend(kind, RedisStore.from_url(url), lambda: RedisStore.from_url(url), server)
+    yield result
+    for store in [result.store, *result.opened]:
+        await store.close()
+
+
+def redis_only(backend: Backend) -> RedisStore:
+    if not isinstance(backend.store, RedisStore):
+        pytest.skip("Redis-specific behaviour")
+    return backend.store
+
+
+def new_approval(*, created_at: float | None = None, expires_in: float = 300.0, **extra: Any) -> Approval:
+    created = time.time() if created_at is None else created_at
+    return Approval(
+        id=uuid.uuid4().hex,
+        conversation=CONVERSATION,
+        requested_by="slack:T1:U1",
+        tool="create_work_order",
+        tool_call_id="call_1",
+        arguments={"unit": "4B", "tags": [], "nested": {"list": [1, 2.5, "x"], "empty": {}}},
+        summary=[Detail(label="Unit", value="4B")],
+        title="Create a work order",
+        created_at=created,
+        expires_at=created + expires_in,
+        **extra,
+    )
+
+
+async def decide(
+    store: Store,
+    approval_id: str,
+    new: ApprovalStatus,
+    *,
+    expected: ApprovalStatus = PENDING,
+    now: float | None = None,
+    **changes: Any,
+) -> tuple[bool, Approval | None]:
+    return await store.transition(approval_id, expected, new, time.time() if now is None else now, changes)
+
+
+# -- delivery de-duplication ---------------------------------------------------------------------
+async def test_first_delivery_then_duplicate_then_forget(backend: Backend) -> None:
+    store = backend.store
+    assert await store.first_delivery("Ev1", ttl=60)
+    assert not await store.first_delivery("Ev1", ttl=60)
+    assert not await backend.other().first_delivery("Ev1", ttl=60)
+    assert await store.first_delivery("Ev2", ttl=60)
+    await store.forget_delivery("Ev1")
+    assert await store.first_delivery("Ev1", ttl=60)
+
+
+async def test_delivery_memory_expires(backend: Backend) -> None:
+    assert await backend.store.first_delivery("Ev-short", ttl=0.05)
+    await asyncio.sleep(0.15)
+    assert await backend.store.first_delivery("Ev-short", ttl=0.05)
+
+
+# -- conversation lock ---------------------------------------------------------------------------
+async def test_lock_is_exclusive_and_released_only_by_owner(backend: Backend) -> None:
+    store, other = backend.store, backend.other()
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await other.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert not await other.release_lock(CONVERSATION.key, "not-the-token")
+    assert not await other.extend_lock(CONVERSATION.key, "not-the-token", ttl=30)
+    assert await other.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await store.release_lock(CONVERSATION.key, token)
+    assert not await store.release_lock(CONVERSATION.key, token)  # already released
+    second = await other.acquire_lock(CONVERSATION.key, ttl=30)
+    assert second is not None and second != token
+    # A different conversation has its own lock.
+    assert await store.acquire_lock("slack:T1:C2", ttl=30) is not None
+
+
+async def test_lock_expires_and_extend_keeps_it(backend: Backend) -> None:
+    store = backend.store
+    stale = await store.acquire_lock(CONVERSATION.key, ttl=0.1)
+    assert stale is not None
+    await asyncio.sleep(0.2)
+    fresh = await store.acquire_lock(CONVERSATION.key, ttl=0.3)
+    assert fresh is not None
+    # The expired owner must not release or extend the new owner's lock.
+    assert not await store.release_lock(CONVERSATION.key, stale)
+    assert not await store.extend_lock(CONVERSATION.key, stale, ttl=30)
+    assert await store.extend_lock(CONVERSATION.key, fresh, ttl=30)
+    await asyncio.sleep(0.4)  # past the original 0.3 s
+    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await store.release_lock(CONVERSATION.key, fresh)
+
+
+# -- history -------------------------------------------------------------------------------------
+async def test_history_round_trip(backend: Backend) -> None:
+    store = backend.store
+    assert await store.load_history(CONVERSATION.key) == []
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Is 4B free? Ünïcode ✓"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "{\"free\": true}"},
+    ]
+    await store.save_history(CONVERSATION.key, messages)
+    loaded = await backend.other().load_history(CONVERSATION.key)
+    assert loaded == messages
+    loaded[0]["content"] = "mutated"
+    messages.append({"role": "user", "content": "mutated too"})
+    assert (await store.load_history(CONVERSATION.key))[0]["content"] == "Is 4B free? Ünïcode ✓"
+    assert len(await store.load_history(CONVERSATION.key)) == 3
+    assert await store.load_history("slack:T1:C2") == []
+    await store.save_history(CONVERSATION.key, messages[:1])
+    assert await store.load_history(CONVERSATION.key) == messages[:1]
+
+
+async def test_save_history_releases_the_lock_in_the_same_call(backend: Backend) -> None:
+    store, other = backend.store, backend.other()
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    assert await other.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+    owner = await other.acquire_lock(CONVERSATION.key, ttl=30)
+    assert owner is not None
+    # A stale token saves the history but leaves the new owner's lock alone.
+    await store.save_history(CONVERSATION.key, [], release_token=token)
+    assert await store.load_history(CONVERSATION.key) == []
+    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await other.release_lock(CONVERSATION.key, owner)
+
+
+async def test_history_expires_after_inactivity(backend: Backend) -> None:
+    store: Store
+    if isinstance(backend.store, RedisStore):
+        store = RedisStore(backend.store.client, history_ttl=0.2)
+    else:
+        store = MemoryStore(history_ttl=0.2)
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}])
+    await asyncio.sleep(0.1)
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "again"}])  # renews
+    await asyncio.sleep(0.15)
+    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "again"}]
+    await asyncio.sleep(0.2)
+    assert await store.load_history(CONVERSATION.key) == []
+
+
+# -- approvals -----------------------------------------------------------------------------------
+async def test_create_and_get_approval(backend: Backend) -> None:
+    approval = new_approval(created_at=1_732_212_345.123456)
+    await backend.store.create_approval(approval, keep_for=3600)
+    assert await backend.other().get_approval(approval.id) == approval
+    assert await backend.store.get_approval("missing") is None
+
+
+async def test_concurrent_approvals_have_exactly_one_winner(backend: Backend) -> None:
+    approval = new_approval()
+    await backend.store.create_approval(approval, keep_for=3600)
+    stores = [backend.store, backend.other()]
+
+    results = await asyncio.gather(
+        *(decide(stores[i % 2], approval.id, APPROVED, decided_by=f"slack:T1:U{i}") for i in range(20))
+    )
+    winners = [after for won, after in results if won]
+    assert len(winners) == 1
+    winner = winners[0]
+    assert winner is not None and winner.status is APPROVED
+    for _won, after in results:
+        assert after is not None
+        assert after.status is APPROVED
+        assert after.decided_by == winner.decided_by
+    assert await backend.store.get_approval(approval.id) == winner
+    assert await backend.store.pending_approvals() == []
+
+
+async def test_expired_approval_cannot_be_approved(backend: Backend) -> None:
+    approval = new_approval(expires_in=60)
+    await backend.store.create_approval(approval, keep_for=3600)
+    won, after = await decide(backend.store, approval.id, APPROVED, now=approval.expires_at + 1, decided_by="U")
+    assert not won
+    assert after is not None and after.status is EXPIRED and after.decided_by is None
+    assert (await backend.store.get_approval(approval.id)) == after
+    assert await backend.store.pending_approvals() == []
+    # The sweeper's own move to expired, in time or not, is allowed.
+    other = new_approval(expires_in=60)
+    await backend.store.create_approval(other, keep_for=3600)
+    won, after = await decide(backend.store, other.id, EXPIRED, now=other.expires_at + 1)
+    assert won and after is not None and after.status is EXPIRED
+
+
+async def test_cancelled_approval_cannot_be_approved(backend: Backend) -> None:
+    approval = new_approval()
+    await backend.store.create_approval(approval, keep_for=3600)
+    won, after = await decide(backend.store, approval.id, CANCELLED, decided_by="slack:T1:U1")
+    assert won and after is not None and after.status is CANCELLED
+    won, after = await decide(backend.other(), approval.id, APPROVED, decided_by="slack:T1:U2")
+    assert not won
+    assert after is not None and after.status is CANCELLED and after.decided_by == "slack:T1:U1"
+    assert await decide(backend.store, "missing", APPROVED) == (False, None)
+
+
+async def test_approved_then_done_with_result(backend: Backend) -> None:
+    approval = new_approval()
+    await backend.store.create_approval(approval, keep_for=3600)
+    assert (await decide(backend.store, approval.id, APPROVED))[0]
+    # Approved -> done is not subject to the approval deadline.
+    won, after = await decide(
+        backend.store, approval.id, DONE, expected=APPROVED, now=approval.expires_at + 999,
+        result={"ok": True, "ids": []},
+    )  # fmt: skip
+    assert won and after is not None
+    assert after.status is DONE and after.result == {"ok": True, "ids": []}
+
+
+async def test_update_approval_fields(backend: Backend) -> None:
+    approval = new_approval()
+    store = backend.store
+    await store.create_approval(approval, keep_for=3600)
+    await store.update_approval_fields(approval.id, {"card_ref": {"channel": "C1", "ts": "1.2"}, "summary": []})
+    got = await backend.other().get_approval(approval.id)
+    assert got is not None
+    assert got.card_ref == {"channel": "C1", "ts": "1.2"}
+    assert got.summary == []  # an empty list stays a list
+    assert got.status is PENDING
+    assert got.arguments == approval.arguments
+    # Later changes merge with earlier ones instead of replacing the record.
+    won, after = await decide(store, approval.id, APPROVED, decided_by="slack:T1:U9", decided_at=1_732_212_345.987654)
+    assert won and after is not None
+    assert after.card_ref == {"channel": "C1", "ts": "1.2"}
+    assert after.decided_by == "slack:T1:U9" and after.decided_at == 1_732_212_345.987654
+    with pytest.raises(ValueError):
+        await store.update_approval_fields(approval.id, {"status": "pending"})
+    with pytest.raises(ValueError):
+        await store.update_approval_fields(approval.id, {"no_such_field": 1})
+    with pytest.raises(ValueError):
+        await store.update_approval_fields(approval.id, {"decided_at": "soon"})
+    assert await store.get_approval(approval.id) == after
+    await store.update_approval_fields("missing", {"card_ref": {}})
+    assert await store.get_approval("missing") is None
+
+
+async def test_moving_the_deadline_applies_to_the_expiry_check(backend: Backend) -> None:
+    approval = new_approval(expires_in=10)
+    await backend.store.create_approval(approval, keep_for=3600)
+    await backend.store.update_approval_fields(approval.id, {"expires_at": approval.expires_at + 100})
+    assert (await decide(backend.store, approval.id, APPROVED, now=approval.expires_at + 50))[0]
+
+
+async def test_pending_approvals_lists_only_pending_oldest_first(backend: Backend) -> None:
+    store = backend.store
+    newest, oldest, middle, decided = (new_approval(created_at=1_700_000_000 + n) for n in (30, 10, 20, 5))
+    for approval in (newest, oldest, middle, decided):
+        await store.create_approval(approval, keep_for=3600)
+    await decide(store, decided.id, CANCELLED)
+    pending = await backend.other().pending_approvals()
+    assert [a.id for a in pending] == [oldest.id, middle.id, newest.id]
+    # Expired but not yet swept: still listed.
+    assert all(a.expires_at < time.time() for a in pending)
+
+
+async def test_pending_approvals_drop_records_that_are_gone(backend: Backend) -> None:
+    store = backend.store
+    short, kept = new_approval(), new_approval()
+    await store.create_approval(short, keep_for=0.1)
+    await store.create_approval(kept, keep_for=3600)
+    await asyncio.sleep(0.2)
+    assert await store.get_approval(short.id) is None
+    assert [a.id for a in await store.pending_approvals()] == [kept.id]
+    if isinstance(store, RedisStore):
+        assert await store.client.zscore(keys.PENDING_INDEX, short.id) is None
+
+
+# -- Redis specifics -----------------------------------------------------------------------------
+def node_clients(backend: Backend) -> list[Redis]:
+    server = backend.server
+    nodes = server.nodes if isinstance(server, RedisClusterServer) else [server] if server else []
+    return [Redis(host="127.0.0.1", port=node.port, decode_responses=True) for node in nodes]
+
+
+async def command_calls(clients: list[Redis]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for client in clients:
+        stats: dict[str, Any] = await client.info("commandstats")
+        for name, values in stats.items():
+            totals[name] = totals.get(name, 0) + int(values["calls"])
+    return totals
+
+
+async def test_save_and_release_is_one_transaction(backend: Backend) -> None:
+    store = redis_only(backend)
+    clients = node_clients(backend)
+    # Warm the script cache the way any earlier release would; a cold cache costs a SCRIPT LOAD once.
+    assert not await store.release_lock(CONVERSATION.key, "warm-up")
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    before = await command_calls(clients)
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    after = await command_calls(clients)
+    for client in clients:
+        await client.aclose()
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    ours = {name: n for name, n in delta.items() if n and name != "cmdstat_info"}
+    # MULTI, SET, EVALSHA, EXEC, plus the GET and DEL the script runs server-side; nothing else
+    # (no SCRIPT EXISTS / LOAD before the pipeline, no second trip).
+    expected = ["multi", "set", "evalsha", "exec", "get", "del"]
+    assert ours == {f"cmdstat_{name}": 1 for name in expected}
+    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is not None
+
+
+async def test_scripts_survive_an_empty_script_cache(backend: Backend) -> None:
+    store = redis_only(backend)
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    for client in node_clients(backend):
+        await client.script_flush()
+        await client.aclose()
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    for client in node_clients(backend):
+        await client.script_flush()
+        await client.aclose()
+    assert await store.release_lock(CONVERSATION.key, token)
+
+
+async def test_outage_raises_store_unavailable_and_recovers(backend: Backend) -> None:
+    store = redis_only(backend)
+    server = backend.server
+    assert server is not None
+    approval = new_approval()
+    assert await store.ping()
+    await store.create_approval(approval, keep_for=3600)  # opens pooled connections before the outage
+    server.stop()
+    try:
+        assert not await store.ping()
+        calls: list[Callable[[], Any]] = [
+            lambda: store.first_delivery("Ev1", ttl=60),
+            lambda: store.forget_delivery("Ev1"),
+            lambda: store.acquire_lock(CONVERSATION.key, ttl=30),
+            lambda: store.release_lock(CONVERSATION.key, "t"),
+            lambda: store.extend_lock(CONVERSATION.key, "t", ttl=30),
+            lambda: store.load_history(CONVERSATION.key),
+            lambda: store.save_history(CONVERSATION.key, [], release_token="t"),
+            lambda: store.create_approval(new_approval(), keep_for=60),
+            lambda: store.get_approval(approval.id),
+            lambda: decide(store, approval.id, APPROVED),
+            lambda: store.update_approval_fields(approval.id, {"card_ref": {}}),
+            lambda: store.pending_approvals(),
+        ]
+        for call in calls:
+            with pytest.raises(StoreUnavailable) as caught:
+                await asyncio.wait_for(call(), timeout=30)
+            assert "127.0.0.1" not in str(caught.value)
+    finally:
+        server.start()
+    # The same store object reconnects; the restarted server is empty (no persistence).
+    assert await store.ping()
+    assert await store.first_delivery("Ev1", ttl=60)
+    assert await store.get_approval(approval.id) is None
+    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert token is not None
+    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+
+
+async def test_unavailable_message_has_no_credentials(redis_server: RedisServer) -> None:
+    closed_port = RedisServer(redis_server.workdir / "unused").port
+    store = RedisStore.from_url(f"redis://:s3cret-pass@127.0.0.1:{closed_port}/0")
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.load_history(CONVERSATION.key)
+        assert "s3cret" not in str(caught.value)
+        assert not await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_from_url_and_factory_pick_the_client() -> None:
+    assert isinstance(make_store(None, history_ttl=60), MemoryStore)
+    assert isinstance(make_store("", history_ttl=60), MemoryStore)
+    single = make_store("redis://127.0.0.1:6399/0", history_ttl=60)
+    cluster = make_store("redis+cluster://127.0.0.1:6399", history_ttl=60)
+    try:
+        assert isinstance(single, RedisStore) and isinstance(single.client, Redis)
+        assert isinstance(cluster, RedisStore) and isinstance(cluster.client, RedisCluster)
+    finally:
+        await single.close()
+        await cluster.close()
+
+
+def test_conversation_keys_share_one_hash_tag() -> None:
+    assert keys.history("slack:T1:C1") == "pb:{slack:T1:C1}:history"
+    assert keys.lock("slack:T1:C1") == "pb:{slack:T1:C1}:lock"
+    assert keys.dedupe("Ev1") == "pb:dedupe:{Ev1}"
+    assert keys.approval("a1") == "pb:approval:{a1}"
+    with pytest.raises(ValueError):
+        keys.history("")
