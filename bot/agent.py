@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot import replies
+from bot import metrics, replies
 from bot.audit import AuditSink, LogAudit
 from bot.config import Settings
 from bot.decisions import ApprovalDesk
@@ -100,11 +100,24 @@ class Agent:
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Answer one message. Redeliveries return []; failures come back as plain-words replies."""
         try:
-            if not await self.store.first_delivery(msg.event_id, self.settings.dedupe_ttl):
-                log.info("dropped duplicate delivery %s", msg.event_id)
+            if not await self.accept(msg):
                 return []
         except StoreUnavailable:
+            metrics.TURNS.labels(msg.conversation.platform, "unavailable").inc()
             return [replies.unavailable()]
+        return await self.run_turn(msg)
+
+    async def accept(self, msg: Incoming) -> bool:
+        """False for a redelivery of a message already accepted. Raises StoreUnavailable."""
+        if await self.store.first_delivery(msg.event_id, self.settings.dedupe_ttl):
+            return True
+        metrics.DUPLICATES.labels(msg.conversation.platform).inc()
+        log.info("dropped duplicate delivery %s", msg.event_id)
+        return False
+
+    async def run_turn(self, msg: Incoming) -> list[Reply]:
+        """The turn for an accepted message: lock, load, loop, save, unlock."""
+        platform = msg.conversation.platform
         text, cut = replies.bound_input(msg.text, self.settings.max_message_chars)
         try:
             async with self.conversation_lock(msg.conversation.key) as token:
@@ -114,12 +127,16 @@ class Agent:
                 result = await self.run_loop(msg.user, msg.user_name, msg.conversation, history)
                 await self.save(msg.conversation.key, history, token)
         except Busy:
+            metrics.TURNS.labels(platform, "busy").inc()
             await self._forget(msg.event_id)
             return [replies.busy()]
         except StoreUnavailable:
             # Let the platform's redelivery (or the user) try again once the store is back.
+            metrics.TURNS.labels(platform, "unavailable").inc()
             await self._forget(msg.event_id)
             return [replies.unavailable()]
+        failed = any(isinstance(r, TextReply) and r.is_error for r in result.replies)
+        metrics.TURNS.labels(platform, "error" if failed else "ok").inc()
         if cut:
             result.replies.insert(0, TextReply(text=replies.input_cut_notice(self.settings.max_message_chars)))
         return result.replies

@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
-            raise ValueError("must start with redis://, rediss://, redis+cluster:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if value and not value.startswith(schemes):
+            raise ValueError("must start with redis://, rediss://, redis+cluster://, rediss+cluster:// or unix://")
         return value or None
 
     @field_validator("slack_api_url")

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot import metrics
 from bot.audit import AuditEvent
 from bot.models import (
     Approval,
@@ -175,6 +176,7 @@ class ApprovalDesk:
         return result.replies
 
     async def _audit(self, kind: str, approval: Approval, user: str, detail: str = "") -> None:
+        metrics.APPROVALS.labels(kind).inc()
         spec = self.agent.registry.get(approval.tool)
         arguments = spec.redact(approval.arguments) if spec else {}
         await self.agent.audit.record(

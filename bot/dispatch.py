@@ -46,7 +46,8 @@ class Dispatcher:
 
         Async because a durable dispatcher writes the message to a queue here; raising means the message
         was not accepted and the adapter must answer so that the platform delivers it again."""
-        self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
+        if await self.agent.accept(msg):
+            self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
 
     async def run_turn(self, msg: Incoming) -> None:
         responder = self.responders[msg.conversation.platform]
@@ -54,7 +55,7 @@ class Dispatcher:
         request_var.set(msg.event_id)
         try:
             async with responder.working(msg):
-                replies = await self.agent.handle(msg)
+                replies = await self.agent.run_turn(msg)
             if replies:
                 await responder.deliver(msg, replies)
         except Exception:

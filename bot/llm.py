@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from bot import metrics
 from bot.circuit import CircuitBreaker, CircuitOpen
 from bot.config import Settings
 
@@ -130,6 +131,7 @@ class LLMClient:
         try:
             self.breaker.before_call()
         except CircuitOpen as exc:
+            metrics.ERRORS.labels("model_circuit_open").inc()
             raise ModelError("circuit_open", str(exc)) from None
         started = time.perf_counter()
         attempts = 0
@@ -148,6 +150,7 @@ class LLMClient:
         except Exception as exc:
             self.breaker.record_failure()
             error = _classify(exc)
+            metrics.ERRORS.labels(f"model_{error.kind}").inc()
             log.warning("model call failed after %d attempt(s): %s", attempts, error)
             raise error from None
         self.breaker.record_success()
@@ -166,7 +169,11 @@ class LLMClient:
         usage = Usage()
         if response.usage is not None:
             usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
-        return ModelReply(out, usage, time.perf_counter() - started, attempts)
+        metrics.MODEL_TOKENS.labels("prompt").inc(usage.prompt_tokens)
+        metrics.MODEL_TOKENS.labels("completion").inc(usage.completion_tokens)
+        latency = time.perf_counter() - started
+        metrics.MODEL_LATENCY.observe(latency)
+        return ModelReply(out, usage, latency, attempts)
 
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
         kwargs: dict[str, Any] = {"model": self.settings.openai_model, "messages": messages}

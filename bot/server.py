@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import metrics
 from bot.config import Settings
 from bot.dispatch import Dispatcher
 from bot.runtime import Runtime, build_runtime
@@ -38,6 +40,15 @@ async def healthz(request: web.Request) -> web.Response:
         "in_flight": request.app[TASKS].in_flight,
     }
     return web.json_response(body, status=200 if redis_ok and db_ok else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    # On a store outage the gauge keeps its last value; the outage itself shows in /healthz.
+    with contextlib.suppress(StoreUnavailable):
+        metrics.PENDING_APPROVALS.set(len(await runtime.store.pending_approvals()))
+    body, content_type = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def enabled_mounts(settings: Settings) -> list[Mount]:
@@ -75,6 +86,7 @@ async def create_app(
     app[TASKS] = tasks
     app[DISPATCHER] = dispatcher
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
     cleanups: list[Callable[[], Awaitable[None]]] = []
     for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
         cleanup = await mount(app, runtime, dispatcher)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bot import metrics
 from bot.audit import AuditEvent, AuditSink
 from bot.models import Approval, Conversation
 from bot.permissions import Permissions
@@ -91,6 +92,7 @@ class ToolRunner:
         if spec is None:
             return CallOutcome(call_id, name, _error(f"Unknown tool {name!r}.", allowed_tools=allowed))
         if name not in scope.allowed or not self.permissions.may_use(scope.user, name):
+            metrics.TOOL_CALLS.labels(name, "refused").inc()
             await self._audit(scope, spec, {}, "refused", 0.0, "not permitted for this user")
             return CallOutcome(
                 call_id,
@@ -154,6 +156,8 @@ class ToolRunner:
             if self.cache is not None:
                 await self.cache.after_call(spec, args, result)
         duration = time.perf_counter() - started
+        metrics.TOOL_CALLS.labels(spec.name, outcome).inc()
+        metrics.TOOL_LATENCY.labels(spec.name).observe(duration)
         arguments = args.model_dump(mode="json")
         await self.audit.record(
             AuditEvent(
@@ -194,6 +198,7 @@ class ToolRunner:
         )
         # Kept well past expiry so a late click still finds it and says "expired", not "unknown".
         await self.store.create_approval(approval, keep_for=self.approval_ttl + 7 * 86400)
+        metrics.APPROVALS.labels("requested").inc()
         await self._audit(scope, spec, spec.redact(approval.arguments), "approval_requested", 0.0, "", approval.id)
         return approval
 

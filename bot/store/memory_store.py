@@ -186,7 +186,6 @@ class MemoryStore:
         pending = [
             Approval.model_validate(record)
             for approval_id in list(self._approvals)
-            if (record := self._record(approval_id)) is not None
-            and record["status"] == ApprovalStatus.PENDING.value
+            if (record := self._record(approval_id)) is not None and record["status"] == ApprovalStatus.PENDING.value
         ]
         return sorted(pending, key=lambda a: a.created_at)
