@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="propbot", description="Property management agent for Slack and Teams.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP server (Slack events, Teams messages, /healthz, /metrics)")
+    sub.add_parser("worker", help="run turn workers only, consuming the durable turn queue (needs REDIS_URL)")
     chat = sub.add_parser("chat", help="talk to the agent in this terminal")
     chat.add_argument("--user", required=True, help="who you are, as in the permissions file (slack:T1:U1)")
     chat.add_argument("--approver", help="who decides approvals (default: --user)")
@@ -70,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.server import serve
 
             asyncio.run(serve(settings))
+            return 0
+        if args.command == "worker":
+            from bot.server import work
+
+            asyncio.run(work(settings))
             return 0
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     lock_wait: float = Field(default=60.0, ge=0, description="seconds to wait for a busy conversation")
     dedupe_ttl: float = Field(default=86400.0, gt=0, description="seconds a delivery id is remembered")
     history_ttl: float = Field(default=30 * 86400.0, gt=0, description="seconds an idle history is kept")
+    durable_turns: bool = Field(
+        default=True, description="true or false: queue accepted messages in a Redis Stream (needs REDIS_URL)"
+    )
+    in_process_worker: bool = Field(
+        default=True, description="true or false: `propbot serve` also runs turn workers itself"
+    )
+    turn_claim_idle: float = Field(
+        default=60.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
+    )
     system_prompt: str | None = Field(default=None, description="text that replaces the default prompt")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"

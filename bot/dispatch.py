@@ -12,7 +12,9 @@ from typing import Protocol
 from bot.agent import Agent
 from bot.logs import conversation_var, request_var
 from bot.models import Approval, DecisionResult, Incoming, Platform, Reply
+from bot.store import StoreUnavailable
 from bot.tasks import TaskTracker
+from bot.turn_queue import TurnQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,10 @@ class Responder(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, agent: Agent, tasks: TaskTracker) -> None:
+    def __init__(self, agent: Agent, tasks: TaskTracker, queue: TurnQueue | None = None) -> None:
         self.agent = agent
         self.tasks = tasks
+        self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
         self.responders: dict[Platform, Responder] = {}
 
     def register(self, platform: Platform, responder: Responder) -> None:
@@ -46,8 +49,18 @@ class Dispatcher:
 
         Async because a durable dispatcher writes the message to a queue here; raising means the message
         was not accepted and the adapter must answer so that the platform delivers it again."""
-        if await self.agent.accept(msg):
+        if not await self.agent.accept(msg):
+            return
+        if self.queue is None:
             self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
+            return
+        try:
+            await self.queue.enqueue(msg)
+        except StoreUnavailable:
+            # Not queued: forget it was seen, so the platform's redelivery is accepted later.
+            with contextlib.suppress(StoreUnavailable):
+                await self.agent.store.forget_delivery(msg.event_id)
+            raise
 
     async def run_turn(self, msg: Incoming) -> None:
         responder = self.responders[msg.conversation.platform]

@@ -12,17 +12,21 @@ from typing import Any
 from aiohttp import web
 
 from bot import metrics
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
 from bot.runtime import Runtime, build_runtime
 from bot.store import StoreUnavailable
+from bot.store.redis_store import RedisStore
 from bot.tasks import TaskTracker
+from bot.turn_queue import TurnQueue
 
 log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", Runtime)
 TASKS = web.AppKey("tasks", TaskTracker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# False in `propbot worker`: adapters register their responders but must not open Socket Mode etc.
+SERVES_HTTP = web.AppKey("serves_http", bool)
 
 # An adapter mounts its routes and returns an async cleanup (or None). Adapters are imported lazily so
 # a deployment without Teams never imports botbuilder.
@@ -76,15 +80,32 @@ async def sweep_forever(dispatcher: Dispatcher, interval: float) -> None:
             log.exception("approval sweep failed")
 
 
+def make_queue(runtime: Runtime) -> TurnQueue | None:
+    settings = runtime.settings
+    if not settings.durable_turns or not isinstance(runtime.store, RedisStore):
+        return None
+    return TurnQueue(runtime.store.client, claim_idle=settings.turn_claim_idle)
+
+
 async def create_app(
-    runtime: Runtime, mounts: list[Mount] | None = None, drain_timeout: float = 25.0, sweep_interval: float = 30.0
+    runtime: Runtime,
+    mounts: list[Mount] | None = None,
+    *,
+    drain_timeout: float = 25.0,
+    sweep_interval: float = 30.0,
+    serve_http: bool = True,
+    run_worker: bool | None = None,
 ) -> web.Application:
+    """The application. `serve_http=False` builds a turn worker: the adapters' responders without routes
+    being served. `run_worker` defaults to IN_PROCESS_WORKER for a server and to True for a worker."""
     app = web.Application(client_max_size=1024 * 1024)
     tasks = TaskTracker()
-    dispatcher = Dispatcher(runtime.agent, tasks)
+    queue = make_queue(runtime)
+    dispatcher = Dispatcher(runtime.agent, tasks, queue)
     app[RUNTIME] = runtime
     app[TASKS] = tasks
     app[DISPATCHER] = dispatcher
+    app[SERVES_HTTP] = serve_http
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     cleanups: list[Callable[[], Awaitable[None]]] = []
@@ -92,14 +113,22 @@ async def create_app(
         cleanup = await mount(app, runtime, dispatcher)
         if cleanup is not None:
             cleanups.append(cleanup)
-    sweeper: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
+    worker = runtime.settings.in_process_worker if run_worker is None else run_worker
 
     async def on_startup(_: web.Application) -> None:
-        sweeper.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
+        background.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
+        if queue is not None and worker:
+            background.append(asyncio.create_task(queue.run(dispatcher.run_turn, stop)))
 
     async def on_shutdown(_: web.Application) -> None:
-        for task in sweeper:
+        stop.set()
+        for task in background:
             task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if queue is not None:
+            await queue.drain(drain_timeout)
         cut = await tasks.drain(drain_timeout)
         if cut:
             log.warning("shutdown cut %d turn(s) short; their locks expire and their history was not changed", cut)
@@ -112,6 +141,14 @@ async def create_app(
     return app
 
 
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def serve(settings: Settings) -> None:
     runtime = await build_runtime(settings)
     app = await create_app(runtime)
@@ -120,10 +157,21 @@ async def serve(settings: Settings) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     log.info("propbot listening on %s:%d", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled()
     log.info("shutting down: finishing in-flight turns")
+    await runner.cleanup()
+
+
+async def work(settings: Settings) -> None:
+    """`propbot worker`: consume the durable turn queue; no HTTP."""
+    runtime = await build_runtime(settings)
+    if make_queue(runtime) is None:
+        await runtime.close()
+        raise ConfigError("REDIS_URL should be set for `propbot worker`: workers share turns through Redis")
+    app = await create_app(runtime, serve_http=False, run_worker=True)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    log.info("propbot worker consuming turns")
+    await _until_signalled()
+    log.info("worker shutting down: finishing in-flight turns")
     await runner.cleanup()
