@@ -1,0 +1,414 @@
+"""Microsoft Teams: `POST /api/messages` through botbuilder's CloudAdapter on the shared aiohttp app.
+
+The adapter translates and decides nothing: an activity becomes an `Incoming` or a `Decision`, and the
+core's replies become activities and Adaptive Cards. Messages are acknowledged at once and answered
+proactively from a stored conversation reference, so Teams' ~15 s redelivery never fires and any
+process can send the answer. botbuilder-python is archived: every botbuilder import lives in
+adapters/teams*, so moving to the Microsoft 365 Agents SDK touches nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeGuard
+from urllib.parse import urlparse
+
+from aiohttp import web
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+
+from adapters import teams_cards as cards
+from bot.agent import Agent
+from bot.config import ConfigError, Settings
+from bot.dispatch import Dispatcher
+from bot.models import (
+    Approval,
+    ApprovalRequest,
+    Conversation,
+    Decision,
+    DecisionAction,
+    DecisionOutcome,
+    DecisionResult,
+    Incoming,
+    Reply,
+    TextReply,
+)
+from bot.runtime import Runtime
+from bot.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+TYPING_EVERY: Final = 3.0
+# Teams shows "something went wrong" when an invoke is not answered within a few seconds; a decision
+# that takes longer (the tool runs, then the model answers) is finished in the background.
+INVOKE_WAIT: Final = 4.0
+MAX_CARDS: Final = 10
+MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
+_MESSAGE_ID: Final = re.compile(r";messageid=([^;]+)", re.IGNORECASE)
+
+
+class AuthConfig:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads (it ignores the environment)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.microsoft_app_id
+        self.APP_PASSWORD = settings.microsoft_app_password
+        # The SDK insists on credentials for SingleTenant/MSI even without an app id; anonymous
+        # local mode needs the MultiTenant path, where an empty app id disables authentication.
+        self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
+        self.APP_TENANTID = settings.microsoft_app_tenant_id
+        if self.APP_ID and self.APP_TYPE == "SingleTenant" and not (self.APP_PASSWORD and self.APP_TENANTID):
+            raise ConfigError("MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot")
+        if self.APP_ID and self.APP_TYPE == "UserAssignedMSI" and not self.APP_TENANTID:
+            raise ConfigError("MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot")
+
+
+def _loopback(service_url: str) -> bool:
+    try:
+        return (urlparse(service_url).hostname or "") in LOOPBACK
+    except ValueError:
+        return False
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _well_formed(activity: Activity | None) -> TypeGuard[Activity]:
+    return bool(
+        activity is not None
+        and activity.type
+        and activity.service_url
+        and activity.conversation is not None
+        and activity.conversation.id
+        and activity.from_property is not None
+        and activity.from_property.id
+    )
+
+
+def _tenant(activity: Activity) -> str:
+    tenant = _dict(_dict(activity.channel_data).get("tenant"))
+    return str(tenant.get("id") or getattr(activity.conversation, "tenant_id", None) or "local")
+
+
+def _principal(activity: Activity) -> str:
+    sender = activity.from_property
+    return "teams:" + str(sender.aad_object_id or sender.id)
+
+
+def strip_bot_mention(activity: Activity) -> str:
+    """The text without `<at>bot</at>`; mentions of other people stay, they are part of the message."""
+    text = activity.text or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        extra = entity.additional_properties or {}
+        mentioned = extra.get("mentioned") or {}
+        if (entity.type or "").lower() == "mention" and mentioned.get("id") == bot_id:
+            text = text.replace(extra.get("text") or f"<at>{mentioned.get('name', '')}</at>", " ")
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def conversation_of(activity: Activity) -> Conversation:
+    full_id: str = activity.conversation.id
+    root = _MESSAGE_ID.search(full_id)
+    is_channel = (activity.conversation.conversation_type or "") == "channel"
+    reference = TurnContext.get_conversation_reference(activity).serialize()
+    return Conversation(
+        platform="teams",
+        workspace=_tenant(activity),
+        channel=_MESSAGE_ID.sub("", full_id),
+        thread=root.group(1) if root else (activity.id if is_channel else None),
+        reference=reference,
+    )
+
+
+def _response(body: Any, status: int = 200) -> dict[str, Any]:
+    return {"statusCode": status, **body}
+
+
+class TeamsBot:
+    """The Teams route, the bot's turn logic, and the core's Responder for the "teams" platform."""
+
+    def __init__(
+        self, settings: Settings, agent: Agent, dispatcher: Dispatcher, *, invoke_wait: float = INVOKE_WAIT
+    ) -> None:
+        self.settings = settings
+        self.agent = agent
+        self.dispatcher = dispatcher
+        self.app_id = settings.microsoft_app_id
+        self.invoke_wait = invoke_wait
+        self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(AuthConfig(settings)))
+
+    # -- HTTP ------------------------------------------------------------------------------------
+    async def on_http(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+            activity = Activity().deserialize(body) if isinstance(body, dict) else None
+        except Exception:  # msrest raises its own family of errors for wrong shapes
+            activity = None
+        if not _well_formed(activity):
+            return web.json_response({"error": "not a Bot Framework activity"}, status=400)
+        if not self.app_id and not _loopback(activity.service_url):
+            # Without an app id nothing is authenticated: accepting a public serviceUrl would let anyone
+            # make the bot POST to any URL and claim any aadObjectId (and so any role).
+            log.warning("anonymous mode refused an activity whose serviceUrl is not loopback")
+            return web.json_response({"error": "unauthorized"}, status=401)
+        if not self.dispatcher.tasks.accepting:
+            return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
+        auth_header = request.headers.get("Authorization", "")
+        try:
+            auth = await self.adapter.bot_framework_authentication.authenticate_request(activity, auth_header)
+        except Exception as exc:  # PermissionError, or a JWT decode error for a malformed token
+            log.warning("Teams request refused: %s", type(exc).__name__)
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            invoke = await self.adapter.process_activity(auth, activity, self.on_turn)
+        except StoreUnavailable:
+            # Not accepted: a 503 makes Teams deliver it again once the store is back.
+            log.warning("Teams activity not accepted: state store unreachable")
+            return web.json_response({"error": "temporarily unavailable"}, status=503)
+        except Exception:
+            log.exception("Teams activity %s failed", activity.type)
+            return web.json_response({"error": "internal error"}, status=500)
+        if invoke is None:
+            return web.Response(status=200)
+        # Serialised here because the stock CloudAdapter.process() double-serialises invoke bodies.
+        payload = invoke.body.serialize() if hasattr(invoke.body, "serialize") else invoke.body
+        if payload is None:
+            return web.Response(status=int(invoke.status))
+        return web.json_response(payload, status=int(invoke.status))
+
+    # -- inbound turns -----------------------------------------------------------------------------
+    async def on_turn(self, ctx: TurnContext) -> None:
+        activity: Activity = ctx.activity
+        if activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
+            body = await self._execute(activity)
+            await ctx.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
+            )
+        elif activity.type == ActivityTypes.message and isinstance(activity.value, dict):
+            await self._submit(activity)
+        elif activity.type == ActivityTypes.message:
+            text = strip_bot_mention(activity)
+            if text:
+                await self.dispatcher.submit(self._incoming(activity, text))
+
+    def _incoming(self, activity: Activity, text: str) -> Incoming:
+        return Incoming(
+            conversation=conversation_of(activity),
+            user=_principal(activity),
+            user_name=activity.from_property.name,
+            text=text,
+            event_id="teams:" + (activity.id or str(uuid.uuid4())),
+        )
+
+    def _decision(self, activity: Activity, approval_id: Any, action: str) -> Decision | None:
+        if not isinstance(approval_id, str) or action not in ("approve", "cancel"):
+            return None
+        return Decision(
+            approval_id=approval_id,
+            user=_principal(activity),
+            user_name=activity.from_property.name,
+            action=DecisionAction(action),
+            platform="teams",
+            workspace=_tenant(activity),
+        )
+
+    async def _execute(self, activity: Activity) -> dict[str, Any]:
+        """An Action.Execute click; the invoke's answer replaces the card in place."""
+        action = _dict(_dict(activity.value).get("action"))
+        data = _dict(action.get("data"))
+        decision = self._decision(activity, data.get("approval_id"), cards.VERBS.get(action.get("verb", ""), ""))
+        if decision is None:
+            error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
+            return _response({"type": "application/vnd.microsoft.error", "value": error}, 400)
+        task = self.dispatcher.tasks.spawn(self.agent.decide(decision), name="teams:decide")
+        try:
+            result: DecisionResult = await asyncio.wait_for(asyncio.shield(task), self.invoke_wait)
+        except TimeoutError:
+            self.dispatcher.tasks.spawn(self._conclude_later(task, activity), name="teams:decide-late")
+            return _response({"type": MESSAGE_RESPONSE, "value": "Working on it; the card updates when done."})
+        except Exception:
+            log.exception("deciding approval %s failed", decision.approval_id)
+            error = {"code": "InternalError", "message": "propbot could not decide this; nothing was changed."}
+            return _response({"type": "application/vnd.microsoft.error", "value": error}, 500)
+        approval = result.approval
+        if result.replies and approval is not None:
+            self.dispatcher.tasks.spawn(self._post(approval.conversation, result.replies), name="teams:follow-up")
+        if approval is None or result.outcome is DecisionOutcome.UNAVAILABLE:
+            return _response({"type": MESSAGE_RESPONSE, "value": result.message})
+        content = (
+            cards.approval_card(approval, notice=result.message)
+            if result.outcome is DecisionOutcome.REFUSED
+            else cards.decided_card(approval)
+        )
+        return _response({"type": cards.CARD_CONTENT_TYPE, "value": content})
+
+    async def _conclude_later(self, task: asyncio.Task[DecisionResult], activity: Activity) -> None:
+        await self._conclude(await task, activity)
+
+    async def _submit(self, activity: Activity) -> None:
+        """An Action.Submit click (clients without Universal Actions): a message carrying the card's data."""
+        value: dict[str, Any] = activity.value
+        decision = self._decision(activity, value.get("approval_id"), str(value.get("action", "")))
+        if decision is None:
+            return
+        # Messages are redelivered when Teams misses our answer; a Submit must not be decided twice.
+        if not await self.agent.store.first_delivery("teams:" + str(activity.id), self.settings.dedupe_ttl):
+            return
+        decide = self.agent.decide(decision)
+        self.dispatcher.tasks.spawn(self._decide_and_conclude(decide, activity), name="teams:submit")
+
+    async def _decide_and_conclude(self, decide: Awaitable[DecisionResult], activity: Activity) -> None:
+        await self._conclude(await decide, activity)
+
+    async def _conclude(self, result: DecisionResult, activity: Activity) -> None:
+        """Show a decision made outside an invoke answer: update the card, or tell the clicker why not."""
+        approval = result.approval
+        if approval is None or result.outcome in (DecisionOutcome.REFUSED, DecisionOutcome.UNAVAILABLE):
+            who = activity.from_property.name or "Someone"
+            note = TextReply(text=f"{who}: {result.message}")
+            await self._post(conversation_of(activity), [note])
+            return
+        await self._replace_card(approval, activity.reply_to_id)
+        if result.replies:
+            await self._post(approval.conversation, result.replies)
+
+    # -- Responder ---------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def working(self, msg: Incoming) -> AsyncIterator[None]:
+        typing = asyncio.create_task(self._keep_typing(msg.conversation))
+        try:
+            yield
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+
+    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
+        await self._post(msg.conversation, replies)
+
+    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
+        await self._replace_card(approval, None)
+        if result.replies:
+            await self._post(approval.conversation, result.replies)
+
+    # -- outbound ----------------------------------------------------------------------------------
+    async def _continue(self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]) -> None:
+        """Run `logic` in a proactive turn on a stored conversation reference (any process can)."""
+        ref = ConversationReference().deserialize(reference)
+        await self.adapter.continue_conversation(ref, logic, self.app_id)
+
+    @staticmethod
+    def _outgoing(ctx: TurnContext, kind: str, reply_to: str | None = None, **fields: Any) -> Activity:
+        # Sent through the adapter rather than ctx.send_activity, which would make every proactive
+        # message a reply to the continuation event's made-up id.
+        incoming: Activity = ctx.activity
+        return Activity(
+            type=kind,
+            channel_id=incoming.channel_id,
+            service_url=incoming.service_url,
+            conversation=incoming.conversation,
+            from_property=incoming.recipient,
+            recipient=incoming.from_property,
+            reply_to_id=reply_to,
+            **fields,
+        )
+
+    async def _send(self, ctx: TurnContext, activity: Activity) -> str | None:
+        responses = await ctx.adapter.send_activities(ctx, [activity])
+        return responses[0].id if responses and responses[0] else None
+
+    async def _keep_typing(self, conversation: Conversation) -> None:
+        async def typing(ctx: TurnContext) -> None:
+            await self._send(ctx, self._outgoing(ctx, ActivityTypes.typing))
+
+        while True:
+            try:
+                await self._continue(conversation.reference, typing)
+            except Exception as exc:  # a missed typing indicator is not worth failing a turn
+                log.debug("typing indicator failed: %s", type(exc).__name__)
+            await asyncio.sleep(TYPING_EVERY)
+
+    async def _post(self, conversation: Conversation, replies: list[Reply]) -> None:
+        async def logic(ctx: TurnContext) -> None:
+            for reply in replies:
+                if isinstance(reply, TextReply):
+                    activity = self._text_activity(ctx, conversation, reply)
+                    if activity is not None:
+                        await self._send(ctx, activity)
+                elif isinstance(reply, ApprovalRequest):
+                    approval = reply.approval
+                    card = cards.attachment(cards.approval_card(approval))
+                    summary = f"Approval needed: {approval.title or approval.tool}"
+                    sent = self._outgoing(ctx, ActivityTypes.message, conversation.thread, attachments=[card])
+                    sent.summary = summary
+                    card_id = await self._send(ctx, sent)
+                    if card_id:
+                        ref = {"activity_id": card_id, "reference": conversation.reference}
+                        await self.agent.attach_card(approval.id, ref)
+
+        if not conversation.reference:
+            log.error("no conversation reference for %s; replies dropped", conversation.key)
+            return
+        await self._continue(conversation.reference, logic)
+
+    def _text_activity(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> Activity | None:
+        attachments = [cards.attachment(cards.presentation_card(p)) for p in reply.presentations[:MAX_CARDS]]
+        if not reply.text and not attachments:
+            return None
+        text = f"⚠️ {reply.text}" if reply.is_error and reply.text else reply.text
+        return self._outgoing(
+            ctx,
+            ActivityTypes.message,
+            conversation.thread,
+            text=text or None,
+            text_format="markdown",
+            attachments=attachments or None,
+            attachment_layout="list" if attachments else None,
+        )
+
+    async def _replace_card(self, approval: Approval, fallback_id: str | None) -> None:
+        card_id = approval.card_ref.get("activity_id") or fallback_id
+        reference = approval.card_ref.get("reference") or approval.conversation.reference
+        if not card_id or not reference:
+            log.warning("approval %s has no card to update", approval.id)
+            return
+
+        async def logic(ctx: TurnContext) -> None:
+            content = cards.attachment(cards.decided_card(approval))
+            updated = self._outgoing(ctx, ActivityTypes.message, attachments=[content])
+            updated.id = card_id
+            await ctx.adapter.update_activity(ctx, updated)
+
+        await self._continue(reference, logic)
+
+
+def make_mount(
+    *, invoke_wait: float = INVOKE_WAIT
+) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[None]]:
+    async def mount_with(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) -> None:
+        settings = runtime.settings
+        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait)
+        if not settings.microsoft_app_id:
+            log.warning(
+                "Teams runs in ANONYMOUS LOCAL MODE: MICROSOFT_APP_ID is not set, so requests are not "
+                "authenticated and only loopback serviceUrls (Bot Framework Emulator) are accepted"
+            )
+        else:
+            log.info("Teams: POST /api/messages for app %s", settings.microsoft_app_id)
+        dispatcher.register("teams", bot)
+        app.router.add_post("/api/messages", bot.on_http)
+
+    return mount_with
+
+
+mount = make_mount()

@@ -1,0 +1,158 @@
+"""Adaptive Cards (schema 1.5) for Teams: presentations, the approval card and its decided form.
+
+Plain dicts only, no botbuilder import: the cards are data, so they can be tested and reused by any
+Teams SDK. The approval card carries nothing but the approval id; everything else is looked up when
+it is clicked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from adapters.plain import expires_text
+from bot.models import Approval, ApprovalStatus, Detail, Presentation
+
+CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
+SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"
+VERSION: Final = "1.5"
+APPROVE_VERB: Final = "propbot.approve"
+CANCEL_VERB: Final = "propbot.cancel"
+VERBS: Final = {APPROVE_VERB: "approve", CANCEL_VERB: "cancel"}
+MAX_ITEMS: Final = 20  # Teams refuses cards over ~28 KB; a list is for choosing, not for reading
+
+Card = dict[str, Any]
+
+
+def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> Card:
+    out: Card = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": VERSION, "body": body}
+    if actions:
+        out["actions"] = actions
+    # Without this Teams renders cards at a narrow fixed width, which wraps every fact.
+    out["msteams"] = {"width": "Full"}
+    return out
+
+
+def attachment(content: Card) -> dict[str, Any]:
+    return {"contentType": CARD_CONTENT_TYPE, "content": content}
+
+
+def _text(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _facts(details: list[Detail]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": d.label, "value": d.value or "—"} for d in details]}
+
+
+def presentation_card(p: Presentation) -> Card:
+    body: list[dict[str, Any]] = [_text(p.title, weight="Bolder", size="Medium")]
+    if p.image_url:
+        body.append({"type": "Image", "url": p.image_url, "size": "Large", "altText": p.title})
+    if p.fields:
+        body.append(_facts(p.fields))
+    for item in p.items[:MAX_ITEMS]:
+        parts: list[dict[str, Any]] = [_text(item.title, weight="Bolder")]
+        if item.fields:
+            parts.append(_facts(item.fields))
+        container: dict[str, Any] = {"type": "Container", "separator": True, "items": parts}
+        if item.link:
+            container["selectAction"] = {"type": "Action.OpenUrl", "url": item.link}
+        body.append(container)
+    if len(p.items) > MAX_ITEMS:
+        body.append(_text(f"… and {len(p.items) - MAX_ITEMS} more", isSubtle=True, size="Small"))
+    if p.footer:
+        body.append(_text(p.footer, isSubtle=True, size="Small"))
+    actions = [{"type": "Action.OpenUrl", "title": p.link_text or "Open", "url": p.link_url}] if p.link_url else None
+    return card(body, actions)
+
+
+def _approval_body(approval: Approval) -> list[dict[str, Any]]:
+    facts = [
+        Detail(label="Tool", value=approval.tool.replace("_", " ")),
+        *approval.summary,
+        Detail(label="Requested by", value=approval.requested_by_name or approval.requested_by),
+    ]
+    return [_text(approval.title or approval.tool, weight="Bolder", size="Medium"), _facts(facts)]
+
+
+def _button(title: str, verb: str, approval_id: str, style: str) -> dict[str, Any]:
+    # Action.Execute (Universal Actions) answers in the invoke itself; clients older than card 1.4
+    # fall back to Action.Submit, which arrives as a message activity carrying `data` as its value.
+    return {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": verb,
+        "data": {"approval_id": approval_id},
+        "style": style,
+        "fallback": {
+            "type": "Action.Submit",
+            "title": title,
+            "data": {"approval_id": approval_id, "action": VERBS[verb]},
+        },
+    }
+
+
+def approval_card(approval: Approval, notice: str | None = None) -> Card:
+    """The pending card with Approve / Cancel; `notice` explains why a click changed nothing."""
+    body: list[dict[str, Any]] = []
+    if notice:
+        body.append(_text(notice, color="Attention", weight="Bolder"))
+    body += _approval_body(approval)
+    body.append(_text(f"Expires {expires_text(approval)}", isSubtle=True, size="Small"))
+    actions = [
+        _button("Approve", APPROVE_VERB, approval.id, "positive"),
+        _button("Cancel", CANCEL_VERB, approval.id, "destructive"),
+    ]
+    return card(body, actions)
+
+
+_STATUS_WORDS: Final = {
+    ApprovalStatus.APPROVED: ("Approved", "Accent"),
+    ApprovalStatus.DONE: ("Approved and done", "Good"),
+    ApprovalStatus.FAILED: ("Approved, but it failed", "Attention"),
+    ApprovalStatus.CANCELLED: ("Cancelled", "Warning"),
+    ApprovalStatus.EXPIRED: ("Expired", "Warning"),
+    ApprovalStatus.PENDING: ("Waiting for a decision", "Default"),
+}
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "unknown time"
+
+
+def _result_details(result: dict[str, Any] | None) -> list[Detail]:
+    if not result:
+        return []
+    shown = [Detail(label=key.replace("_", " ").capitalize(), value=str(result[key])) for key in _RESULT_KEYS]
+    return [d for d in shown if d.value not in ("", "None")]
+
+
+_RESULT_KEYS: Final = ("request_id", "status", "error")
+
+
+def decided_card(approval: Approval, message: str | None = None) -> Card:
+    """The card once decided: no buttons left, who decided, when, and what came of it."""
+    words, color = _STATUS_WORDS[approval.status]
+    body = _approval_body(approval)
+    who = approval.decided_by_name or approval.decided_by
+    line = f"{words} by {who}" if who else words
+    body.append(_text(f"{line} · {_when(approval.decided_at)}", weight="Bolder", color=color))
+    details = _result_details({k: v for k, v in (approval.result or {}).items() if k in _RESULT_KEYS})
+    if details:
+        body.append(_facts(details))
+    if message:
+        body.append(_text(message, isSubtle=True))
+    return card(body)
+
+
+def working_card(approval: Approval, who: str) -> Card:
+    """Shown when deciding takes longer than Teams waits for an invoke; replaced once it is done."""
+    body = _approval_body(approval)
+    body.append(_text(f"{who} decided; working on it…", weight="Bolder", color="Accent"))
+    return card(body)
+
+
+def card_actions(content: Card) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = content.get("actions", [])
+    return actions
