@@ -1,0 +1,187 @@
+"""Approval cards on Teams: posted with both actions, decided by Action.Execute or Action.Submit, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from adapters.teams_cards import APPROVE_VERB, CANCEL_VERB
+from bot.models import ApprovalStatus
+from tests.support.fake_connector import ConnectorCall, StartTeams, TeamsRig, execute, message
+from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tools.schema import MaintenanceRequest
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "plumbing",
+    "priority": "high",
+    "description": "Kitchen sink is leaking under the cabinet",
+    "preferred_date": None,
+}
+CARD = "application/vnd.microsoft.card.adaptive"
+
+
+def model(request: dict[str, Any]) -> dict[str, Any]:
+    if last_message(request)["role"] == "user":
+        return calls(call("schedule_maintenance", SCHEDULE))
+    return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+
+async def requests_for(rig: TeamsRig, approval_id: str) -> int:
+    async with rig.harness.db.session() as session:
+        stmt = select(func.count()).select_from(MaintenanceRequest)
+        stmt = stmt.where(MaintenanceRequest.idempotency_key == approval_id)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def ask(rig: TeamsRig) -> tuple[str, ConnectorCall]:
+    """Staff asks for a plumber; returns the approval id and the posted card."""
+    rig.harness.fake.default = model
+    body = message(rig.connector, "schedule a plumber at P-1001", user="aad-staff", name="Sam Staff")
+    assert (await rig.post(body))[0] == 200
+    [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.cards])
+    [card] = posted.cards
+    approval_id = card["actions"][0]["data"]["approval_id"]
+    return approval_id, posted
+
+
+def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = card.get("actions", [])
+    return found
+
+
+async def test_the_approval_card_has_details_and_both_actions(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    [card] = posted.cards
+    assert card["version"] == "1.5"
+    shown = json.dumps(card["body"])
+    for detail in ("1208 S Congress Ave", "Plumbing", "High", "Kitchen sink is leaking", "Sam Staff", "Expires"):
+        assert detail in shown, detail
+    execute_actions = [(a["type"], a["verb"], a["data"]) for a in actions(card)]
+    assert execute_actions == [
+        ("Action.Execute", APPROVE_VERB, {"approval_id": approval_id}),
+        ("Action.Execute", CANCEL_VERB, {"approval_id": approval_id}),
+    ]
+    fallbacks = [(a["fallback"]["type"], a["fallback"]["data"]) for a in actions(card)]
+    assert fallbacks == [
+        ("Action.Submit", {"approval_id": approval_id, "action": "approve"}),
+        ("Action.Submit", {"approval_id": approval_id, "action": "cancel"}),
+    ]
+    stored = await rig.harness.store.get_approval(approval_id)
+    assert stored is not None and stored.card_ref["activity_id"] == posted.returned_id
+    assert await requests_for(rig, approval_id) == 0
+
+
+async def test_approve_by_a_manager_replaces_the_card_in_the_invoke_answer(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    status, body = await rig.post(execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id))
+    # The stock CloudAdapter.process() answers 500 here; the card must come back with a 200.
+    assert status == 200, body
+    assert body["statusCode"] == 200 and body["type"] == CARD
+    card = body["value"]
+    assert "actions" not in card
+    assert "Approved and done by Mona Manager" in json.dumps(card)
+    assert await requests_for(rig, approval_id) == 1
+    follow_up = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
+    assert '"ok": true' in follow_up[-1].body["text"]
+    stored = await rig.harness.store.get_approval(approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.DONE and stored.decided_by == "teams:aad-manager"
+
+
+async def test_cancel_replaces_the_card_and_creates_nothing(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    status, body = await rig.post(execute(rig.connector, CANCEL_VERB, approval_id, card_id=posted.returned_id))
+    assert status == 200 and body["type"] == CARD
+    assert "actions" not in body["value"] and "Cancelled by Mona Manager" in json.dumps(body["value"])
+    await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
+    assert await requests_for(rig, approval_id) == 0
+
+
+async def test_an_unauthorized_click_is_refused_and_the_card_stays(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    clicked = execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id, user="aad-viewer")
+    status, body = await rig.post(clicked)
+    assert status == 200 and body["type"] == CARD
+    card = body["value"]
+    assert [a["verb"] for a in actions(card)] == [APPROVE_VERB, CANCEL_VERB]  # still decidable
+    assert "not allowed" in card["body"][0]["text"]
+    await asyncio.sleep(0.3)
+    assert rig.connector.updates() == []
+    stored = await rig.harness.store.get_approval(approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.PENDING
+    assert await requests_for(rig, approval_id) == 0
+
+
+async def test_double_clicks_execute_once(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    clicks = [
+        execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id),
+        execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id, user="aad-manager"),
+        message(
+            rig.connector, "", value={"approval_id": approval_id, "action": "approve"}, reply_to=posted.returned_id
+        ),
+    ]
+    answers = await asyncio.gather(*(rig.post(c) for c in clicks))
+    assert [status for status, _ in answers] == [200, 200, 200]
+    for _, body in answers[:2]:
+        assert body["type"] == CARD and "actions" not in body["value"]
+    await asyncio.sleep(0.5)
+    assert await requests_for(rig, approval_id) == 1
+    follow_ups = [m for m in rig.connector.messages() if not m.cards]
+    assert len(follow_ups) == 1
+
+
+async def test_action_submit_fallback_updates_the_card_activity(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    submit = message(
+        rig.connector, "", value={"approval_id": approval_id, "action": "approve"}, reply_to=posted.returned_id
+    )
+    assert (await rig.post(submit))[0] == 200
+    [update] = await rig.connector.wait_for(rig.connector.updates)
+    assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
+    [card] = update.cards
+    assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
+    await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
+    assert await requests_for(rig, approval_id) == 1
+    # A redelivery of the same Submit changes nothing.
+    assert (await rig.post(submit))[0] == 200
+    await asyncio.sleep(0.3)
+    assert len(rig.connector.updates()) == 1 and await requests_for(rig, approval_id) == 1
+
+
+async def test_an_unauthorized_submit_gets_a_message_and_the_card_stays(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    submit = message(
+        rig.connector,
+        "",
+        user="aad-viewer",
+        name="Vic Viewer",
+        value={"approval_id": approval_id, "action": "approve"},
+        reply_to=posted.returned_id,
+    )
+    assert (await rig.post(submit))[0] == 200
+    said = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
+    assert said[-1].body["text"].startswith("Vic Viewer:") and "not allowed" in said[-1].body["text"]
+    assert rig.connector.updates() == []
+    assert await requests_for(rig, approval_id) == 0
+
+
+async def test_a_slow_decision_answers_the_invoke_and_updates_the_card_later(start_teams: StartTeams) -> None:
+    rig = await start_teams(invoke_wait=0.2)
+    approval_id, posted = await ask(rig)
+    rig.harness.fake.latency = 1.0  # the model's follow-up after the tool ran takes longer than Teams waits
+    status, body = await rig.post(execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id))
+    assert status == 200 and body["type"] == "application/vnd.microsoft.activity.message"
+    [update] = await rig.connector.wait_for(rig.connector.updates)
+    assert update.activity_id == posted.returned_id and "actions" not in update.cards[0]
+    assert await requests_for(rig, approval_id) == 1
