@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.databases",
     "tests.support.fake_openai",
     "tests.support.harness",
+    "tests.support.fake_connector",
 ]
