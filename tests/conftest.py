@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.support.databases",
     "tests.support.fake_openai",
     "tests.support.harness",
+    "tests.support.fake_slack",
     "tests.support.fake_connector",
 ]

@@ -1,0 +1,366 @@
+"""Slack through slack-bolt: events and button clicks in, Block Kit out.
+
+The adapter translates and decides nothing: Bolt verifies and routes, `bot.dispatch` runs turns,
+`bot.agent` decides approvals. Mount it with `bot.server.create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import slack_blocks as blocks
+from adapters.slack_format import escape
+from bot.agent import Agent
+from bot.config import Settings
+from bot.dispatch import Dispatcher
+from bot.models import (
+    Approval,
+    ApprovalRequest,
+    Conversation,
+    Decision,
+    DecisionAction,
+    DecisionResult,
+    Incoming,
+    Reply,
+    TextReply,
+)
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+# slack_sdk logs request bodies at DEBUG and Bolt logs rejected bodies at INFO, and Bolt copies the root
+# level onto its loggers; these fixed levels keep message text out of the logs whatever LOG_LEVEL says.
+_sdk_log = logging.getLogger(f"{__name__}.web")
+_sdk_log.setLevel(logging.INFO)
+_bolt_log = logging.getLogger(f"{__name__}.bolt")
+_bolt_log.setLevel(logging.WARNING)
+
+EVENTS_PATH = "/slack/events"
+WORKING_REACTION = "hourglass_flowing_sand"
+NAME_TTL = 3600.0
+NAME_BUDGET = 1.5  # seconds a users.info lookup may hold up the ack before we go without a name
+MAX_APPROVAL_ID = 100
+_OBJECTS = ("event", "user", "team", "channel", "container", "message", "enterprise", "view")
+_ACTIONS = {blocks.APPROVE_ACTION: DecisionAction.APPROVE, blocks.CANCEL_ACTION: DecisionAction.CANCEL}
+
+
+def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client; slack_sdk retries nothing but connection resets unless told to."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=15,
+        session=session,
+        logger=_sdk_log,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+async def call(client: AsyncWebClient, method: str, **params: Any) -> dict[str, Any] | None:
+    """One Web API call; failures are logged with the method and Slack's error code and return None."""
+    try:
+        response = await getattr(client, method.replace(".", "_"))(**params)
+    except SlackApiError as exc:
+        log.warning("slack %s failed: %s", method, exc.response.get("error", exc.response.status_code))
+        return None
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        # The exception text can carry the request URL but never the token (it travels in a header).
+        log.warning("slack %s failed: %s", method, type(exc).__name__)
+        return None
+    data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+    return data
+
+
+class UserNames:
+    """Display names from users.info, cached so a busy channel does not hit Slack's rate limits."""
+
+    def __init__(self, client: AsyncWebClient, ttl: float = NAME_TTL) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def get(self, user: str) -> str | None:
+        hit = self._cache.get(user)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        data = await call(self.client, "users.info", user=user)
+        info: dict[str, Any] = (data or {}).get("user") or {}
+        profile: dict[str, Any] = info.get("profile") or {}
+        name = profile.get("display_name") or info.get("real_name") or info.get("name") or None
+        # A failed lookup is cached briefly, so an outage does not add a call to every message.
+        self._cache[user] = (time.monotonic() + (self.ttl if data else 60.0), name)
+        return name if isinstance(name, str) else None
+
+    async def quick(self, user: str) -> str | None:
+        try:
+            return await asyncio.wait_for(self.get(user), NAME_BUDGET)
+        except TimeoutError:
+            return None
+
+
+class SlackResponder:
+    """The core's way back into Slack (bot.dispatch.Responder)."""
+
+    def __init__(self, client: AsyncWebClient, agent: Agent) -> None:
+        self.client = client
+        self.agent = agent
+
+    @contextlib.asynccontextmanager
+    async def working(self, msg: Incoming) -> AsyncIterator[None]:
+        channel, ts = msg.conversation.channel, msg.conversation.reference.get("ts")
+        added = bool(ts) and await self._react("reactions.add", channel, ts) is not None
+        try:
+            yield
+        finally:
+            if added:
+                await self._react("reactions.remove", channel, ts)
+
+    async def _react(self, method: str, channel: str, ts: Any) -> dict[str, Any] | None:
+        return await call(self.client, method, channel=channel, timestamp=ts, name=WORKING_REACTION)
+
+    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
+        await self.post_replies(msg.conversation, replies)
+
+    async def post_replies(self, conversation: Conversation, replies: list[Reply]) -> None:
+        for reply in replies:
+            if isinstance(reply, TextReply):
+                for message in blocks.reply_messages(reply):
+                    await self.post(conversation, message.payload())
+            elif isinstance(reply, ApprovalRequest):
+                await self.post_card(conversation, reply.approval)
+
+    async def post(self, conversation: Conversation, payload: dict[str, Any]) -> dict[str, Any] | None:
+        thread = {"thread_ts": conversation.thread} if conversation.thread else {}
+        return await call(self.client, "chat.postMessage", channel=conversation.channel, **thread, **payload)
+
+    async def post_card(self, conversation: Conversation, approval: Approval) -> None:
+        posted = await self.post(conversation, blocks.approval_card(approval))
+        if posted is None:
+            log.error("approval %s has no card: posting it failed; it will expire unanswered", approval.id)
+            return
+        await self.agent.attach_card(approval.id, {"channel": posted.get("channel"), "ts": posted.get("ts")})
+
+    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
+        await self.close_card(approval, result, approval.card_ref)
+
+    async def close_card(self, approval: Approval, result: DecisionResult, ref: dict[str, Any]) -> None:
+        """Replace the card (no buttons: who, when, outcome), then post the follow-up in its thread."""
+        where = approval.card_ref if approval.card_ref.get("ts") else ref
+        if where.get("channel") and where.get("ts"):
+            card = blocks.closed_card(approval, result.outcome)
+            await call(self.client, "chat.update", channel=where["channel"], ts=where["ts"], **card)
+        else:
+            log.warning("approval %s was closed but its card is unknown; only the answer is posted", approval.id)
+        await self.post_replies(approval.conversation, result.replies)
+
+    async def ephemeral(self, channel: str, user: str, text: str, thread: str | None) -> None:
+        extra = {"thread_ts": thread} if thread else {}
+        await call(self.client, "chat.postEphemeral", channel=channel, user=user, text=escape(text), **extra)
+
+
+class SlackListeners:
+    """Bolt listeners: normalise a Slack payload, hand it to the core, never wait for the model."""
+
+    def __init__(self, dispatcher: Dispatcher, responder: SlackResponder, names: UserNames) -> None:
+        self.dispatcher = dispatcher
+        self.responder = responder
+        self.names = names
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.event("app_mention")(self.on_mention)
+        bolt.event("message")(self.on_message)
+        bolt.event(re.compile(".*"))(self.on_other_event)
+        bolt.action(re.compile(f"^({'|'.join(_ACTIONS)})$"))(self.on_decision)
+        bolt.action(re.compile(".*"))(self.on_other_action)
+
+    async def on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        # A mention inside a DM also arrives as message.im; that copy answers it.
+        if str(event.get("channel", "")).startswith("D") or event.get("channel_type") == "im":
+            return
+        await self._accept(body, event, context, thread=event.get("thread_ts") or event.get("ts"))
+
+    async def on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("channel_type") != "im":
+            return
+        await self._accept(body, event, context, thread=event.get("thread_ts"))
+
+    async def _accept(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, thread: Any
+    ) -> None:
+        user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
+        bot_user = context.bot_user_id
+        if event.get("subtype") or event.get("bot_id") or event.get("edited") or not user or user == bot_user:
+            log.debug("ignored a %s event (subtype %s)", event.get("type"), event.get("subtype"))
+            return
+        text = strip_mention(str(event.get("text") or ""), bot_user)
+        if not (isinstance(channel, str) and isinstance(ts, str) and text):
+            log.info("ignored an empty or incomplete %s event", event.get("type"))
+            return
+        team = str(body.get("team_id") or context.team_id or event.get("team") or "")
+        conversation = Conversation(
+            platform="slack",
+            workspace=team,
+            channel=channel,
+            thread=thread if isinstance(thread, str) else None,
+            reference={"ts": ts},
+        )
+        msg = Incoming(
+            conversation=conversation,
+            user=f"slack:{team}:{user}",
+            user_name=await self.names.quick(user),
+            text=text,
+            event_id=str(body.get("event_id") or f"{channel}:{ts}"),
+        )
+        # Raising here answers Slack with a 500, so Slack delivers the event again later.
+        await self.dispatcher.submit(msg)
+
+    async def on_other_event(self, event: dict[str, Any]) -> None:
+        log.info("ignored a Slack event of type %r", event.get("type"))
+
+    async def on_decision(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        self.dispatcher.tasks.spawn(self.decide(body, action), name="slack:decision")
+
+    async def on_other_action(self, ack: AsyncAck, action: dict[str, Any]) -> None:
+        await ack()
+        log.info("ignored a Slack action %r", action.get("action_id"))
+
+    async def decide(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+        user: dict[str, Any] = body.get("user") or {}
+        user_id = str(user.get("id") or "")
+        team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        message: dict[str, Any] = body.get("message") or {}
+        approval_id = action.get("value")
+        if not (user_id and team and isinstance(approval_id, str) and 0 < len(approval_id) <= MAX_APPROVAL_ID):
+            log.warning("ignored a decision click without a usable user or approval id")
+            return
+        decision = Decision(
+            approval_id=approval_id,
+            user=f"slack:{team}:{user_id}",
+            action=_ACTIONS[str(action.get("action_id"))],
+            platform="slack",
+            workspace=team,
+            user_name=await self.names.get(user_id),
+        )
+        result = await self.responder.agent.decide(decision)
+        log.info("slack click %s on %s by %s: %s", decision.action.value, approval_id, decision.user, result.outcome)
+        if not result.changed or result.approval is None:
+            # Refused, unknown, already decided or store down: only the clicker hears about it.
+            if channel:
+                await self.responder.ephemeral(channel, user_id, result.message, message.get("thread_ts"))
+            return
+        ref = {"channel": channel, "ts": (body.get("container") or {}).get("message_ts") or message.get("ts")}
+        await self.responder.close_card(result.approval, result, ref)
+
+
+def strip_mention(text: str, bot_user: str | None) -> str:
+    """The user's words: our own mention removed, Slack's &amp; &lt; &gt; turned back into characters."""
+    if bot_user:
+        text = re.sub(rf"<@{re.escape(bot_user)}(\|[^>]*)?>", " ", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " ".join(text.split(" ")).strip()
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+
+
+async def to_bolt_request(request: web.Request) -> AsyncBoltRequest:
+    headers: dict[str, str | Sequence[str]] = {key: request.headers.getall(key) for key in request.headers}
+    return AsyncBoltRequest(body=await request.text(), query=request.query_string, headers=headers)
+
+
+def to_aiohttp_response(response: BoltResponse) -> web.Response:
+    headers = response.first_headers_without_set_cookie()
+    content_type = headers.pop("content-type", "text/plain").split(";")[0]
+    return web.Response(status=response.status, text=response.body, content_type=content_type, headers=headers)
+
+
+def well_formed(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if any(key in body and not isinstance(body[key], dict) for key in _OBJECTS):
+        return False
+    actions = body.get("actions", [])
+    return isinstance(actions, list) and all(isinstance(a, dict) for a in actions)
+
+
+def events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, AttributeError, TypeError):
+            bolt_request = None
+        # Bolt parses before it verifies, and its middleware assumes Slack's shapes; anything else ends
+        # here rather than as a 500 that Slack would keep redelivering.
+        if bolt_request is None or not well_formed(bolt_request.body):
+            log.warning("rejected a Slack request with a malformed body (%s bytes)", request.content_length)
+            return web.json_response({"error": "malformed body"}, status=400)
+        response = await bolt.async_dispatch(bolt_request)
+        if response.status == 401:
+            log.warning("rejected a Slack request with a missing, invalid or expired signature")
+        return to_aiohttp_response(response)
+
+    return handle
+
+
+def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
+    return AsyncApp(
+        name="propbot",
+        logger=_bolt_log,
+        client=client,
+        signing_secret=settings.slack_signing_secret or "",
+        # Listeners only normalise and enqueue, so they finish before the ack and every task they
+        # start is one of ours (tracked, drained on shutdown) rather than a fire-and-forget future.
+        process_before_response=True,
+    )
+
+
+async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) -> Callable[[], Awaitable[None]]:
+    settings = runtime.settings
+    session = aiohttp.ClientSession()
+    client = web_client(settings, session)
+    responder = SlackResponder(client, runtime.agent)
+    dispatcher.register("slack", responder)
+    bolt = build_bolt(settings, client)
+    SlackListeners(dispatcher, responder, UserNames(client)).register(bolt)
+    stop_socket: Callable[[], Awaitable[None]] | None = None
+    if settings.slack_app_token:
+        from adapters.slack_socket import socket_mode
+
+        stop_socket = socket_mode(app, bolt, settings.slack_app_token)
+        log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); %s is not served", EVENTS_PATH)
+    elif settings.slack_signing_secret:
+        app.router.add_post(EVENTS_PATH, events_handler(bolt))
+        log.info("Slack: events and interactivity on POST %s", EVENTS_PATH)
+
+    async def cleanup() -> None:
+        if stop_socket is not None:
+            await stop_socket()
+        await session.close()
+
+    return cleanup

@@ -1,0 +1,377 @@
+"""A fake Slack Web API on 127.0.0.1 for the real slack_sdk client, and Slack's side of the Events API.
+
+`FakeSlack` answers the methods propbot uses, records every call, checks messages against Slack's Block
+Kit limits (recording violations), keeps message and reaction state, and can answer one call of a
+method with an error (e.g. 429 + Retry-After). `sign()` signs a request body the way Slack does.
+The `slack_bots` fixture runs propbot's real aiohttp app with the Slack mount against these fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from adapters.slack import mount
+from bot.agent import Agent
+from bot.llm import LLMClient
+from bot.permissions import parse_permissions
+from bot.runtime import Runtime
+from bot.server import create_app
+from bot.store.factory import make_store
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.harness import PERMISSIONS_YAML, test_settings
+from tools.db import Database
+from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+BOT_TOKEN = "xoxb-test-0000-slack-bot-token-do-not-log"
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+TEAM = "T1"
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+
+_ts = itertools.count(1)
+_events = itertools.count(1)
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    authorized: bool
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Injected:
+    status: int
+    error: str
+    headers: dict[str, str]
+
+
+class FakeSlack:
+    def __init__(self, token: str = BOT_TOKEN) -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.violations: list[str] = []
+        self.users: dict[str, str] = {"UMANAGER": "Maria Manager", "UMANAGER2": "Max Manager", "USTAFF": "Sam Staff"}
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.reactions: set[tuple[str, str, str]] = set()
+        self.injected: dict[str, list[Injected]] = {}
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/api/"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail_next(
+        self, method: str, status: int = 429, retry_after: int | None = 1, error: str = "ratelimited"
+    ) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self.injected.setdefault(method, []).append(Injected(status, error, headers))
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(
+        self, method: str, count: int = 1, within: float = 15.0, where: Callable[[Call], bool] | None = None
+    ) -> list[Call]:
+        """Until at least `count` matching calls were made; fails the test after `within` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            found = [c for c in self.calls_to(method) if where is None or where(c)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [c.method for c in self.calls]
+                raise AssertionError(f"expected {count} {method} call(s) within {within}s, got {len(found)}: {seen}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.can_read_body:
+            args.update(dict(await request.post()))
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        self.calls.append(Call(method, args, authorized))
+        self._changed.set()
+        if not authorized:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        queue = self.injected.get(method)
+        if queue:
+            fault = queue.pop(0)
+            return web.json_response({"ok": False, "error": fault.error}, status=fault.status, headers=fault.headers)
+        if "link_names" in args:
+            self.violations.append(f"{method}: link_names was set")
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        body: dict[str, Any] = handler(args)
+        return web.json_response(body)
+
+    # -- methods ---------------------------------------------------------------------------------
+    def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "propbot", "team": "Test"}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = self.users.get(str(args.get("user")))
+        if name is None:
+            return {"ok": False, "error": "user_not_found"}
+        handle = name.split()[0].lower()
+        return {"ok": True, "user": {"id": args["user"], "name": handle, "real_name": name, "profile": {}}}
+
+    def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        problems = check_message(args)
+        if problems:
+            self.violations.extend(f"chat.postMessage: {p}" for p in problems)
+            return {"ok": False, "error": "invalid_blocks"}
+        ts = f"{1_700_000_000 + next(_ts)}.000100"
+        message = {"ts": ts, "bot_id": BOT_ID, "text": args.get("text"), "blocks": args.get("blocks", [])}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        self.messages[(str(args["channel"]), ts)] = message
+        return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel")), str(args.get("ts")))
+        if key not in self.messages:
+            return {"ok": False, "error": "message_not_found"}
+        problems = check_message(args)
+        if problems:
+            self.violations.extend(f"chat.update: {p}" for p in problems)
+            return {"ok": False, "error": "invalid_blocks"}
+        self.messages[key].update(text=args.get("text"), blocks=args.get("blocks", []))
+        return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
+
+    def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user") or not args.get("channel"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "message_ts": f"{1_700_000_000 + next(_ts)}.000200"}
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel")), str(args.get("timestamp")), str(args.get("name")))
+        if key in self.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        self.reactions.add(key)
+        return {"ok": True}
+
+    def _reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel")), str(args.get("timestamp")), str(args.get("name")))
+        if key not in self.reactions:
+            return {"ok": False, "error": "no_reaction"}
+        self.reactions.discard(key)
+        return {"ok": True}
+
+
+def check_message(args: dict[str, Any]) -> list[str]:
+    """What Slack would refuse: the documented Block Kit and message limits."""
+    problems: list[str] = []
+    blocks = args.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    if not args.get("channel"):
+        problems.append("no channel")
+    if not args.get("text") and not blocks:
+        problems.append("neither text nor blocks")
+    if len(str(args.get("text") or "")) > 40_000:
+        problems.append("text over 40000 characters")
+    if len(blocks) > 50:
+        problems.append(f"{len(blocks)} blocks (max 50)")
+    for block in blocks:
+        kind = block.get("type")
+        text = (block.get("text") or {}).get("text", "")
+        if kind == "section":
+            if len(text) > 3000:
+                problems.append(f"section text of {len(text)} characters")
+            fields = block.get("fields") or []
+            if len(fields) > 10 or any(len(f["text"]) > 2000 for f in fields):
+                problems.append("section fields over limits")
+            if not text and not fields:
+                problems.append("empty section")
+        elif kind == "header" and (len(text) > 150 or block["text"]["type"] != "plain_text"):
+            problems.append("header over limits")
+        elif kind == "actions":
+            for element in block.get("elements", []):
+                if len(element.get("value", "")) > 2000 or len(element["text"]["text"]) > 75:
+                    problems.append("button over limits")
+        elif kind == "context" and len(block.get("elements", [])) > 10:
+            problems.append("context with over 10 elements")
+    return problems
+
+
+# -- Slack's side of the Events API ---------------------------------------------------------------------
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def event_body(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "token": "unused",
+        "team_id": TEAM,
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_events):08d}",
+        "event_time": int(time.time()),
+        "event": event,
+        "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+    }
+
+
+def message_ts() -> str:
+    return f"{1_600_000_000 + next(_ts)}.000300"
+
+
+def mention(user: str, text: str, channel: str = "C1", thread_ts: str | None = None) -> dict[str, Any]:
+    event = {"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": message_ts()}
+    event.update(channel=channel, team=TEAM, **({"thread_ts": thread_ts} if thread_ts else {}))
+    return event
+
+
+def direct_message(user: str, text: str, channel: str = "D1", **extra: Any) -> dict[str, Any]:
+    event = {"type": "message", "channel_type": "im", "channel": channel, "user": user, "text": text}
+    return {**event, "ts": message_ts(), "team": TEAM, **extra}
+
+
+def click(user: str, action_id: str, value: str, channel: str, message_ts: str) -> dict[str, Any]:
+    return {
+        "type": "block_actions",
+        "team": {"id": TEAM, "domain": "test"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "api_app_id": "A1",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+        "channel": {"id": channel, "name": "general"},
+        "message": {"ts": message_ts, "type": "message", "bot_id": BOT_ID},
+        "response_url": "https://hooks.invalid/unused",
+        "trigger_id": "1.2.3",
+        "actions": [
+            {"type": "button", "action_id": action_id, "block_id": "propbot_decision", "value": value, "action_ts": "1"}
+        ],
+    }
+
+
+@dataclass
+class Sent:
+    status: int
+    seconds: float
+    body: str
+
+
+async def post_to(
+    session: aiohttp.ClientSession, url: str, body: str, content_type: str, headers: dict[str, str]
+) -> Sent:
+    started = time.perf_counter()
+    async with session.post(url, data=body.encode(), headers={"Content-Type": content_type, **headers}) as resp:
+        text = await resp.text()
+        return Sent(resp.status, time.perf_counter() - started, text)
+
+
+@dataclass
+class SlackBot:
+    """propbot's real aiohttp app (Slack mounted) served on 127.0.0.1, and a signed-request client."""
+
+    runtime: Runtime
+    url: str
+    slack: FakeSlack
+    session: aiohttp.ClientSession
+
+    async def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> Sent:
+        return await self.send_json(event_body(event, event_id), **kw)
+
+    async def send_json(self, payload: dict[str, Any], **kw: Any) -> Sent:
+        return await self.send_raw(json.dumps(payload), "application/json", **kw)
+
+    async def send_click(self, payload: dict[str, Any], url: str | None = None, **kw: Any) -> Sent:
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.send_raw(body, "application/x-www-form-urlencoded", url=url, **kw)
+
+    async def send_raw(
+        self,
+        body: str,
+        content_type: str,
+        url: str | None = None,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Sent:
+        signed = {**sign(body, secret, timestamp), **(headers or {})}
+        return await post_to(self.session, (url or self.url) + "/slack/events", body, content_type, signed)
+
+
+MakeSlackBot = Callable[..., Awaitable[SlackBot]]
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: str) -> AsyncIterator[MakeSlackBot]:
+    """`await slack_bots(db, **settings)`: a served propbot with Slack, on the suite's Redis and `db`."""
+    load_modules(BUILTIN_MODULES)
+    servers: list[TestServer] = []
+    session = aiohttp.ClientSession()
+
+    async def make(db: Database, **overrides: Any) -> SlackBot:
+        values: dict[str, Any] = {
+            "redis_url": redis_url,
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": fake_slack.base_url,
+        }
+        settings = test_settings(fake_openai, **{**values, **overrides})
+        permissions = parse_permissions(PERMISSIONS_YAML, allow_self_approval=settings.allow_self_approval)
+        store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
+        llm = LLMClient(settings)
+        agent = Agent(settings, store, llm, registry, permissions, db)
+        runtime = Runtime(settings, store, db, llm, registry, permissions, agent)
+        app = await create_app(runtime, mounts=[mount], drain_timeout=15.0)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return SlackBot(runtime, str(server.make_url("")).rstrip("/"), fake_slack, session)
+
+    yield make
+    for server in servers:
+        await server.close()
+    await session.close()
