@@ -7,7 +7,9 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from bot import ops_cli
 from bot.config import ConfigError, Settings, load_settings, require_model_settings
 from bot.logs import setup_logging
 from bot.permissions import PermissionsError
@@ -38,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--user", required=True, help="who you are, as in the permissions file (slack:T1:U1)")
     chat.add_argument("--approver", help="who decides approvals (default: --user)")
     sub.add_parser("check", help="validate configuration, Redis, database and permissions, and print what was found")
+    package = sub.add_parser("teams-package", help="write the Teams app zip with MICROSOFT_APP_ID filled in")
+    package.add_argument("--out", default="propbot-teams.zip", help="where to write the zip")
+    package.add_argument("--domain", help="the bot's public host name, for the manifest's validDomains")
+    ops_cli.add_commands(sub)
     return parser
 
 
@@ -66,6 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.check import run_check
 
             return asyncio.run(run_check(settings))
+        if args.command in ops_cli.COMMANDS:
+            return asyncio.run(ops_cli.run(args, settings))
+        if args.command == "teams-package":
+            from adapters.teams_package import PackageError, build
+
+            try:
+                print(f"wrote {build(settings.microsoft_app_id, Path(args.out), args.domain)}")
+            except PackageError as exc:
+                print(f"propbot: {exc}", file=sys.stderr)
+                return 2
+            return 0
         require_model_settings(settings)
         if args.command == "serve":
             from bot.server import serve
