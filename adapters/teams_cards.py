@@ -121,14 +121,16 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "unknown time"
 
 
-def _result_details(result: dict[str, Any] | None) -> list[Detail]:
-    if not result:
-        return []
-    shown = [Detail(label=key.replace("_", " ").capitalize(), value=str(result[key])) for key in _RESULT_KEYS]
-    return [d for d in shown if d.value not in ("", "None")]
-
-
 _RESULT_KEYS: Final = ("request_id", "status", "error")
+
+
+def _result_details(result: dict[str, Any] | None) -> list[Detail]:
+    found = result or {}
+    return [
+        Detail(label=key.replace("_", " ").capitalize(), value=str(found[key]))
+        for key in _RESULT_KEYS
+        if found.get(key) not in (None, "")
+    ]
 
 
 def decided_card(approval: Approval, message: str | None = None) -> Card:
@@ -138,21 +140,9 @@ def decided_card(approval: Approval, message: str | None = None) -> Card:
     who = approval.decided_by_name or approval.decided_by
     line = f"{words} by {who}" if who else words
     body.append(_text(f"{line} · {_when(approval.decided_at)}", weight="Bolder", color=color))
-    details = _result_details({k: v for k, v in (approval.result or {}).items() if k in _RESULT_KEYS})
+    details = _result_details(approval.result)
     if details:
         body.append(_facts(details))
     if message:
         body.append(_text(message, isSubtle=True))
     return card(body)
-
-
-def working_card(approval: Approval, who: str) -> Card:
-    """Shown when deciding takes longer than Teams waits for an invoke; replaced once it is done."""
-    body = _approval_body(approval)
-    body.append(_text(f"{who} decided; working on it…", weight="Bolder", color="Accent"))
-    return card(body)
-
-
-def card_actions(content: Card) -> list[dict[str, Any]]:
-    actions: list[dict[str, Any]] = content.get("actions", [])
-    return actions

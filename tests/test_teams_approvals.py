@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from adapters.teams_cards import APPROVE_VERB, CANCEL_VERB
 from bot.models import ApprovalStatus
+from bot.server import DISPATCHER
 from tests.support.fake_connector import ConnectorCall, StartTeams, TeamsRig, execute, message
 from tests.support.fake_openai import call, calls, last_message, text, tool_results
 from tools.schema import MaintenanceRequest
@@ -185,3 +186,14 @@ async def test_a_slow_decision_answers_the_invoke_and_updates_the_card_later(sta
     [update] = await rig.connector.wait_for(rig.connector.updates)
     assert update.activity_id == posted.returned_id and "actions" not in update.cards[0]
     assert await requests_for(rig, approval_id) == 1
+
+
+async def test_an_expired_approval_card_is_replaced_by_the_sweeper(start_teams: StartTeams) -> None:
+    rig = await start_teams(approval_ttl=0.3)
+    approval_id, posted = await ask(rig)
+    await asyncio.sleep(0.5)
+    assert await rig.app[DISPATCHER].sweep_expired() == 1
+    [update] = await rig.connector.wait_for(rig.connector.updates)
+    assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
+    assert "actions" not in update.cards[0] and "Expired" in json.dumps(update.cards[0])
+    assert await requests_for(rig, approval_id) == 0

@@ -207,6 +207,7 @@ class TeamsRig:
     harness: Harness
     connector: FakeConnector
     session: aiohttp.ClientSession
+    app: web.Application
 
     async def post(
         self, payload: dict[str, Any] | str | bytes, headers: dict[str, str] | None = None
@@ -243,7 +244,7 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         session = aiohttp.ClientSession()
         sessions.append(session)
-        return TeamsRig(f"http://127.0.0.1:{port}/api/messages", h, fake_connector, session)
+        return TeamsRig(f"http://127.0.0.1:{port}/api/messages", h, fake_connector, session, app)
 
     yield start
     for session in sessions:
