@@ -27,10 +27,11 @@ from aiohttp.test_utils import TestServer
 
 from adapters.slack import mount
 from bot.agent import Agent
+from bot.dispatch import Dispatcher
 from bot.llm import LLMClient
 from bot.permissions import parse_permissions
 from bot.runtime import Runtime
-from bot.server import create_app
+from bot.server import DISPATCHER, create_app
 from bot.store.factory import make_store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, test_settings
@@ -305,6 +306,7 @@ class SlackBot:
     """propbot's real aiohttp app (Slack mounted) served on 127.0.0.1, and a signed-request client."""
 
     runtime: Runtime
+    dispatcher: Dispatcher
     url: str
     slack: FakeSlack
     session: aiohttp.ClientSession
@@ -369,7 +371,8 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
-        return SlackBot(runtime, str(server.make_url("")).rstrip("/"), fake_slack, session)
+        url = str(server.make_url("")).rstrip("/")
+        return SlackBot(runtime, app[DISPATCHER], url, fake_slack, session)
 
     yield make
     for server in servers:

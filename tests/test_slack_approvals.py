@@ -1,0 +1,214 @@
+"""Approval cards and button clicks through the real server, Bolt, slack_sdk and the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import ApprovalStatus
+from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
+from tests.support.fake_slack import Call, MakeSlackBot, SlackBot, click, mention
+from tools.db import Database
+from tools.schema import MaintenanceRequest
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "plumbing",
+    "priority": "high",
+    "description": "Kitchen sink is leaking under the cabinet",
+    "preferred_date": None,
+}
+
+
+def model(request: dict[str, Any]) -> dict[str, Any]:
+    """Asks to schedule on a user message; reports the tool outcome in text otherwise."""
+    if last_message(request)["role"] == "user":
+        return calls(call("schedule_maintenance", SCHEDULE), content="I'll ask a manager.")
+    return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+
+@dataclass
+class Card:
+    approval_id: str
+    channel: str
+    ts: str
+    thread: str
+    post: Call
+
+
+async def post_card(bot: SlackBot, fake: FakeOpenAI, user: str = "USTAFF") -> Card:
+    fake.default = model
+    event = mention(user, "please get a plumber to P-1001, the sink leaks")
+    assert (await bot.send_event(event)).status == 200
+    [post] = await bot.slack.wait_for("chat.postMessage", where=lambda c: "actions" in json.dumps(c.args["blocks"]))
+    actions = next(b for b in post.args["blocks"] if b["type"] == "actions")
+    ts = next(ts for (ch, ts), m in bot.slack.messages.items() if m["blocks"] == post.args["blocks"])
+    card = Card(actions["elements"][0]["value"], post.args["channel"], ts, event["ts"], post)
+    # The card's location is stored so any process (or the expiry sweeper) can replace it.
+    for _ in range(100):
+        stored = await bot.runtime.store.get_approval(card.approval_id)
+        if stored is not None and stored.card_ref:
+            break
+        await asyncio.sleep(0.02)
+    return card
+
+
+async def requests_for(db: Database, approval_id: str) -> int:
+    async with db.session() as session:
+        query = select(func.count()).select_from(MaintenanceRequest)
+        return int((await session.execute(query.where(MaintenanceRequest.idempotency_key == approval_id))).scalar_one())
+
+
+def has_buttons(bot: SlackBot, card: Card) -> bool:
+    return any(b["type"] == "actions" for b in bot.slack.messages[(card.channel, card.ts)]["blocks"])
+
+
+async def test_card_shows_details_and_both_buttons(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(sqlite_database)
+    card = await post_card(bot, fake_openai)
+    blocks = card.post.args["blocks"]
+    rendered = json.dumps(blocks)
+    assert card.post.args["thread_ts"] == card.thread and card.post.args["text"].startswith("Approval needed")
+    assert blocks[0]["type"] == "header"
+    for detail in ("schedule maintenance", "1208 S Congress Ave", "Plumbing", "High", "Kitchen sink is leaking"):
+        assert detail in rendered, detail
+    assert "Requested by <@USTAFF>" in rendered and "Expires <!date^" in rendered
+    approve, cancel = next(b for b in blocks if b["type"] == "actions")["elements"]
+    assert (approve["action_id"], approve["style"], approve["value"]) == ("propbot_approve", "primary", card.approval_id)
+    assert approve["confirm"]["confirm"]["text"] == "Approve"
+    assert (cancel["action_id"], cancel["style"], cancel["value"]) == ("propbot_cancel", "danger", card.approval_id)
+    assert bot.slack.violations == []
+
+
+async def test_manager_approves_card_is_replaced_and_request_created_once(
+    slack_bots: MakeSlackBot, database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(database)
+    card = await post_card(bot, fake_openai)
+    assert await requests_for(database, card.approval_id) == 0
+    sent = await bot.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts))
+    assert sent.status == 200
+
+    [update] = await bot.slack.wait_for("chat.update")
+    assert (update.args["channel"], update.args["ts"]) == (card.channel, card.ts)
+    assert not has_buttons(bot, card)
+    rendered = json.dumps(update.args["blocks"])
+    assert "Approved by <@UMANAGER>" in rendered and "1208 S Congress Ave" in rendered
+    assert "request `MR-" in rendered
+    assert await requests_for(database, card.approval_id) == 1
+    answers = await bot.slack.wait_for("chat.postMessage", 2)
+    final = answers[-1]
+    assert final.args["thread_ts"] == card.thread and '\\"ok\\": true' in json.dumps(final.args["blocks"])
+    stored = await bot.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.DONE and stored.decided_by_name == "Maria Manager"
+    # A second click, from anyone, changes nothing: only the clicker hears about it.
+    await bot.send_click(click("UMANAGER2", "propbot_approve", card.approval_id, card.channel, card.ts))
+    [note] = await bot.slack.wait_for("chat.postEphemeral")
+    assert note.args["user"] == "UMANAGER2" and "already done" in note.args["text"]
+    assert len(bot.slack.calls_to("chat.update")) == 1 and await requests_for(database, card.approval_id) == 1
+
+
+async def test_cancel_replaces_card_and_creates_nothing(
+    slack_bots: MakeSlackBot, database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(database)
+    card = await post_card(bot, fake_openai)
+    await bot.send_click(click("UMANAGER", "propbot_cancel", card.approval_id, card.channel, card.ts))
+    [update] = await bot.slack.wait_for("chat.update")
+    assert "Cancelled by <@UMANAGER>" in json.dumps(update.args["blocks"]) and not has_buttons(bot, card)
+    await bot.slack.wait_for("chat.postMessage", 2)
+    assert await requests_for(database, card.approval_id) == 0
+
+
+async def test_unauthorized_click_gets_an_ephemeral_refusal_and_buttons_stay(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(sqlite_database)
+    card = await post_card(bot, fake_openai)
+    for clicker in ("USTAFF", "UVIEWER"):
+        await bot.send_click(click(clicker, "propbot_approve", card.approval_id, card.channel, card.ts))
+    notes = await bot.slack.wait_for("chat.postEphemeral", 2)
+    assert sorted(n.args["user"] for n in notes) == ["USTAFF", "UVIEWER"]
+    assert all(n.args["channel"] == card.channel for n in notes)
+    await asyncio.sleep(0.2)
+    assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
+    stored = await bot.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.PENDING
+    assert await requests_for(sqlite_database, card.approval_id) == 0
+
+
+async def test_twenty_concurrent_clicks_execute_once(
+    slack_bots: MakeSlackBot, database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(database)
+    card = await post_card(bot, fake_openai)
+    users = ["UMANAGER", "UMANAGER2"]
+    sent = await asyncio.gather(
+        *(
+            bot.send_click(click(users[i % 2], "propbot_approve", card.approval_id, card.channel, card.ts))
+            for i in range(20)
+        )
+    )
+    assert [s.status for s in sent] == [200] * 20
+    await bot.slack.wait_for("chat.update")
+    await bot.slack.wait_for("chat.postEphemeral", 19)
+    await bot.slack.wait_for("chat.postMessage", 2)
+    await asyncio.sleep(0.3)
+    assert len(bot.slack.calls_to("chat.update")) == 1
+    assert len(bot.slack.calls_to("chat.postEphemeral")) == 19
+    assert await requests_for(database, card.approval_id) == 1
+
+
+@pytest.mark.parametrize("value", ["no-such-approval", "x" * 5000, ""])
+async def test_tampered_approval_id_changes_nothing(
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    value: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    bot = await slack_bots(sqlite_database)
+    card = await post_card(bot, fake_openai)
+    asked = len(fake_openai.requests)
+    sent = await bot.send_click(click("UMANAGER", "propbot_approve", value, card.channel, card.ts))
+    assert sent.status == 200
+    if value == "no-such-approval":
+        [note] = await bot.slack.wait_for("chat.postEphemeral")
+        assert "no longer exists" in note.args["text"]
+    else:
+        for _ in range(100):
+            if "without a usable user or approval id" in caplog.text:
+                break
+            await asyncio.sleep(0.02)
+        assert "without a usable user or approval id" in caplog.text
+    await asyncio.sleep(0.2)
+    assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
+    stored = await bot.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.PENDING
+    assert len(fake_openai.requests) == asked and await requests_for(sqlite_database, card.approval_id) == 0
+
+
+async def test_expired_approval_card_says_so(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(sqlite_database, approval_ttl=0.5)
+    card = await post_card(bot, fake_openai)
+    await asyncio.sleep(0.6)
+    assert await bot.dispatcher.sweep_expired() == 1
+    [update] = await bot.slack.wait_for("chat.update")
+    rendered = json.dumps(update.args["blocks"])
+    assert "Expired" in rendered and "nothing was done" in rendered and not has_buttons(bot, card)
+    # A late click finds it expired: the card still says so, and nothing runs.
+    await bot.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts))
+    late = await bot.slack.wait_for("chat.update", 2)
+    assert "Expired" in json.dumps(late[-1].args["blocks"]) and not has_buttons(bot, card)
+    assert await requests_for(sqlite_database, card.approval_id) == 0

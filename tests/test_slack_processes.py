@@ -1,0 +1,122 @@
+"""A click handled by a second `propbot serve` process (same Redis, same database) than the one that
+posted the card. The second process is a real subprocess: `python -m bot serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import ApprovalStatus
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, MakeSlackBot, click
+from tests.support.harness import PERMISSIONS_YAML, TEST_OPENAI_KEY
+from tests.test_slack_approvals import post_card
+from tools.db import Database
+from tools.schema import MaintenanceRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def second_process(
+    tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, fake_slack: FakeSlack
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    permissions = tmp_path / "permissions.yml"
+    permissions.write_text(PERMISSIONS_YAML)
+    port = free_port()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "MICROSOFT_", "REDIS"))}
+    env = {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "OPENAI_API_KEY": TEST_OPENAI_KEY,
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_MODEL": "fake-model",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'propbot.db'}",
+        "PERMISSIONS_FILE": str(permissions),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.base_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        # cwd is the temporary directory, so a developer's .env cannot leak into the test.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", process, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"propbot serve exited:\n{log.read_text(errors='replace')}"
+            try:
+                async with session.get(url + "/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"propbot serve did not become healthy:\n{log.read_text(errors='replace')}")
+
+
+async def test_click_on_a_second_serve_process_runs_the_tool_once(
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+    fake_openai: FakeOpenAI,
+    second_process: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    url, process, log = second_process
+    first = await slack_bots(sqlite_database)
+    card = await post_card(first, fake_openai)
+    await wait_healthy(url, process, log)
+
+    sent = await first.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts), url=url)
+    assert sent.status == 200, log.read_text(errors="replace")
+    [update] = await first.slack.wait_for("chat.update", within=20)
+    rendered = json.dumps(update.args["blocks"])
+    assert "Approved by <@UMANAGER>" in rendered and "request `MR-" in rendered
+    answers = await first.slack.wait_for("chat.postMessage", 2, within=20)
+    assert answers[-1].args["thread_ts"] == card.thread
+    stored = await first.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.DONE
+    async with sqlite_database.session() as session:
+        query = select(func.count()).select_from(MaintenanceRequest)
+        query = query.where(MaintenanceRequest.idempotency_key == card.approval_id)
+        assert (await session.execute(query)).scalar_one() == 1
+    # The first process can no longer decide it either.
+    await first.send_click(click("UMANAGER2", "propbot_approve", card.approval_id, card.channel, card.ts))
+    [note] = await first.slack.wait_for("chat.postEphemeral")
+    assert "already" in note.args["text"] and len(first.slack.calls_to("chat.update")) == 1
+    assert BOT_TOKEN not in log.read_text(errors="replace")
