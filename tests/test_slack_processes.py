@@ -80,7 +80,7 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, wi
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
-            assert process.poll() is None, f"propbot serve exited:\n{log.read_text(errors='replace')}"
+            assert process.poll() is None, f"propbot serve exited:\n{read(log)}"
             try:
                 async with session.get(url + "/healthz") as resp:
                     if resp.status == 200:
@@ -88,7 +88,11 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, wi
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError(f"propbot serve did not become healthy:\n{log.read_text(errors='replace')}")
+    raise AssertionError(f"propbot serve did not become healthy:\n{read(log)}")
+
+
+def read(log: Path) -> str:
+    return log.read_text(errors="replace")
 
 
 async def test_click_on_a_second_serve_process_runs_the_tool_once(
@@ -102,8 +106,9 @@ async def test_click_on_a_second_serve_process_runs_the_tool_once(
     card = await post_card(first, fake_openai)
     await wait_healthy(url, process, log)
 
-    sent = await first.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts), url=url)
-    assert sent.status == 200, log.read_text(errors="replace")
+    approve = click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts)
+    sent = await first.send_click(approve, url=url)  # to the second process only
+    assert sent.status == 200, read(log)
     [update] = await first.slack.wait_for("chat.update", within=20)
     rendered = json.dumps(update.args["blocks"])
     assert "Approved by <@UMANAGER>" in rendered and "request `MR-" in rendered
@@ -119,4 +124,4 @@ async def test_click_on_a_second_serve_process_runs_the_tool_once(
     await first.send_click(click("UMANAGER2", "propbot_approve", card.approval_id, card.channel, card.ts))
     [note] = await first.slack.wait_for("chat.postEphemeral")
     assert "already" in note.args["text"] and len(first.slack.calls_to("chat.update")) == 1
-    assert BOT_TOKEN not in log.read_text(errors="replace")
+    assert BOT_TOKEN not in read(log)
