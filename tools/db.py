@@ -1,0 +1,173 @@
+"""The property database: one async SQLAlchemy engine for SQLite (development) or PostgreSQL.
+
+Several bot processes may start against the same database at once, so `start()` serialises schema
+creation and seeding inside the database itself (an advisory lock on PostgreSQL, the write lock on
+SQLite) instead of trusting a check-then-create sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
+from tools.schema import Base, MaintenanceRequest, Property
+
+log = logging.getLogger(__name__)
+
+_SQLITE_DRIVERS: Final = frozenset({"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"})
+_POSTGRES_DRIVERS: Final = frozenset(
+    {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
+)
+
+# Any constant works as long as every propbot process uses the same one; it only has to avoid
+# colliding with advisory locks taken by other applications sharing the database.
+_SCHEMA_LOCK_KEY: Final = 0x70726F70626F74  # "propbot"
+
+# How long a SQLite connection waits for another writer before giving up. Writers only hold the
+# lock for a single short transaction, so this is generous.
+_SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+_SQLITE_WAL_ATTEMPTS: Final = 40
+
+
+def normalize_url(url: str | URL) -> URL:
+    """`url` rewritten to name an async driver (aiosqlite / asyncpg); ValueError if unsupported."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    driver = parsed.drivername
+    if driver in _SQLITE_DRIVERS:
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if driver in _POSTGRES_DRIVERS:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+        # libpq-style URLs (Heroku, most hosted PostgreSQL) say sslmode=...; asyncpg calls it ssl
+        # and fails on the unknown keyword.
+        if "sslmode" in parsed.query and "ssl" not in parsed.query:
+            parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(
+                ["sslmode"]
+            )
+        return parsed
+    raise ValueError(
+        f"unsupported database URL scheme {driver!r}: use sqlite:///path.db or postgresql://user@host/db"
+    )
+
+
+class Database:
+    """Owns the engine and hands out sessions: `async with db.session() as s: ...`."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self._url = normalize_url(url)
+        self.dialect: Final[str] = self._url.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "postgresql":
+            # A connection dropped by a restart or an idle timeout is replaced instead of failing
+            # the next tool call.
+            kwargs["pool_pre_ping"] = True
+        self._engine: AsyncEngine = create_async_engine(self._url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _configure_sqlite)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> URL:
+        """The normalised URL (its str() hides the password)."""
+        return self._url
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def describe_url(self) -> str:
+        """The URL with any password masked, for logs and health output."""
+        return self._url.render_as_string(hide_password=True)
+
+    def session(self) -> AsyncSession:
+        """A new session; use it as `async with db.session() as session:`."""
+        return self._sessions()
+
+    async def start(self, seed: bool = True) -> None:
+        """Create missing tables and, if `seed` and there are no properties yet, load the sample data."""
+        if self.dialect == "sqlite":
+            await self._enable_wal()
+        async with self._engine.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                await self._create_and_seed(conn, seed)
+                await conn.commit()
+            else:
+                # BEGIN IMMEDIATE takes SQLite's write lock up front, so a second process waits
+                # (busy timeout) until the first has created and seeded everything, then sees it.
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    await self._create_and_seed(conn, seed)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+        log.info("database ready at %s", self.describe_url())
+
+    async def _enable_wal(self) -> None:
+        # WAL lets readers proceed while one writer commits, which is what a bot with several
+        # concurrent conversations needs. The mode is stored in the database file, so setting it
+        # once here covers every later connection, from any process. Switching needs an exclusive
+        # lock and SQLite reports "locked" at once instead of waiting, hence the retry loop.
+        for attempt in range(_SQLITE_WAL_ATTEMPTS):
+            try:
+                async with self._engine.connect() as conn:
+                    mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+                    if mode in ("wal", "memory"):
+                        return
+                    await conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == _SQLITE_WAL_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+
+    async def _create_and_seed(self, conn: AsyncConnection, seed: bool) -> None:
+        await conn.run_sync(Base.metadata.create_all)
+        if not seed:
+            return
+        count = (await conn.execute(select(func.count()).select_from(Property))).scalar_one()
+        if count:
+            return
+        await conn.execute(insert(Property), [dict(row) for row in SAMPLE_PROPERTIES])
+        await conn.execute(insert(MaintenanceRequest), [dict(row) for row in SAMPLE_MAINTENANCE_REQUESTS])
+        log.info(
+            "seeded %d properties and %d maintenance requests",
+            len(SAMPLE_PROPERTIES),
+            len(SAMPLE_MAINTENANCE_REQUESTS),
+        )
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("database ping failed for %s: %s", self.describe_url(), exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()

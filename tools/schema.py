@@ -1,0 +1,126 @@
+"""Tables for the property-management domain.
+
+Enumerated columns are plain strings guarded by CHECK constraints rather than PostgreSQL ENUM types:
+an ENUM is a separate database object whose creation races between processes and whose values are
+awkward to extend, while a CHECK lives and dies with its table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final, Literal, get_args
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+PropertyType = Literal["apartment", "house", "condo", "townhouse", "duplex"]
+PropertyStatus = Literal["available", "leased"]
+IssueType = Literal["plumbing", "electrical", "hvac", "appliance", "other"]
+Priority = Literal["low", "medium", "high", "emergency"]
+RequestStatus = Literal["open", "scheduled", "in_progress", "completed", "cancelled"]
+
+PROPERTY_TYPES: Final[tuple[str, ...]] = get_args(PropertyType)
+PROPERTY_STATUSES: Final[tuple[str, ...]] = get_args(PropertyStatus)
+ISSUE_TYPES: Final[tuple[str, ...]] = get_args(IssueType)
+PRIORITIES: Final[tuple[str, ...]] = get_args(Priority)
+REQUEST_STATUSES: Final[tuple[str, ...]] = get_args(RequestStatus)
+
+# Requests in these states still need someone's attention; cancelling them is allowed.
+ACTIVE_REQUEST_STATUSES: Final[tuple[str, ...]] = ("open", "scheduled", "in_progress")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite has no timestamp type and hands back naive values even for `timezone=True` columns, so
+    without this the same code would compare aware and naive datetimes depending on the backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Property(Base):
+    __tablename__ = "properties"
+    __table_args__ = (
+        CheckConstraint(_one_of("property_type", PROPERTY_TYPES), name="ck_properties_type"),
+        CheckConstraint(_one_of("status", PROPERTY_STATUSES), name="ck_properties_status"),
+        CheckConstraint("bedrooms >= 0 AND bathrooms >= 0 AND sqft > 0", name="ck_properties_size"),
+        CheckConstraint("monthly_rent >= 0", name="ck_properties_rent"),
+        Index("ix_properties_city_state", "city", "state"),
+        Index("ix_properties_zip", "zip"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    address: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(2))
+    zip: Mapped[str] = mapped_column(String(10))
+    property_type: Mapped[str] = mapped_column(String(20))
+    bedrooms: Mapped[int] = mapped_column(Integer)
+    bathrooms: Mapped[float] = mapped_column(Float)
+    sqft: Mapped[int] = mapped_column(Integer)
+    monthly_rent: Mapped[int] = mapped_column(Integer)  # whole US dollars
+    status: Mapped[str] = mapped_column(String(20))
+    year_built: Mapped[int] = mapped_column(Integer)
+
+
+class MaintenanceRequest(Base):
+    __tablename__ = "maintenance_requests"
+    __table_args__ = (
+        CheckConstraint(_one_of("issue_type", ISSUE_TYPES), name="ck_maintenance_issue_type"),
+        CheckConstraint(_one_of("priority", PRIORITIES), name="ck_maintenance_priority"),
+        CheckConstraint(_one_of("status", REQUEST_STATUSES), name="ck_maintenance_status"),
+        Index("ix_maintenance_property_status", "property_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    property_id: Mapped[str] = mapped_column(ForeignKey("properties.id", ondelete="RESTRICT"))
+    issue_type: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text)
+    preferred_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    # UNIQUE is what makes a retried approval harmless: a second insert with the same key fails
+    # in the database itself, whichever process or connection attempts it. NULLs never collide.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The key of the approval that cancelled the request, so a replay of that same approval can be
+    # recognised and answered with the original success instead of "already cancelled".
+    cancel_idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
