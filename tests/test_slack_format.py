@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters import slack_blocks, slack_format
+from adapters.slack import EVENTS_PATH
 from bot.models import Approval, Conversation, DecisionOutcome, Detail, Presentation, PresentationItem, TextReply
 from tests.support.fake_slack import check_message
 
@@ -112,3 +115,17 @@ def test_closed_card_has_no_buttons_and_names_the_decider() -> None:
     assert "<@UMANAGER>" in str(card) and "&lt;b&gt;" in str(card)
     forged = slack_blocks.closed_card(_approval(decided_by="slack:T1:U1> <!here"), DecisionOutcome.CANCELLED)
     assert "<!here" not in str(forged)
+
+
+def test_manifest_and_procfile_match_the_adapter() -> None:
+    root = Path(__file__).resolve().parent.parent
+    manifest = yaml.safe_load((root / "manifest.yml").read_text())
+    settings = manifest["settings"]
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "message.im"]
+    assert settings["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
+    assert settings["interactivity"] == {"is_enabled": True, "request_url": "https://YOUR-HOST" + EVENTS_PATH}
+    assert settings["socket_mode_enabled"] is False
+    needed = {"app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "users:read", "reactions:write"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    assert manifest["features"]["bot_user"]["display_name"]
+    assert "web: propbot serve" in (root / "Procfile").read_text().splitlines()
