@@ -180,7 +180,7 @@ class TeamsBot:
             return web.json_response({"error": "internal error"}, status=500)
         if invoke is None:
             return web.Response(status=200)
-        # Serialised here because the stock CloudAdapter.process() double-serialises invoke bodies.
+        # Serialised here: the stock CloudAdapter.process() feeds a plain dict body to an msrest serializer and fails.
         payload = invoke.body.serialize() if hasattr(invoke.body, "serialize") else invoke.body
         if payload is None:
             return web.Response(status=int(invoke.status))
@@ -234,11 +234,11 @@ class TeamsBot:
         try:
             result: DecisionResult = await asyncio.wait_for(asyncio.shield(task), self.invoke_wait)
         except TimeoutError:
-            self.dispatcher.tasks.spawn(self._conclude_later(task, activity), name="teams:decide-late")
+            self.dispatcher.tasks.spawn(self._conclude(task, activity), name="teams:decide-late")
             return _response({"type": MESSAGE_RESPONSE, "value": "Working on it; the card updates when done."})
         except Exception:
             log.exception("deciding approval %s failed", decision.approval_id)
-            error = {"code": "InternalError", "message": "propbot could not decide this; nothing was changed."}
+            error = {"code": "InternalError", "message": "propbot hit an error while deciding this request."}
             return _response({"type": "application/vnd.microsoft.error", "value": error}, 500)
         approval = result.approval
         if result.replies and approval is not None:
@@ -252,9 +252,6 @@ class TeamsBot:
         )
         return _response({"type": cards.CARD_CONTENT_TYPE, "value": content})
 
-    async def _conclude_later(self, task: asyncio.Task[DecisionResult], activity: Activity) -> None:
-        await self._conclude(await task, activity)
-
     async def _submit(self, activity: Activity) -> None:
         """An Action.Submit click (clients without Universal Actions): a message carrying the card's data."""
         value: dict[str, Any] = activity.value
@@ -264,14 +261,11 @@ class TeamsBot:
         # Messages are redelivered when Teams misses our answer; a Submit must not be decided twice.
         if not await self.agent.store.first_delivery("teams:" + str(activity.id), self.settings.dedupe_ttl):
             return
-        decide = self.agent.decide(decision)
-        self.dispatcher.tasks.spawn(self._decide_and_conclude(decide, activity), name="teams:submit")
+        self.dispatcher.tasks.spawn(self._conclude(self.agent.decide(decision), activity), name="teams:submit")
 
-    async def _decide_and_conclude(self, decide: Awaitable[DecisionResult], activity: Activity) -> None:
-        await self._conclude(await decide, activity)
-
-    async def _conclude(self, result: DecisionResult, activity: Activity) -> None:
+    async def _conclude(self, pending: Awaitable[DecisionResult], activity: Activity) -> None:
         """Show a decision made outside an invoke answer: update the card, or tell the clicker why not."""
+        result = await pending
         approval = result.approval
         if approval is None or result.outcome in (DecisionOutcome.REFUSED, DecisionOutcome.UNAVAILABLE):
             who = activity.from_property.name or "Someone"

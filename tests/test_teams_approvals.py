@@ -72,8 +72,14 @@ async def test_the_approval_card_has_details_and_both_actions(start_teams: Start
         ("Action.Submit", {"approval_id": approval_id, "action": "approve"}),
         ("Action.Submit", {"approval_id": approval_id, "action": "cancel"}),
     ]
-    stored = await rig.harness.store.get_approval(approval_id)
+    # The card reference is stored right after the post returns, so poll briefly for it.
+    for _ in range(100):
+        stored = await rig.harness.store.get_approval(approval_id)
+        if stored is not None and stored.card_ref:
+            break
+        await asyncio.sleep(0.02)
     assert stored is not None and stored.card_ref["activity_id"] == posted.returned_id
+    assert stored.card_ref["reference"]["conversation"]["id"] == posted.conversation_id
     assert await requests_for(rig, approval_id) == 0
 
 
