@@ -18,11 +18,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.teams import INVOKE_WAIT, make_mount
-from bot.runtime import Runtime
-from bot.server import create_app
-from tools.registry import registry
-
 if TYPE_CHECKING:
     from tests.support.harness import Harness
 
@@ -230,6 +225,12 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     """Start the real propbot app (Teams mounted) on 127.0.0.1; keyword arguments override settings."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
+
+    # Imported here so that loading this plugin does not import botbuilder or the server for every test.
+    from adapters.teams import INVOKE_WAIT, make_mount
+    from bot.runtime import Runtime
+    from bot.server import create_app
+    from tools.registry import registry
 
     async def start(invoke_wait: float = INVOKE_WAIT, **overrides: Any) -> TeamsRig:
         h: Harness = await make_harness(**overrides)
