@@ -27,6 +27,7 @@ from bot.models import (
     TextReply,
 )
 from bot.permissions import Permissions
+from bot.rate_limit import RateLimiter
 from bot.store import Store, StoreUnavailable
 from bot.tool_runner import ToolRunner, TurnScope
 from tools.registry import Registry
@@ -84,6 +85,7 @@ class Agent:
             cache=cache,
         )
         self.desk = ApprovalDesk(self)
+        self.limiter = RateLimiter(store, settings, self.audit)
 
     async def decide(self, decision: Decision) -> DecisionResult:
         """A button click: see bot.decisions."""
@@ -120,6 +122,9 @@ class Agent:
         platform = msg.conversation.platform
         text, cut = replies.bound_input(msg.text, self.settings.max_message_chars)
         try:
+            # Before the lock: a refused message must not queue behind, or delay, the others.
+            if (refusal := await self.limiter.refuse(msg)) is not None:
+                return [refusal]
             async with self.conversation_lock(msg.conversation.key) as token:
                 history = await self.store.load_history(msg.conversation.key)
                 content = f"{msg.user_name}: {text}" if msg.user_name else text

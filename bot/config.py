@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
     )
     system_prompt: str | None = Field(default=None, description="text that replaces the default prompt")
+    rate_limit_user_per_minute: int = Field(
+        default=20, ge=0, description="messages one user may send per minute (0: no limit)"
+    )
+    rate_limit_workspace_per_minute: int = Field(
+        default=300, ge=0, description="messages one workspace or tenant may send per minute (0: no limit)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 from bot.agent import Agent
 from bot.audit import AuditSink, FanoutAudit, LogAudit
+from bot.audit_stream import RedisStreamAudit
 from bot.config import Settings
 from bot.llm import LLMClient
 from bot.permissions import Permissions, load_permissions
 from bot.store import Store
 from bot.store.factory import make_store
+from bot.store.redis_store import RedisStore
+from bot.tool_cache import ToolCache
 from tools.db import Database
 from tools.registry import BUILTIN_MODULES, Registry, load_modules, registry
 
@@ -63,6 +66,10 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     db = Database(settings.database_url)
     await db.start(seed=seed)
     llm = LLMClient(settings)
-    audit: AuditSink = FanoutAudit([LogAudit(), *listeners]) if listeners else LogAudit()
-    agent = Agent(settings, store, llm, tools, permissions, db, audit=audit)
+    sinks: list[AuditSink] = [LogAudit()]
+    if isinstance(store, RedisStore):
+        sinks.append(RedisStreamAudit(store.client))
+    sinks.extend(listeners)
+    audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
+    agent = Agent(settings, store, llm, tools, permissions, db, audit=audit, cache=ToolCache(store))
     return Runtime(settings, store, db, llm, tools, permissions, agent, audit)

@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.support.databases",
     "tests.support.fake_openai",
     "tests.support.harness",
-    "tests.support.fake_slack",
     "tests.support.fake_connector",
+    "tests.support.fake_slack",
+    "tests.support.log_guard",
 ]

@@ -66,6 +66,9 @@ class ToolResult(BaseModel):
 
 ToolFunc = Callable[[Any, ToolContext], Awaitable["ToolResult | dict[str, Any] | list[Any]"]]
 Describer = Callable[[Any, ToolContext], Awaitable[tuple[str, list[Detail]]]]
+# Arguments -> what identifies the answer, for the cache key (e.g. an id upper-cased the way the tool
+# reads it anyway). It must never merge arguments that can produce different answers.
+CacheKey = Callable[[Any], Any]
 
 
 @dataclass
@@ -78,7 +81,12 @@ class ToolSpec:
     read_only: bool = True
     timeout: float = 15.0
     sensitive: frozenset[str] = frozenset()
+    # Seconds an ok result may be reused for equal arguments. Only for tools whose answer depends on
+    # the arguments and the data alone, never on who asks.
     cache_ttl: float | None = None
+    cache_key: CacheKey | None = None
+    # Tools whose cached answers this tool's writes make stale.
+    invalidates: tuple[str, ...] = ()
     describe: Describer | None = None
     _schema: dict[str, Any] | None = None
 
@@ -207,6 +215,8 @@ class Registry:
         timeout: float = 15.0,
         sensitive: Iterable[str] = (),
         cache_ttl: float | None = None,
+        cache_key: CacheKey | None = None,
+        invalidates: Iterable[str] = (),
         describe: Describer | None = None,
     ) -> Callable[[F], F]:
         """Register an async function as a tool. Risky tools wait for a human approval."""
@@ -220,6 +230,8 @@ class Registry:
                 timeout=timeout,
                 sensitive=frozenset(sensitive),
                 cache_ttl=cache_ttl,
+                cache_key=cache_key,
+                invalidates=tuple(invalidates),
                 describe=describe,
             )
             self.register(spec)

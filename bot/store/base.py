@@ -6,6 +6,7 @@ Every key that belongs to one conversation carries the conversation key as a Red
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bot.models import Approval, ApprovalStatus
@@ -73,3 +74,20 @@ class Store(Protocol):
 
     async def pending_approvals(self) -> list[Approval]:
         """Approvals still pending (expired ones included until swept), oldest first."""
+
+    # -- rate limits -----------------------------------------------------------------------------
+    async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:
+        """Count one request against every limit of `group` (each `(name, at most n per window)`),
+        atomically: (0.0, "") when all allow it; otherwise nothing is counted and the answer is
+        (seconds until the tightest limit allows one more, that limit's name)."""
+
+    # -- read-only tool cache ----------------------------------------------------------------------
+    async def cache_get(self, tool: str, digest: str) -> tuple[str | None, str]:
+        """(cached value or None, the tool's current cache generation) in one step."""
+
+    async def cache_put(self, tool: str, digest: str, generation: str, value: str, ttl: float) -> bool:
+        """Store `value` only if the tool's generation is still `generation` (no write happened since
+        the caller's `cache_get`); False when it moved on and the value was dropped."""
+
+    async def cache_invalidate(self, tools: Sequence[str]) -> None:
+        """Make every cached value of these tools stale (bump their generations)."""

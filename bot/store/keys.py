@@ -17,6 +17,13 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
     pb:approvals:pending          sorted set of approval ids scored by created_at. Advisory: it is
                                   updated after the approval's own key, so readers re-check status
                                   and drop stale members.
+    pb:{rate:<group>}:<name>      string, the GCRA "theoretical arrival time" (microseconds, Redis
+                                  clock) of one rate limit; <group> is `platform:workspace` so the
+                                  workspace counter and its users' counters share a slot (one script)
+    pb:{cache}:gen:<tool>         integer, the tool's cache generation; a write INCRs it
+    pb:{cache}:v:<tool>:<hash>    string `<generation>|<ToolResult JSON>` (PX cache_ttl); stale once
+                                  the generation moves on, so invalidation never needs SCAN/DEL
+    pb:audit                      stream, the audit trail (see bot.audit_stream)
 
 `<conversation>` is `Conversation.key` (`slack:T1:C1`), which starts with the platform name, so the
 tag is never empty and history + lock always land in the same slot (a `}` inside the key would
@@ -52,3 +59,21 @@ def dedupe(event_id: str) -> str:
 
 def approval(approval_id: str) -> str:
     return f"{PREFIX}approval:{_tag(approval_id)}"
+
+
+def rate(group: str, name: str) -> str:
+    return f"{PREFIX}{_tag('rate:' + group)}:{name}"
+
+
+CACHE_TAG = "{cache}"
+
+
+def cache_generation(tool: str) -> str:
+    return f"{PREFIX}{CACHE_TAG}:gen:{tool}"
+
+
+def cache_entry(tool: str, digest: str) -> str:
+    return f"{PREFIX}{CACHE_TAG}:v:{tool}:{digest}"
+
+
+AUDIT_STREAM = f"{PREFIX}audit"

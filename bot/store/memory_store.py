@@ -12,6 +12,7 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -58,6 +59,11 @@ class MemoryStore:
         self._histories: dict[str, tuple[str, float]] = {}
         # approval id -> (approval as JSON-compatible dict, monotonic deadline of the record)
         self._approvals: dict[str, tuple[dict[str, Any], float]] = {}
+        # (group, name) -> GCRA theoretical arrival time, monotonic seconds
+        self._rates: dict[tuple[str, str], float] = {}
+        self._cache_generations: dict[str, int] = {}
+        # (tool, digest) -> (generation, value, monotonic deadline)
+        self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}
 
     @staticmethod
     def _now() -> float:
@@ -189,3 +195,44 @@ class MemoryStore:
             if (record := self._record(approval_id)) is not None and record["status"] == ApprovalStatus.PENDING.value
         ]
         return sorted(pending, key=lambda a: a.created_at)
+
+    # -- rate limits -----------------------------------------------------------------------------
+    async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:
+        now = self._now()
+        if len(self._rates) > _SWEEP_AT:
+            self._rates = {k: tat for k, tat in self._rates.items() if tat > now}
+        wait, worst = 0.0, ""
+        arrivals: list[tuple[tuple[str, str], float]] = []
+        for name, limit in limits:
+            # GCRA, as in the Redis script: each request moves the arrival time on by one interval;
+            # it is allowed while that stays within one window of now.
+            arrival = max(self._rates.get((group, name), now), now) + window / limit
+            over = arrival - now - window
+            if over > wait:
+                wait, worst = over, name
+            arrivals.append(((group, name), arrival))
+        if worst:
+            return wait, worst
+        self._rates.update(arrivals)
+        return 0.0, ""
+
+    # -- read-only tool cache ----------------------------------------------------------------------
+    async def cache_get(self, tool: str, digest: str) -> tuple[str | None, str]:
+        generation = str(self._cache_generations.get(tool, 0))
+        held = self._cache.get((tool, digest))
+        if held is None or held[0] != generation or held[2] <= self._now():
+            return None, generation
+        return held[1], generation
+
+    async def cache_put(self, tool: str, digest: str, generation: str, value: str, ttl: float) -> bool:
+        if str(self._cache_generations.get(tool, 0)) != generation:
+            return False
+        now = self._now()
+        if len(self._cache) > _SWEEP_AT:
+            self._cache = {k: held for k, held in self._cache.items() if held[2] > now}
+        self._cache[(tool, digest)] = (generation, value, now + _ms(ttl) / 1000)
+        return True
+
+    async def cache_invalidate(self, tools: Sequence[str]) -> None:
+        for tool in tools:
+            self._cache_generations[tool] = self._cache_generations.get(tool, 0) + 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -25,7 +25,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, NoScriptError, RedisClusterException, RedisError
 
 from bot.models import Approval, ApprovalStatus
-from bot.store import keys
+from bot.store import keys, redis_scripts
 from bot.store.base import StoreUnavailable
 from bot.store.memory_store import encode_changes
 
@@ -134,6 +134,10 @@ class RedisStore:
         self._transition = client.register_script(_TRANSITION)
         self._update = client.register_script(_UPDATE)
         self._create = client.register_script(_CREATE)
+        self._rate = client.register_script(redis_scripts.RATE)
+        self._cache_get = client.register_script(redis_scripts.CACHE_GET)
+        self._cache_put = client.register_script(redis_scripts.CACHE_PUT)
+        self._cache_invalidate = client.register_script(redis_scripts.CACHE_INVALIDATE)
 
     @classmethod
     def from_url(cls, url: str, *, history_ttl: float = DEFAULT_HISTORY_TTL, **kw: Any) -> RedisStore:
@@ -310,3 +314,38 @@ class RedisStore:
             if stale:
                 await self._client.zrem(keys.PENDING_INDEX, *stale)
         return pending
+
+    # -- rate limits -----------------------------------------------------------------------------
+    async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:
+        if not limits:
+            return 0.0, ""
+        window_us = max(1, int(window * 1_000_000))
+        async with _unavailable("take_rate"):
+            wait_us, worst = await self._rate(
+                keys=[keys.rate(group, name) for name, _ in limits],
+                args=[window_us, *(limit for _, limit in limits)],
+            )
+        if not int(worst):
+            return 0.0, ""
+        return int(wait_us) / 1_000_000, limits[int(worst) - 1][0]
+
+    # -- read-only tool cache ----------------------------------------------------------------------
+    async def cache_get(self, tool: str, digest: str) -> tuple[str | None, str]:
+        async with _unavailable("cache_get"):
+            reply = await self._cache_get(keys=[keys.cache_generation(tool), keys.cache_entry(tool, digest)])
+        generation = _text(reply[0])
+        return (_text(reply[1]) if len(reply) > 1 else None), generation
+
+    async def cache_put(self, tool: str, digest: str, generation: str, value: str, ttl: float) -> bool:
+        async with _unavailable("cache_put"):
+            stored = await self._cache_put(
+                keys=[keys.cache_generation(tool), keys.cache_entry(tool, digest)],
+                args=[generation, value, _ms(ttl)],
+            )
+        return bool(stored)
+
+    async def cache_invalidate(self, tools: Sequence[str]) -> None:
+        if not tools:
+            return
+        async with _unavailable("cache_invalidate"):
+            await self._cache_invalidate(keys=[keys.cache_generation(tool) for tool in tools])

@@ -16,6 +16,7 @@ from bot.models import Conversation, Decision, DecisionAction, DecisionResult, I
 from bot.permissions import Permissions, parse_permissions
 from bot.store import Store
 from bot.store.factory import make_store
+from bot.tool_cache import ToolCache
 from tests.support.fake_openai import FakeOpenAI
 from tools.db import Database
 from tools.registry import BUILTIN_MODULES, load_modules, registry
@@ -57,6 +58,9 @@ def test_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
         "openai_timeout": 5.0,
         "openai_deadline": 10.0,
         "lock_wait": 10.0,
+        # Off unless a test is about them: many tests send dozens of messages as one user.
+        "rate_limit_user_per_minute": 0,
+        "rate_limit_workspace_per_minute": 0,
         "_env_file": None,
     }
     values.update(overrides)
@@ -100,7 +104,9 @@ class Harness:
     async def another_agent(self) -> Agent:
         """A second 'process': its own store client on the same Redis, its own model client."""
         store = make_store(self.settings.redis_url, history_ttl=self.settings.history_ttl)
-        agent = Agent(self.settings, store, LLMClient(self.settings), registry, self.permissions, self.db)
+        agent = Agent(
+            self.settings, store, LLMClient(self.settings), registry, self.permissions, self.db, cache=ToolCache(store)
+        )
         self.extra.append(agent)
         return agent
 
@@ -124,7 +130,7 @@ async def make_harness(
         settings = test_settings(fake_openai, redis_url=redis_url if redis else None, **overrides)
         perms = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
         store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
-        agent = Agent(settings, store, LLMClient(settings), registry, perms, database)
+        agent = Agent(settings, store, LLMClient(settings), registry, perms, database, cache=ToolCache(store))
         harness = Harness(settings, store, database, fake_openai, perms, agent)
         built.append(harness)
         return harness

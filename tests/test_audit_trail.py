@@ -1,0 +1,249 @@
+"""The audit trail in Redis: every kind of event lands in `pb:audit`, redacted, bounded, readable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+
+from bot.agent import Agent
+from bot.audit import AuditEvent, FanoutAudit, LogAudit
+from bot.audit_stream import RedisStreamAudit, read_audit
+from bot.llm import LLMClient
+from bot.models import Approval, ApprovalRequest
+from bot.store.keys import AUDIT_STREAM
+from bot.store.redis_store import RedisStore
+from bot.tool_cache import ToolCache
+from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
+from tools.registry import Registry, ToolContext, registry
+
+SECRET_NOTE = "gate code 4417, alarm pin 9902"
+
+
+class NoteArgs(BaseModel):
+    property_id: str = Field(description="The property.")
+    note: str = Field(description="A private note.")
+
+
+def with_note_tool() -> Registry:
+    tools = Registry()
+    for spec in registry.specs():
+        tools.register(spec)
+
+    @tools.tool(sensitive=("note",))
+    async def add_private_note(args: NoteArgs, ctx: ToolContext) -> dict[str, Any]:
+        """Attach a private note to a property."""
+        return {"saved": True}
+
+    return tools
+
+
+def model(request: dict[str, Any]) -> dict[str, Any]:
+    last = last_message(request)
+    if last["role"] == "user":
+        wanted = json.loads(last["content"])
+        return calls(call(wanted["tool"], wanted["args"]))
+    return text(json.dumps(tool_results(request)))
+
+
+@pytest.fixture
+async def audited(make_harness: Any) -> AsyncIterator[tuple[Harness, Agent]]:
+    """An agent whose audit goes to the log and to the Redis stream, as build_runtime wires it."""
+    h: Harness = await make_harness(rate_limit_user_per_minute=3)
+    h.fake.default = model
+    store = h.store
+    assert isinstance(store, RedisStore)
+    audit = FanoutAudit([LogAudit(), RedisStreamAudit(store.client)])
+    agent = Agent(
+        h.settings, store, LLMClient(h.settings), with_note_tool(), h.permissions, h.db, audit, ToolCache(store)
+    )
+    h.agent = agent  # Harness.say and decide go through it
+    yield h, agent
+    await agent.llm.close()
+
+
+async def ask(h: Harness, user: str, tool: str, **args: Any) -> list[Any]:
+    return await h.say(user, json.dumps({"tool": tool, "args": args}))
+
+
+async def request_approval(h: Harness, user: str) -> Approval:
+    replies = await ask(h, user, "schedule_maintenance", **SCHEDULE)
+    [approval] = [r.approval for r in replies if isinstance(r, ApprovalRequest)]
+    return approval
+
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "electrical",
+    "priority": "low",
+    "description": "Hall light flickers",
+    "preferred_date": None,
+}
+
+
+async def test_every_kind_of_event_is_recorded(audited: tuple[Harness, Agent]) -> None:
+    h, _ = audited
+    client = h.store.client  # type: ignore[attr-defined]
+    await ask(h, MANAGER, "get_property", property_id="P-1001")  # tool_call ok
+    await ask(h, MANAGER, "get_property", property_id="P-1001")  # tool_call cached
+    await ask(h, VIEWER, "schedule_maintenance", **SCHEDULE)  # refused: viewers may not
+    [first] = [
+        r.approval for r in await ask(h, STAFF, "schedule_maintenance", **SCHEDULE) if isinstance(r, ApprovalRequest)
+    ]
+    await h.decide(first.id, MANAGER)  # approved + tool_call
+    [second] = [
+        r.approval for r in await ask(h, STAFF, "schedule_maintenance", **SCHEDULE) if isinstance(r, ApprovalRequest)
+    ]
+    await h.decide(second.id, MANAGER, "cancel")  # cancelled
+    [third] = [
+        r.approval for r in await ask(h, MANAGER, "schedule_maintenance", **SCHEDULE) if isinstance(r, ApprovalRequest)
+    ]
+    await ask(h, STAFF, "get_property", property_id="P-1002")  # STAFF's 3rd message
+    await ask(h, STAFF, "get_property", property_id="P-1002")  # rate_limited (3 per minute)
+    await h.store.update_approval_fields(third.id, {"expires_at": time.time() - 1})
+    await h.agent.expire_due()  # expired
+
+    events = await read_audit(client, limit=100)
+    kinds = [(e.kind, e.outcome, e.tool) for e in events]
+    assert ("tool_call", "ok", "get_property") in kinds
+    assert ("tool_call", "cached", "get_property") in kinds
+    assert ("refused", "refused", "schedule_maintenance") in kinds
+    assert [k for k, _, _ in kinds].count("approval_requested") == 3
+    for kind in ("approved", "cancelled", "expired", "rate_limited"):
+        assert kind in [k for k, _, _ in kinds], kind
+    executed = next(e for e in events if e.kind == "tool_call" and e.tool == "schedule_maintenance")
+    assert executed.approval_id == first.id and executed.user == STAFF and executed.arguments["property_id"] == "P-1001"
+    assert executed.conversation == "slack:T1:C1" and executed.duration > 0
+    approved = next(e for e in events if e.kind == "approved")
+    assert approved.user == MANAGER and approved.approval_id == first.id
+    limited = next(e for e in events if e.kind == "rate_limited")
+    assert limited.user == STAFF
+    assert [e.at for e in events] == sorted(e.at for e in events)
+
+
+async def test_sensitive_arguments_are_redacted_in_the_stream(audited: tuple[Harness, Agent]) -> None:
+    h, _ = audited
+    await ask(h, MANAGER, "add_private_note", property_id="P-1001", note=SECRET_NOTE)
+    raw = await h.store.client.xrange(AUDIT_STREAM)  # type: ignore[attr-defined]
+    assert raw, "nothing was audited"
+    dumped = json.dumps(raw)
+    assert SECRET_NOTE not in dumped and "4417" not in dumped
+    [event] = [e for e in await read_audit(h.store.client) if e.tool == "add_private_note"]  # type: ignore[attr-defined]
+    assert event.arguments == {"property_id": "P-1001", "note": "[redacted]"}
+
+
+async def test_filters_since_and_limit(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    sink = RedisStreamAudit(client)
+    try:
+        for i in range(1200):
+            await sink.record(
+                AuditEvent(kind="tool_call", user=f"slack:T1:U{i % 3}", conversation="slack:T1:C1", tool=f"t{i % 2}")
+            )
+        newest = await read_audit(client, user="slack:T1:U1", tool="t0", limit=5)
+        assert len(newest) == 5 and all(e.user == "slack:T1:U1" and e.tool == "t0" for e in newest)
+        everything = await read_audit(client, limit=5000)
+        assert len(everything) == 1200
+        assert newest == [e for e in everything if e.user == "slack:T1:U1" and e.tool == "t0"][-5:]
+        assert await read_audit(client, since=time.time() + 60) == []
+        assert len(await read_audit(client, since=time.time() - 60, limit=10)) == 10
+    finally:
+        await client.aclose()
+
+
+async def test_retention_by_length_and_by_age(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # Entries from 100 days ago (explicit ids), then new ones with a 90-day age limit.
+        old_ms = int((time.time() - 100 * 86400) * 1000)
+        for i in range(300):
+            await client.xadd(AUDIT_STREAM, {"kind": "old"}, id=f"{old_ms + i}-0")
+        sink = RedisStreamAudit(client, maxlen=1000, max_age_days=90, trim_every=10)
+        for _ in range(20):
+            await sink.record(AuditEvent(kind="new", user="u", conversation="c"))
+        kinds = [e.kind for e in await read_audit(client, limit=10_000)]
+        assert kinds.count("new") == 20 and kinds.count("old") < 300  # `~` trims whole nodes only
+        capped = RedisStreamAudit(client, maxlen=100, max_age_days=90)
+        for _ in range(2000):
+            await capped.record(AuditEvent(kind="bulk", user="u", conversation="c"))
+        assert await client.xlen(AUDIT_STREAM) < 400  # ~100, give or take a macro node
+    finally:
+        await client.aclose()
+
+
+async def test_a_redis_failure_never_breaks_the_turn(audited: tuple[Harness, Agent], redis_server: Any) -> None:
+    h, agent = audited
+    before = REGISTRY.get_sample_value("propbot_errors_total", {"kind": "audit_unavailable"}) or 0.0
+    dead = RedisStreamAudit(Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5))
+    agent.audit = agent.tools.audit = FanoutAudit([LogAudit(), dead])
+    replies = await ask(h, MANAGER, "get_property", property_id="P-1001")
+    assert '"ok": true' in replies[-1].text
+    after = REGISTRY.get_sample_value("propbot_errors_total", {"kind": "audit_unavailable"}) or 0.0
+    assert after == before + 1
+
+
+# -- the CLI, as an operator runs it -----------------------------------------------------------
+
+
+async def run_cli(tmp_path: Path, redis_url: str | None, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "OPENAI_"))}
+    env["REDIS_URL"] = redis_url or ""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_audit_and_approvals(audited: tuple[Harness, Agent], tmp_path: Path, redis_url: str) -> None:
+    h, _ = audited
+    await ask(h, MANAGER, "add_private_note", property_id="P-1001", note=SECRET_NOTE)
+    await ask(h, VIEWER, "get_property", property_id="P-1001")
+    [pending] = [
+        r.approval for r in await ask(h, STAFF, "schedule_maintenance", **SCHEDULE) if isinstance(r, ApprovalRequest)
+    ]
+
+    code, out, err = await run_cli(tmp_path, redis_url, "audit")
+    assert code == 0, err
+    assert "TIME (UTC)" in out and "add_private_note" in out and "note=[redacted]" in out
+    assert "approval_requested" in out and SECRET_NOTE not in out
+
+    code, out, err = await run_cli(tmp_path, redis_url, "audit", "--user", VIEWER, "--since", "1h", "--json")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines and {line["user"] for line in lines} == {VIEWER}
+    assert lines[0]["tool"] == "get_property" and lines[0]["outcome"] in ("ok", "cached")
+
+    code, out, _ = await run_cli(tmp_path, redis_url, "audit", "--tool", "add_private_note", "--limit", "1", "--json")
+    assert code == 0 and len(out.splitlines()) == 1
+
+    code, out, err = await run_cli(tmp_path, redis_url, "approvals")
+    assert code == 0, err
+    assert pending.id in out and "schedule_maintenance" in out and STAFF in out and "slack:T1:C1" in out
+    assert " 59m" in out  # expires in (approval_ttl defaults to an hour)
+
+
+async def test_cli_needs_redis_and_checks_its_arguments(tmp_path: Path) -> None:
+    for command in ("audit", "approvals"):
+        code, _, err = await run_cli(tmp_path, None, command)
+        assert code == 2 and "REDIS_URL is not set" in err and "Traceback" not in err
+    code, _, err = await run_cli(tmp_path, "redis://127.0.0.1:1", "audit", "--since", "yesterday-ish")
+    assert code == 2 and "not a duration" in err
