@@ -208,3 +208,20 @@ async def test_malformed_and_unknown_requests_get_a_clean_answer(
     await asyncio.sleep(0.2)
     assert fake_openai.requests == []
     assert [c.method for c in bot.slack.calls if c.method not in ("auth.test",)] == []
+
+
+async def test_socket_mode_replaces_the_http_route_and_does_not_block_start(
+    slack_bots: MakeSlackBot, sqlite_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    app_token = "xapp-1-test-app-token-do-not-log"
+    bot = await slack_bots(sqlite_database, slack_signing_secret=None, slack_app_token=app_token)
+    # The fake refuses the app token (as Slack does a revoked one): the SDK keeps retrying in the
+    # background while the server serves, and HTTP events are not accepted in this mode.
+    [opened] = await bot.slack.wait_for("apps.connections.open")
+    assert not opened.authorized
+    sent = await bot.send_event(mention("USTAFF", "over http"))
+    assert sent.status in (404, 405)
+    health = await bot.session.get(bot.url + "/healthz")
+    assert health.status == 200
+    assert "Socket Mode connecting" in caplog.text and app_token not in caplog.text
