@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.support.fake_slack import (
     event_body,
     mention,
 )
+from tests.support.waiting import eventually
 from tools.db import Database
 
 SEARCH = {"location": "Austin, TX", "property_type": None, "min_price": None, "max_price": None, "min_bedrooms": 2}
@@ -29,13 +29,6 @@ SEARCH = {"location": "Austin, TX", "property_type": None, "min_price": None, "m
 
 def script_search(fake_push: Any) -> None:
     fake_push(calls(call("search_properties", SEARCH)), text("Found **2-bedroom** homes in Austin @channel"))
-
-
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def blocks_text(c: Call) -> str:

@@ -152,7 +152,7 @@ async def test_history_round_trip(backend: Backend) -> None:
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": "Is 4B free? Ünïcode ✓"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "{\"free\": true}"},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"free": true}'},
     ]
     await store.save_history(CONVERSATION.key, messages)
     loaded = await backend.other().load_history(CONVERSATION.key)

@@ -18,6 +18,7 @@ from bot.turn_queue import STREAM, TurnQueue
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import eventually
 
 
 class RecordingResponder:
@@ -37,12 +38,6 @@ class RecordingResponder:
         return None
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 def client_of(h: Harness) -> Any:
     assert isinstance(h.store, RedisStore)
     return h.store.client
@@ -60,7 +55,7 @@ async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> No
     msg = h.incoming(MANAGER, "hello queue")
     await dispatcher.submit(msg)
     await dispatcher.submit(msg)  # a redelivery is dropped before it reaches the queue
-    await wait_for(lambda: responder.delivered)
+    await eventually(lambda: responder.delivered)
     stop.set()
     await worker
     assert [r.text for r in responder.delivered[0][1] if isinstance(r, TextReply)] == ["queued answer"]
@@ -82,7 +77,7 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
     dead_loop = asyncio.create_task(dead.run(never_finishes, stop_dead, block_ms=100))
     dispatcher_a = Dispatcher(h.agent, TaskTracker(), dead)
     await dispatcher_a.submit(h.incoming(MANAGER, "please answer"))
-    await wait_for(hung.is_set)
+    await eventually(hung.is_set)
     stop_dead.set()  # the worker stops heart-beating: it looks dead from outside
     await dead_loop
 
@@ -93,7 +88,7 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
     dispatcher_b.register("slack", responder)
     stop_live = asyncio.Event()
     live_loop = asyncio.create_task(live.run(dispatcher_b.run_turn, stop_live, block_ms=100))
-    await wait_for(lambda: responder.delivered)
+    await eventually(lambda: responder.delivered)
     stop_live.set()
     await live_loop
     for task in dead._in_flight.values():
@@ -118,7 +113,7 @@ async def test_a_slow_live_turn_is_not_stolen(make_harness: Any) -> None:
         loops.append(asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100)))
         if i == 0:
             await dispatcher.submit(h.incoming(MANAGER, "slow one"))
-    await wait_for(lambda: any(r.delivered for r in responders))
+    await eventually(lambda: any(r.delivered for r in responders))
     await asyncio.sleep(1.0)
     for stop in stops:
         stop.set()

@@ -53,13 +53,9 @@ def normalize_url(url: str | URL) -> URL:
         # libpq-style URLs (Heroku, most hosted PostgreSQL) say sslmode=...; asyncpg calls it ssl
         # and fails on the unknown keyword.
         if "sslmode" in parsed.query and "ssl" not in parsed.query:
-            parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(
-                ["sslmode"]
-            )
+            parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(["sslmode"])
         return parsed
-    raise ValueError(
-        f"unsupported database URL scheme {driver!r}: use sqlite:///path.db or postgresql://user@host/db"
-    )
+    raise ValueError(f"unsupported database URL scheme {driver!r}: use sqlite:///path.db or postgresql://user@host/db")
 
 
 class Database:

@@ -297,9 +297,7 @@ async def cancel_maintenance_request(args: CancelMaintenanceRequestArgs, ctx: To
         await session.commit()
         req = (
             await session.scalars(
-                select(MaintenanceRequest)
-                .where(MaintenanceRequest.id == rid)
-                .execution_options(populate_existing=True)
+                select(MaintenanceRequest).where(MaintenanceRequest.id == rid).execution_options(populate_existing=True)
             )
         ).one_or_none()
         if req is None:

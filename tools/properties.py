@@ -162,16 +162,11 @@ async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> Too
         conditions.append(Property.bedrooms >= args.min_bedrooms)
 
     async with ctx.db.session() as session:
-        total = (
-            await session.execute(select(func.count()).select_from(Property).where(*conditions))
-        ).scalar_one()
+        total = (await session.execute(select(func.count()).select_from(Property).where(*conditions))).scalar_one()
         rows = list(
             (
                 await session.scalars(
-                    select(Property)
-                    .where(*conditions)
-                    .order_by(Property.monthly_rent, Property.id)
-                    .limit(SEARCH_LIMIT)
+                    select(Property).where(*conditions).order_by(Property.monthly_rent, Property.id).limit(SEARCH_LIMIT)
                 )
             ).all()
         )
