@@ -12,6 +12,7 @@ URLs: `redis://` / `rediss://` give a single-server client; `redis+cluster://hos
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -129,6 +130,8 @@ class RedisStore:
     def __init__(self, client: Redis | RedisCluster, *, history_ttl: float = DEFAULT_HISTORY_TTL) -> None:
         self._client = client
         self._history_ttl = history_ttl
+        self._cluster_ready = False
+        self._init_lock = asyncio.Lock()
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
         self._transition = client.register_script(_TRANSITION)
@@ -166,6 +169,18 @@ class RedisStore:
     def client(self) -> Redis | RedisCluster:
         return self._client
 
+    @asynccontextmanager
+    async def _op(self, operation: str) -> AsyncIterator[None]:
+        async with _unavailable(operation):
+            if isinstance(self._client, RedisCluster) and not self._cluster_ready:
+                # A new cluster client given several commands at once races its own discovery and
+                # crashes (redis-py 8.1: AttributeError in a connection). Discover once, serially.
+                async with self._init_lock:
+                    if not self._cluster_ready:
+                        await self._client.initialize()
+                        self._cluster_ready = True
+            yield
+
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
@@ -177,31 +192,31 @@ class RedisStore:
 
     # -- delivery de-duplication ---------------------------------------------------------------
     async def first_delivery(self, event_id: str, ttl: float) -> bool:
-        async with _unavailable("first_delivery"):
+        async with self._op("first_delivery"):
             return bool(await self._client.set(keys.dedupe(event_id), "1", nx=True, px=_ms(ttl)))
 
     async def forget_delivery(self, event_id: str) -> None:
-        async with _unavailable("forget_delivery"):
+        async with self._op("forget_delivery"):
             await self._client.delete(keys.dedupe(event_id))
 
     # -- conversation lock -----------------------------------------------------------------------
     async def acquire_lock(self, conversation: str, ttl: float) -> str | None:
         token = secrets.token_hex(16)
-        async with _unavailable("acquire_lock"):
+        async with self._op("acquire_lock"):
             acquired = await self._client.set(keys.lock(conversation), token, nx=True, px=_ms(ttl))
         return token if acquired else None
 
     async def release_lock(self, conversation: str, token: str) -> bool:
-        async with _unavailable("release_lock"):
+        async with self._op("release_lock"):
             return bool(await self._release(keys=[keys.lock(conversation)], args=[token]))
 
     async def extend_lock(self, conversation: str, token: str, ttl: float) -> bool:
-        async with _unavailable("extend_lock"):
+        async with self._op("extend_lock"):
             return bool(await self._extend(keys=[keys.lock(conversation)], args=[token, _ms(ttl)]))
 
     # -- history ---------------------------------------------------------------------------------
     async def load_history(self, conversation: str) -> list[dict[str, Any]]:
-        async with _unavailable("load_history"):
+        async with self._op("load_history"):
             raw = await self._client.get(keys.history(conversation))
         if raw is None:
             return []
@@ -213,7 +228,7 @@ class RedisStore:
     ) -> None:
         payload = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
         history_key, ttl = keys.history(conversation), _ms(self._history_ttl)
-        async with _unavailable("save_history"):
+        async with self._op("save_history"):
             if release_token is None:
                 await self._client.set(history_key, payload, px=ttl)
                 return
@@ -251,13 +266,13 @@ class RedisStore:
         args: list[str | int] = [_ms(keep_for)]
         for name, value in record.items():
             args += [name, value]
-        async with _unavailable("create_approval"):
+        async with self._op("create_approval"):
             await self._create(keys=[keys.approval(approval.id)], args=args)
             if approval.status is ApprovalStatus.PENDING:
                 await self._client.zadd(keys.PENDING_INDEX, {approval.id: approval.created_at})
 
     async def get_approval(self, approval_id: str) -> Approval | None:
-        async with _unavailable("get_approval"):
+        async with self._op("get_approval"):
             raw = await self._client.hgetall(keys.approval(approval_id))
         return _approval_from_hash(raw)
 
@@ -272,7 +287,7 @@ class RedisStore:
         pairs = _change_pairs(changes)  # validation errors surface before anything is written
         expected, new = ApprovalStatus(expected), ApprovalStatus(new)
         token = secrets.token_hex(8)
-        async with _unavailable("transition"):
+        async with self._op("transition"):
             won, changed, raw = await self._transition(
                 keys=[keys.approval(approval_id)],
                 args=[expected.value, new.value, repr(float(now)), token, *pairs],
@@ -286,11 +301,11 @@ class RedisStore:
         pairs = _change_pairs(changes)
         if not pairs:
             return
-        async with _unavailable("update_approval_fields"):
+        async with self._op("update_approval_fields"):
             await self._update(keys=[keys.approval(approval_id)], args=pairs)
 
     async def pending_approvals(self) -> list[Approval]:
-        async with _unavailable("pending_approvals"):
+        async with self._op("pending_approvals"):
             # Without WITHSCORES the reply is a flat list of members.
             members = cast(list[bytes | str], await self._client.zrange(keys.PENDING_INDEX, 0, -1))
             ids = [_text(member) for member in members]
@@ -320,7 +335,7 @@ class RedisStore:
         if not limits:
             return 0.0, ""
         window_us = max(1, int(window * 1_000_000))
-        async with _unavailable("take_rate"):
+        async with self._op("take_rate"):
             wait_us, worst = await self._rate(
                 keys=[keys.rate(group, name) for name, _ in limits],
                 args=[window_us, *(limit for _, limit in limits)],
@@ -331,13 +346,13 @@ class RedisStore:
 
     # -- read-only tool cache ----------------------------------------------------------------------
     async def cache_get(self, tool: str, digest: str) -> tuple[str | None, str]:
-        async with _unavailable("cache_get"):
+        async with self._op("cache_get"):
             reply = await self._cache_get(keys=[keys.cache_generation(tool), keys.cache_entry(tool, digest)])
         generation = _text(reply[0])
         return (_text(reply[1]) if len(reply) > 1 else None), generation
 
     async def cache_put(self, tool: str, digest: str, generation: str, value: str, ttl: float) -> bool:
-        async with _unavailable("cache_put"):
+        async with self._op("cache_put"):
             stored = await self._cache_put(
                 keys=[keys.cache_generation(tool), keys.cache_entry(tool, digest)],
                 args=[generation, value, _ms(ttl)],
@@ -347,5 +362,5 @@ class RedisStore:
     async def cache_invalidate(self, tools: Sequence[str]) -> None:
         if not tools:
             return
-        async with _unavailable("cache_invalidate"):
+        async with self._op("cache_invalidate"):
             await self._cache_invalidate(keys=[keys.cache_generation(tool) for tool in tools])
