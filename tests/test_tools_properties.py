@@ -326,3 +326,18 @@ async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_d
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30_000
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_strict_schema_drops_length_limits_but_validation_keeps_them() -> None:
+    from pydantic import BaseModel, Field
+
+    from tools.registry import strict_parameters
+
+    class Args(BaseModel):
+        note: str = Field(min_length=3, max_length=10, description="a short note")
+
+    schema, strict = strict_parameters(Args)
+    assert strict and "minLength" not in json.dumps(schema) and "maxLength" not in json.dumps(schema)
+    assert schema["properties"]["note"]["description"] == "a short note"
+    with pytest.raises(ValueError):
+        Args.model_validate({"note": "x"})

@@ -135,7 +135,9 @@ class ToolSpec:
         return self.name.replace("_", " ").capitalize(), details
 
 
-_STRICT_UNSUPPORTED = {"default", "title", "examples"}
+# Keywords strict mode rejects. Length limits go too: pydantic still enforces them when the arguments
+# arrive, and a violation is fed back to the model as a tool result it can correct.
+_STRICT_UNSUPPORTED = {"default", "title", "examples", "minLength", "maxLength"}
 
 
 def strict_parameters(model: type[BaseModel]) -> tuple[dict[str, Any], bool]:
