@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,61 +16,24 @@ from sqlalchemy import func, select
 
 from bot.models import ApprovalStatus
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, MakeSlackBot, click
-from tests.support.harness import PERMISSIONS_YAML, TEST_OPENAI_KEY
+from tests.support.fake_slack import BOT_TOKEN, FakeSlack, MakeSlackBot, click
+from tests.support.processes import propbot_env, start_propbot, stop
 from tests.test_slack_approvals import post_card
 from tools.db import Database
 from tools.schema import MaintenanceRequest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def second_process(
     tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, fake_slack: FakeSlack
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    permissions = tmp_path / "permissions.yml"
-    permissions.write_text(PERMISSIONS_YAML)
-    port = free_port()
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "MICROSOFT_", "REDIS"))}
-    env = {
-        **keep,
-        "PYTHONPATH": str(ROOT),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "OPENAI_API_KEY": TEST_OPENAI_KEY,
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_MODEL": "fake-model",
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'propbot.db'}",
-        "PERMISSIONS_FILE": str(permissions),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.base_url,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-    }
+    env = propbot_env(tmp_path, redis_url, fake_openai, fake_slack)
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        # cwd is the temporary directory, so a developer's .env cannot leak into the test.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    process = start_propbot("serve", env, tmp_path, log)
     try:
-        yield f"http://127.0.0.1:{port}", process, log
+        yield f"http://127.0.0.1:{env['PORT']}", process, log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
 
 
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
