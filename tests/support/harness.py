@@ -126,8 +126,11 @@ async def make_harness(
     load_modules(BUILTIN_MODULES)
     built: list[Harness] = []
 
-    async def make(redis: bool = True, permissions: str = PERMISSIONS_YAML, **overrides: Any) -> Harness:
-        settings = test_settings(fake_openai, redis_url=redis_url if redis else None, **overrides)
+    async def make(
+        redis: bool = True, permissions: str = PERMISSIONS_YAML, url: str | None = None, **overrides: Any
+    ) -> Harness:
+        """`url` points the harness at another Redis (e.g. the suite's cluster)."""
+        settings = test_settings(fake_openai, redis_url=(url or redis_url) if redis else None, **overrides)
         perms = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
         store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
         agent = Agent(settings, store, LLMClient(settings), registry, perms, database, cache=ToolCache(store))
