@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from bot import replies
 from bot.agent import Agent
 from bot.logs import conversation_var, request_var
 from bot.models import Approval, DecisionResult, Incoming, Platform, Reply
@@ -40,6 +42,7 @@ class Dispatcher:
         self.tasks = tasks
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
         self.responders: dict[Platform, Responder] = {}
+        self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
     def register(self, platform: Platform, responder: Responder) -> None:
         self.responders[platform] = responder
@@ -47,8 +50,15 @@ class Dispatcher:
     async def submit(self, msg: Incoming) -> None:
         """Accept a verified message before the platform gets its ack; the turn runs in the background.
 
-        Async because a durable dispatcher writes the message to a queue here; raising means the message
-        was not accepted and the adapter must answer so that the platform delivers it again."""
+        Raises StoreUnavailable when the message could not be accepted: the adapter then answers so that
+        the platform delivers it again, and the user is told (once per delivery id) what is going on."""
+        try:
+            await self._accept(msg)
+        except StoreUnavailable:
+            self._tell_unavailable(msg)
+            raise
+
+    async def _accept(self, msg: Incoming) -> None:
         if not await self.agent.accept(msg):
             return
         if self.queue is None:
@@ -62,15 +72,34 @@ class Dispatcher:
                 await self.agent.store.forget_delivery(msg.event_id)
             raise
 
+    def _tell_unavailable(self, msg: Incoming) -> None:
+        # Kept in memory: the store that would de-duplicate this notice is the thing that is down.
+        now = time.monotonic()
+        for event_id, at in list(self._told.items()):
+            if now - at > 3600:
+                del self._told[event_id]
+        if msg.event_id in self._told or len(self._told) > 10_000:
+            return
+        self._told[msg.event_id] = now
+        responder = self.responders.get(msg.conversation.platform)
+        if responder is not None:
+            self.tasks.spawn(self._deliver_quietly(responder, msg, [replies.unavailable_at_ingress()]), name="notice")
+
+    async def _deliver_quietly(self, responder: Responder, msg: Incoming, out: list[Reply]) -> None:
+        try:
+            await responder.deliver(msg, out)
+        except Exception:
+            log.warning("could not tell %s that propbot is unavailable", msg.conversation.key)
+
     async def run_turn(self, msg: Incoming) -> None:
         responder = self.responders[msg.conversation.platform]
         conversation_var.set(msg.conversation.key)
         request_var.set(msg.event_id)
         try:
             async with responder.working(msg):
-                replies = await self.agent.run_turn(msg)
-            if replies:
-                await responder.deliver(msg, replies)
+                answers = await self.agent.run_turn(msg)
+            if answers:
+                await responder.deliver(msg, answers)
         except Exception:
             # A platform API failure must not kill the process; the adapter has logged the details.
             log.exception("turn for %s could not be delivered", msg.conversation.key)

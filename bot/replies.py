@@ -14,6 +14,14 @@ def unavailable() -> TextReply:
     )
 
 
+def unavailable_at_ingress() -> TextReply:
+    return TextReply(
+        text="propbot is temporarily unavailable (its state store cannot be reached). If it is back within a "
+        "few minutes I will answer this message on my own; otherwise please send it again.",
+        is_error=True,
+    )
+
+
 def busy() -> TextReply:
     return TextReply(
         text="I'm still working on an earlier message in this conversation. Please try again in a moment.",
