@@ -41,7 +41,8 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
     try:
         if settings.redis_url:
-            line(await store.ping(), "redis", "reachable" if await store.ping() else "cannot be reached")
+            reachable = await store.ping()
+            line(reachable, "redis", "reachable" if reachable else "cannot be reached")
         else:
             line(True, "redis", "REDIS_URL not set: in-memory state, one process only")
     finally:

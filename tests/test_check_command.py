@@ -1,0 +1,51 @@
+"""`propbot check`: what a configuration will run with, and a non-zero exit when something is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.support.harness import PERMISSIONS_YAML
+
+
+async def check(tmp_path: Path, **env: str) -> tuple[int, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "REDIS", "MICROSOFT_"))}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**base, **env},
+        cwd=tmp_path,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return proc.returncode or 0, out.decode()
+
+
+async def test_a_good_configuration_passes(tmp_path: Path, redis_url: str) -> None:
+    (tmp_path / "permissions.yml").write_text(PERMISSIONS_YAML)
+    code, out = await check(
+        tmp_path,
+        OPENAI_API_KEY="sk-check-test-key-0000000000",
+        REDIS_URL=redis_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    assert code == 0, out
+    assert "ok   redis        reachable" in out
+    assert "ok   permissions" in out and "manager" in out
+    assert "schedule_maintenance" in out and "all good" in out
+    assert "sk-check-test-key" not in out
+
+
+async def test_problems_are_listed_and_exit_non_zero(tmp_path: Path) -> None:
+    (tmp_path / "permissions.yml").write_text("roles:\n  viewer: {tools: [a]}\nusers:\n  u1: boss\n")
+    code, out = await check(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="sqlite+aiosqlite:///:memory:")
+    assert code == 1
+    assert "FAIL model" in out and "OPENAI_API_KEY is not set" in out
+    assert "FAIL redis        cannot be reached" in out
+    assert "FAIL permissions  permissions.yml: line 4" in out
+    assert "3 problem(s)" in out
