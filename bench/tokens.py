@@ -1,0 +1,73 @@
+"""Prompt tokens: what propbot sent the model against what the textbook agent would have sent.
+
+The naive baseline keeps the whole untrimmed conversation and offers every tool on every request. It is
+rebuilt from the requests the fake model actually received: each request is (system prompt, a trimmed
+suffix of the conversation, the new messages), so the conversation is the running union of what was
+seen, and the naive request at each point is the system prompt, everything seen so far, and all five
+tool schemas. Both sides are counted with propbot's own `bot.history.TokenCounter`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.history import TokenCounter
+from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+CITIES = ("Austin, TX", "Denver, CO", "Seattle, WA", "Chicago, IL", "Atlanta, GA", "Phoenix, AZ", "Nashville, TN")
+
+
+def _call(tool: str, **args: Any) -> str:
+    return f"#call {tool} {json.dumps(args)}"
+
+
+def conversation_script(turns: int) -> list[str]:
+    """A property manager's session: searches, look-ups, request lists and plain questions."""
+    script: list[str] = []
+    for i in range(turns):
+        kind, city = i % 5, CITIES[(i // 5) % len(CITIES)]
+        if kind == 0:
+            search = {"property_type": None, "min_price": None, "max_price": None, "min_bedrooms": None}
+            script.append(_call("search_properties", location=city, **search))
+        elif kind == 1:
+            script.append(_call("get_property", property_id=f"P-100{1 + i % 9}"))
+        elif kind == 3:
+            script.append(_call("list_maintenance_requests", property_id=None, status="open"))
+        else:
+            script.append("thanks, which of those would you look at first and why?")
+    return script
+
+
+def _overlap(seen: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
+    """The longest k with seen[-k:] == new[:k]: how much of `new` propbot had already sent."""
+    for k in range(min(len(seen), len(new)), 0, -1):
+        if seen[len(seen) - k :] == new[:k]:
+            return k
+    return 0
+
+
+def prompt_tokens(requests: list[dict[str, Any]], turns: int) -> dict[str, Any]:
+    counter = TokenCounter()
+    load_modules(BUILTIN_MODULES)
+    every_tool = registry.schemas(registry.names())
+    seen: list[dict[str, Any]] = []
+    actual = naive = 0
+    trimmed_requests = 0
+    for request in requests:
+        messages: list[dict[str, Any]] = request["messages"]
+        system, rest = messages[:1], messages[1:]
+        known = _overlap(seen, rest)
+        if known < len(seen):
+            trimmed_requests += 1
+        seen.extend(rest[known:])
+        actual += counter.messages(messages) + counter.tools(request.get("tools") or [])
+        naive += counter.messages([*system, *seen]) + counter.tools(every_tool)
+    saving = 1 - actual / naive if naive else None
+    return {
+        "propbot_per_turn": round(actual / turns, 1),
+        "naive_per_turn": round(naive / turns, 1),
+        "saving_pct": None if saving is None else round(100 * saving, 1),
+        "requests": len(requests),
+        "trimmed_requests": trimmed_requests,
+    }
