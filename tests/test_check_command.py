@@ -49,3 +49,24 @@ async def test_problems_are_listed_and_exit_non_zero(tmp_path: Path) -> None:
     assert "FAIL redis        cannot be reached" in out
     assert "FAIL permissions  permissions.yml: line 4" in out
     assert "3 problem(s)" in out
+
+
+async def test_extra_tool_modules_from_config_are_loaded(tmp_path: Path) -> None:
+    (tmp_path / "acme_tools.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from tools.registry import ToolContext, tool\n\n"
+        "class Args(BaseModel):\n    city: str\n\n"
+        "@tool()\n"
+        "async def rent_roll(args: Args, ctx: ToolContext) -> dict[str, str]:\n"
+        '    """Total rent due in a city."""\n'
+        '    return {"city": args.city}\n'
+    )
+    code, out = await check(
+        tmp_path,
+        OPENAI_API_KEY="sk-check-test-key-0000000000",
+        TOOL_MODULES="acme_tools",
+        PYTHONPATH=str(tmp_path),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    tools_line = next(line for line in out.splitlines() if " tools " in f" {line} ")
+    assert "rent_roll" in tools_line and "search_properties" in tools_line, out
