@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.harness import Fakes, percentile, run_load, summary_ms, unique_prefix
@@ -41,14 +42,30 @@ class Scale:
         )
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (all sockets).
+
+    A dropped SYN is retried by the client after 1 s, so every drop is a ~1 s ack: it is how a stalled
+    event loop plus a small accept backlog shows up in the ack p99."""
+    try:
+        text = Path("/proc/net/netstat").read_text()
+        lines = [line.split() for line in text.splitlines() if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1], strict=True)).get("ListenOverflows", 0))
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 async def ack_latency(target: Target, fakes: Fakes, scale: Scale) -> dict[str, Any]:
     """HTTP response time of POST /slack/events at each rate, model latency 2 s (turns pile up behind)."""
     await fakes.config(latency=2.0)
     out: dict[str, Any] = {}
     for rate in scale.ack_rates:
         count = max(3, int(rate * scale.ack_seconds))
+        drops = listen_overflows()
         result = await run_load(target, rate, count, unique_prefix(f"ack{rate}"))
         figure = summary_ms([r[2] for r in result.ok])
+        figure["listen_queue_drops"] = listen_overflows() - drops
+        figure["over_1s"] = sum(1 for r in result.ok if r[2] >= 1.0)
         figure.update(errors=result.errors, offered_per_s=round(len(result.records) / max(result.send_seconds, 1e-3)))
         figure["send_lag_max_ms"] = round(result.lag_max * 1000, 1)
         out[str(rate)] = figure

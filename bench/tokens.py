@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.history import TokenCounter
+from bot.history import Message, TokenCounter, prepare
 from tools.registry import BUILTIN_MODULES, load_modules, registry
 
 CITIES = ("Austin, TX", "Denver, CO", "Seattle, WA", "Chicago, IL", "Atlanta, GA", "Phoenix, AZ", "Nashville, TN")
@@ -47,27 +47,56 @@ def _overlap(seen: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
     return 0
 
 
-def prompt_tokens(requests: list[dict[str, Any]], turns: int) -> dict[str, Any]:
+def compact_old_results(history: list[Message], keep_chars: int) -> list[Message]:
+    """What-if: tool results of earlier exchanges cut to `keep_chars` (the current exchange untouched)."""
+    last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=0)
+    out: list[Message] = []
+    for i, message in enumerate(history):
+        content = str(message.get("content") or "")
+        if i < last_user and message.get("role") == "tool" and len(content) > keep_chars:
+            message = {**message, "content": content[:keep_chars] + "…"}
+        out.append(message)
+    return out
+
+
+def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000) -> dict[str, Any]:
+    """Propbot's real prompts vs the naive baseline, plus two what-ifs replayed offline through
+    `bot.history.prepare` on the same conversation: a smaller HISTORY_TOKEN_BUDGET, and old tool
+    results compacted (a candidate core change)."""
     counter = TokenCounter()
     load_modules(BUILTIN_MODULES)
     every_tool = registry.schemas(registry.names())
     seen: list[dict[str, Any]] = []
-    actual = naive = 0
+    actual = naive = replayed = half_budget = compacted = 0
     trimmed_requests = 0
     for request in requests:
         messages: list[dict[str, Any]] = request["messages"]
         system, rest = messages[:1], messages[1:]
+        tools: list[dict[str, Any]] = request.get("tools") or []
         known = _overlap(seen, rest)
         if known < len(seen):
             trimmed_requests += 1
         seen.extend(rest[known:])
-        actual += counter.messages(messages) + counter.tools(request.get("tools") or [])
+        actual += counter.messages(messages) + counter.tools(tools)
         naive += counter.messages([*system, *seen]) + counter.tools(every_tool)
-    saving = 1 - actual / naive if naive else None
+        # The replay with today's settings should give `actual` back: it checks the reconstruction.
+        same = prepare(seen, system[0], budget, counter, tools)
+        replayed += counter.messages(same) + counter.tools(tools)
+        smaller = prepare(seen, system[0], budget // 2, counter, tools)
+        half_budget += counter.messages(smaller) + counter.tools(tools)
+        compact = prepare(compact_old_results(seen, 300), system[0], budget, counter, tools)
+        compacted += counter.messages(compact) + counter.tools(tools)
+
+    def saving(value: int) -> float | None:
+        return round(100 * (1 - value / naive), 1) if naive else None
+
     return {
         "propbot_per_turn": round(actual / turns, 1),
         "naive_per_turn": round(naive / turns, 1),
-        "saving_pct": None if saving is None else round(100 * saving, 1),
+        "saving_pct": saving(actual),
         "requests": len(requests),
         "trimmed_requests": trimmed_requests,
+        "replayed_per_turn": round(replayed / turns, 1),
+        "what_if_budget_3000_saving_pct": saving(half_budget),
+        "what_if_old_tool_results_300_chars_saving_pct": saving(compacted),
     }
