@@ -46,6 +46,7 @@ from bot.models import (
     TextReply,
 )
 from bot.runtime import Runtime
+from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 # slack_sdk logs request bodies at DEBUG and Bolt logs rejected bodies at INFO, and Bolt copies the root
@@ -125,19 +126,28 @@ class UserNames:
 class SlackResponder:
     """The core's way back into Slack (bot.dispatch.Responder)."""
 
-    def __init__(self, client: AsyncWebClient, agent: Agent) -> None:
+    def __init__(self, client: AsyncWebClient, agent: Agent, tasks: TaskTracker) -> None:
         self.client = client
         self.agent = agent
+        self.tasks = tasks  # shutdown drains the reaction calls with the turns
 
     @contextlib.asynccontextmanager
     async def working(self, msg: Incoming) -> AsyncIterator[None]:
+        """A reaction on the user's message while the turn runs. Both reaction calls run beside the turn,
+        never in front of it: against real Slack each costs 50-200 ms the user would otherwise wait."""
         channel, ts = msg.conversation.channel, msg.conversation.reference.get("ts")
-        added = bool(ts) and await self._react("reactions.add", channel, ts) is not None
+        if not ts:
+            yield
+            return
+        added = self.tasks.spawn(self._react("reactions.add", channel, ts), name="slack:react")
         try:
             yield
         finally:
-            if added:
-                await self._react("reactions.remove", channel, ts)
+            self.tasks.spawn(self._unreact(added, channel, ts), name="slack:unreact")
+
+    async def _unreact(self, added: asyncio.Task[Any], channel: str, ts: Any) -> None:
+        if await added is not None:
+            await self._react("reactions.remove", channel, ts)
 
     async def _react(self, method: str, channel: str, ts: Any) -> dict[str, Any] | None:
         return await call(self.client, method, channel=channel, timestamp=ts, name=WORKING_REACTION)
@@ -300,13 +310,30 @@ def to_aiohttp_response(response: BoltResponse) -> web.Response:
     return web.Response(status=response.status, text=response.body, content_type=content_type, headers=headers)
 
 
+def _texts(obj: dict[str, Any], *keys: str) -> bool:
+    return all(obj.get(key) is None or isinstance(obj[key], str) for key in keys)
+
+
 def well_formed(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
     if any(key in body and not isinstance(body[key], dict) for key in _OBJECTS):
         return False
     actions = body.get("actions", [])
-    return isinstance(actions, list) and all(isinstance(a, dict) for a in actions)
+    if not (isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
+        return False
+    # Bolt reads actions[0] of these, and the action_id of a block action, unconditionally.
+    if body.get("type") in ("block_actions", "interactive_message") and not actions:
+        return False
+    if body.get("type") == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in actions):
+        return False
+    # Bolt's listener matchers run regular expressions over these before any listener sees the body.
+    return (
+        _texts(body, "type", "callback_id", "command")
+        and _texts(body.get("event", {}), "type", "subtype")
+        and _texts(body.get("view", {}), "type", "callback_id")
+        and all(_texts(action, "type", "action_id", "block_id") for action in actions)
+    )
 
 
 def events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -344,7 +371,7 @@ async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) 
     settings = runtime.settings
     session = aiohttp.ClientSession()
     client = web_client(settings, session)
-    responder = SlackResponder(client, runtime.agent)
+    responder = SlackResponder(client, runtime.agent, dispatcher.tasks)
     dispatcher.register("slack", responder)
     bolt = build_bolt(settings, client)
     SlackListeners(dispatcher, responder, UserNames(client)).register(bolt)
