@@ -192,6 +192,23 @@ async def test_save_history_releases_the_lock_in_the_same_call(backend: Backend)
     assert await other.release_lock(CONVERSATION.key, owner)
 
 
+async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Backend) -> None:
+    store = backend.store
+    key = CONVERSATION.key
+    token, history = await store.lock_and_load(key, ttl=30)
+    assert token is not None and history == []  # a new conversation: the lock, an empty history
+    token, history = await store.lock_and_load(key, ttl=30)
+    assert token is None and history == []  # held
+    first = await store.acquire_lock("slack:T1:C-other", ttl=30)
+    assert first is not None
+    messages = [{"role": "user", "content": "remember me"}]
+    await store.save_history("slack:T1:C-other", messages, release_token=first)
+    token, history = await backend.other().lock_and_load("slack:T1:C-other", ttl=30)
+    assert token is not None and history == messages
+    assert await store.acquire_lock("slack:T1:C-other", ttl=30) is None
+    assert await store.release_lock("slack:T1:C-other", token)
+
+
 async def test_history_expires_after_inactivity(backend: Backend) -> None:
     store: Store
     if isinstance(backend.store, RedisStore):

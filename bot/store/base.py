@@ -33,6 +33,10 @@ class Store(Protocol):
     async def acquire_lock(self, conversation: str, ttl: float) -> str | None:
         """Take the conversation's lock; returns an owner token, or None when someone holds it."""
 
+    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
+        """`acquire_lock` and, when it succeeds, `load_history`, in one round trip: (token, history);
+        (None, []) when someone else holds the lock."""
+
     async def release_lock(self, conversation: str, token: str) -> bool:
         """Release only if `token` still owns the lock (compare-and-delete)."""
 

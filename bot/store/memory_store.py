@@ -106,6 +106,10 @@ class MemoryStore:
         self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
         return token
 
+    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
+        token = await self.acquire_lock(conversation, ttl)
+        return (token, await self.load_history(conversation)) if token else (None, [])
+
     async def release_lock(self, conversation: str, token: str) -> bool:
         if self._owner(conversation) != token:
             return False

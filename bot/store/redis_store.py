@@ -38,6 +38,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_LOCK_AND_LOAD = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local history = redis.call('GET', KEYS[2])
+if not history then return {1} end
+return {1, history}
+"""
+
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -133,6 +140,7 @@ class RedisStore:
         self._cluster_ready = False
         self._init_lock = asyncio.Lock()
         self._release = client.register_script(_RELEASE)
+        self._lock_load = client.register_script(_LOCK_AND_LOAD)
         self._extend = client.register_script(_EXTEND)
         self._transition = client.register_script(_TRANSITION)
         self._update = client.register_script(_UPDATE)
@@ -205,6 +213,17 @@ class RedisStore:
         async with self._op("acquire_lock"):
             acquired = await self._client.set(keys.lock(conversation), token, nx=True, px=_ms(ttl))
         return token if acquired else None
+
+    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
+        token = secrets.token_hex(16)
+        lock_key, history_key = keys.lock(conversation), keys.history(conversation)
+        async with self._op("lock_and_load"):
+            # Both keys carry the conversation's hash tag: one slot, so valid on a cluster.
+            got = await self._lock_load(keys=[lock_key, history_key], args=[token, _ms(ttl)])
+        if not got or not got[0]:
+            return None, []
+        messages: list[dict[str, Any]] = json.loads(got[1]) if len(got) > 1 and got[1] else []
+        return token, messages
 
     async def release_lock(self, conversation: str, token: str) -> bool:
         async with self._op("release_lock"):
