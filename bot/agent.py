@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot import metrics, replies
+from bot import metrics, replies, tracing
 from bot.audit import AuditSink, LogAudit
 from bot.config import Settings
 from bot.decisions import ApprovalDesk
 from bot.history import Message, TokenCounter, prepare, sanitize, trim
 from bot.llm import LLMClient, ModelError
+from bot.logs import log_context
 from bot.models import (
     ApprovalRequest,
     Conversation,
@@ -111,14 +112,26 @@ class Agent:
 
     async def accept(self, msg: Incoming) -> bool:
         """False for a redelivery of a message already accepted. Raises StoreUnavailable."""
-        if await self.store.first_delivery(msg.event_id, self.settings.dedupe_ttl):
-            return True
-        metrics.DUPLICATES.labels(msg.conversation.platform).inc()
-        log.info("dropped duplicate delivery %s", msg.event_id)
-        return False
+        with log_context(msg.conversation.key, msg.event_id):
+            if await self.store.first_delivery(msg.event_id, self.settings.dedupe_ttl):
+                return True
+            metrics.DUPLICATES.labels(msg.conversation.platform).inc()
+            log.info("dropped duplicate delivery %s", msg.event_id)
+            return False
 
     async def run_turn(self, msg: Incoming) -> list[Reply]:
         """The turn for an accepted message: lock, load, loop, save, unlock."""
+        conversation = msg.conversation
+        with (
+            log_context(conversation.key, msg.event_id),
+            tracing.span("propbot.turn", platform=conversation.platform, user=tracing.user_hash(msg.user)),
+        ):
+            started = time.perf_counter()
+            out = await self._turn(msg)
+            log.info("turn finished in %.2fs with %d reply(ies)", time.perf_counter() - started, len(out))
+            return out
+
+    async def _turn(self, msg: Incoming) -> list[Reply]:
         platform = msg.conversation.platform
         text, cut = replies.bound_input(msg.text, self.settings.max_message_chars)
         try:

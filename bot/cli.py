@@ -13,6 +13,7 @@ from bot import ops_cli
 from bot.config import ConfigError, Settings, load_settings, require_model_settings
 from bot.logs import setup_logging
 from bot.permissions import PermissionsError
+from bot.tracing import setup_tracing
 
 log = logging.getLogger("propbot")
 
@@ -84,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             return 0
         require_model_settings(settings)
+        # serve, worker and chat run turns; the other commands have nothing to trace.
+        setup_tracing(settings)
         if args.command == "serve":
             from bot.server import serve
 

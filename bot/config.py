@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
     log_format: Literal["text", "json"] = Field(default="text", description="text or json")
+    # The standard OpenTelemetry variable, read here so a .env file can set it too.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="an OTLP/HTTP collector URL (needs the otel extra)"
+    )
 
     # -- platforms -------------------------------------------------------------------------------
     slack_bot_token: str | None = Field(default=None, description="a Slack bot token (xoxb-...)")
@@ -90,7 +94,7 @@ class Settings(BaseSettings):
     )
     microsoft_app_tenant_id: str = Field(default="", description="the Azure tenant id (SingleTenant)")
 
-    @field_validator("openai_base_url", "slack_api_url")
+    @field_validator("openai_base_url", "slack_api_url", "otel_exporter_otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):

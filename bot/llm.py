@@ -19,7 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bot import metrics
+from bot import metrics, tracing
 from bot.circuit import CircuitBreaker, CircuitOpen
 from bot.config import Settings
 
@@ -36,6 +36,7 @@ class ModelError(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+        self.attempts = 0
 
 
 @dataclass
@@ -128,6 +129,20 @@ class LLMClient:
         await self._client.close()
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        with tracing.span("propbot.model_call", model=self.settings.openai_model) as span:
+            try:
+                reply = await self._complete(messages, tools)
+            except ModelError as exc:
+                span.set(error=exc.kind, attempts=exc.attempts)
+                raise
+            span.set(
+                attempts=reply.attempts,
+                prompt_tokens=reply.usage.prompt_tokens,
+                completion_tokens=reply.usage.completion_tokens,
+            )
+            return reply
+
+    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         try:
             self.breaker.before_call()
         except CircuitOpen as exc:
@@ -152,6 +167,7 @@ class LLMClient:
             error = _classify(exc)
             metrics.ERRORS.labels(f"model_{error.kind}").inc()
             log.warning("model call failed after %d attempt(s): %s", attempts, error)
+            error.attempts = attempts
             raise error from None
         except BaseException:
             self.breaker.record_abandoned()

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 conversation_var: contextvars.ContextVar[str] = contextvars.ContextVar("conversation", default="-")
 request_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+@contextlib.contextmanager
+def log_context(conversation: str, request_id: str) -> Iterator[None]:
+    """Tag every record written inside the block; reset afterwards, so a caller that runs several turns in
+    one task (the terminal chat, tests) does not carry one turn's tags into the next line it writes."""
+    tokens = conversation_var.set(conversation), request_var.set(request_id)
+    try:
+        yield
+    finally:
+        conversation_var.reset(tokens[0])
+        request_var.reset(tokens[1])
+
 
 # Token shapes worth catching even when nobody registered the value (a token pasted into a message).
 _TOKEN_PATTERNS = re.compile(
@@ -62,8 +76,10 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(conversation)s %(request_id)s] %(message)s"
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> SecretFilter:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(
+    level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (), stream: IO[str] | None = None
+) -> SecretFilter:
+    handler = logging.StreamHandler(stream or sys.stderr)
     secret_filter = SecretFilter(secrets)
     handler.addFilter(secret_filter)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
@@ -73,6 +89,8 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str]
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party loggers echo request bodies and headers at DEBUG; keep them at WARNING.
-    for noisy in ("httpx", "httpcore", "openai", "slack_bolt", "slack_sdk", "botbuilder", "msrest", "urllib3"):
+    # aiosqlite logs every call from its worker thread, where no turn's context exists.
+    noisy_loggers = ("httpx", "httpcore", "openai", "slack_bolt", "slack_sdk", "botbuilder", "msrest", "urllib3")
+    for noisy in (*noisy_loggers, "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return secret_filter

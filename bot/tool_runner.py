@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot import metrics
+from bot import metrics, tracing
 from bot.audit import AuditEvent, AuditSink
 from bot.models import Approval, Conversation
 from bot.permissions import Permissions
@@ -135,6 +135,14 @@ class ToolRunner:
         idempotency_key: str | None = None,
         scope: TurnScope | None = None,
     ) -> ToolResult:
+        with tracing.span("propbot.tool_call", tool=spec.name, conversation=conversation.key) as span:
+            result, outcome = await self._execute(spec, args, user, conversation, idempotency_key)
+            span.set(outcome=outcome)
+            return result
+
+    async def _execute(
+        self, spec: ToolSpec, args: BaseModel, user: str, conversation: Conversation, idempotency_key: str | None
+    ) -> tuple[ToolResult, str]:
         ctx = ToolContext(db=self.db, user=user, conversation_key=conversation.key, idempotency_key=idempotency_key)
         started = time.perf_counter()
         cached = await self.cache.get(spec, args) if self.cache is not None and spec.cache_ttl else None
@@ -172,7 +180,7 @@ class ToolRunner:
                 approval_id=idempotency_key,
             )
         )
-        return result
+        return result, outcome
 
     async def _request_approval(self, scope: TurnScope, spec: ToolSpec, call_id: str, args: BaseModel) -> Approval:
         ctx = ToolContext(db=self.db, user=scope.user, conversation_key=scope.conversation.key)

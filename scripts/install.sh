@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything propbot and its tests need, idempotently: a virtualenv with propbot (editable, with
-# the dev extras) and, where it is missing, redis-server (the test suite starts its own on a free port).
+# the dev and otel extras) and, where it is missing, redis-server (the test suite starts its own on a free port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,7 @@ fi
 stamp=.venv/.propbot-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,otel]"
   touch "$stamp"
 fi
 
