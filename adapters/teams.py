@@ -106,13 +106,16 @@ def _principal(activity: Activity) -> str:
 
 def strip_bot_mention(activity: Activity) -> str:
     """The text without `<at>bot</at>`; mentions of other people stay, they are part of the message."""
-    text = activity.text or ""
+    text = activity.text if isinstance(activity.text, str) else ""
     bot_id = activity.recipient.id if activity.recipient else None
+    # Entities arrive as loosely typed JSON: anything not shaped like a mention of us is left alone.
     for entity in activity.entities or []:
-        extra = entity.additional_properties or {}
-        mentioned = extra.get("mentioned") or {}
-        if (entity.type or "").lower() == "mention" and mentioned.get("id") == bot_id:
-            text = text.replace(extra.get("text") or f"<at>{mentioned.get('name', '')}</at>", " ")
+        extra = _dict(getattr(entity, "additional_properties", None))
+        mentioned = _dict(extra.get("mentioned"))
+        if str(getattr(entity, "type", "") or "").lower() != "mention" or not bot_id or mentioned.get("id") != bot_id:
+            continue
+        tag = extra.get("text")
+        text = text.replace(tag if isinstance(tag, str) and tag else f"<at>{mentioned.get('name', '')}</at>", " ")
     return re.sub(r"[ \t]+", " ", text).strip()
 
 
