@@ -138,8 +138,7 @@ class Agent:
             # Before the lock: a refused message must not queue behind, or delay, the others.
             if (refusal := await self.limiter.refuse(msg)) is not None:
                 return [refusal]
-            async with self.conversation_lock(msg.conversation.key) as token:
-                history = await self.store.load_history(msg.conversation.key)
+            async with self.locked_history(msg.conversation.key) as (token, history):
                 content = f"{msg.user_name}: {text}" if msg.user_name else text
                 history.append({"role": "user", "content": content})
                 result = await self.run_loop(msg.user, msg.user_name, msg.conversation, history)
@@ -168,11 +167,15 @@ class Agent:
         await self.store.save_history(conversation, kept, release_token=token)
 
     @contextlib.asynccontextmanager
-    async def conversation_lock(self, conversation: str) -> AsyncIterator[str]:
-        """Hold the conversation's lock (one turn at a time, across processes), refreshing its TTL."""
+    async def locked_history(self, conversation: str) -> AsyncIterator[tuple[str, list[Message]]]:
+        """Hold the conversation's lock (one turn at a time, across processes, its TTL refreshed) and
+        yield (lock token, history), read in the same round trip as the lock was taken."""
         deadline = time.monotonic() + self.settings.lock_wait
         pause = 0.02
-        while (token := await self.store.acquire_lock(conversation, self.settings.lock_ttl)) is None:
+        while True:
+            token, history = await self.store.lock_and_load(conversation, self.settings.lock_ttl)
+            if token is not None:
+                break
             if time.monotonic() >= deadline:
                 raise Busy(conversation)
             await asyncio.sleep(pause)
@@ -180,7 +183,7 @@ class Agent:
         keeper = asyncio.create_task(self._keep_lock(conversation, token))
         released = False
         try:
-            yield token
+            yield token, history
             released = True  # save(..., token) released it in the same round trip as the write
         finally:
             keeper.cancel()

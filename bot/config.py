@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     in_process_worker: bool = Field(
         default=True, description="true or false: `propbot serve` also runs turn workers itself"
     )
+    turn_concurrency: int = Field(
+        default=32, ge=1, le=4096, description="a whole number: turns one worker runs at once"
+    )
     turn_claim_idle: float = Field(
         default=60.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
     )

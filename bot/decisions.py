@@ -153,8 +153,7 @@ class ApprovalDesk:
         agent = self.agent
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
-        async with agent.conversation_lock(key) as token:
-            history = await agent.store.load_history(key)
+        async with agent.locked_history(key) as (token, history):
             history.append(
                 {
                     "role": "assistant",

