@@ -182,7 +182,8 @@ async def deployment(
     layout: str, fakes_url: str, redis_url: str, workdir: Path, launcher: Path | None = None
 ) -> AsyncIterator[Target]:
     """`inproc`: one `propbot serve` with its in-process worker (the default); `split`: `propbot serve`
-    with IN_PROCESS_WORKER=false plus one `propbot worker`; `bare`: the bare Bolt app."""
+    with IN_PROCESS_WORKER=false plus one `propbot worker`; `direct`: one `propbot serve` with
+    DURABLE_TURNS=false (turns run straight from the ack, no queue); `bare`: the bare Bolt app."""
     port = free_port()
     bot = [str(launcher)] if launcher else ["-m", "bot"]  # run.py resolved it
     target = Target(layout, f"http://127.0.0.1:{port}")
@@ -195,6 +196,8 @@ async def deployment(
         else:
             split = layout == "split"
             extra = {"IN_PROCESS_WORKER": "false"} if split else {}
+            if layout == "direct":
+                extra = {"DURABLE_TURNS": "false"}
             env = app_env(fakes_url, redis_url, workdir, port, **extra)
             target.procs.append(spawn(f"{layout}-serve", [*bot, "serve"], env, workdir))
             # The worker starts after serve is healthy: serve creates and seeds the SQLite file first.

@@ -7,8 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-PROPBOT = ("inproc", "split")
-LAYOUT_NAMES = {"inproc": "propbot (in-process worker)", "split": "propbot (web + 1 worker)", "bare": "bare Bolt"}
+PROPBOT = ("inproc", "split", "direct")
+LAYOUT_NAMES = {
+    "inproc": "propbot (in-process worker)",
+    "split": "propbot (web + 1 worker)",
+    "direct": "propbot (no turn queue)",
+    "bare": "bare Bolt",
+}
 RATES = ("50", "200", "500")
 
 
@@ -111,7 +116,7 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    layouts = [name for name in ("inproc", "split", "bare") if name in results["layouts"]]
+    layouts = [name for name in ("inproc", "split", "direct", "bare") if name in results["layouts"]]
     header = "| figure | " + " | ".join(LAYOUT_NAMES[name] for name in layouts) + " |"
     lines = [header, "|" + " --- |" * (len(layouts) + 1)]
 

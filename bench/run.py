@@ -27,7 +27,7 @@ from bench.harness import Fakes, warm_up
 from bench.procs import ROOT, deployment, start_fakes
 from tests.support.redis_server import RedisServer
 
-LAYOUTS = ("inproc", "split", "bare")
+LAYOUTS = ("inproc", "split", "direct", "bare")
 
 
 def machine() -> dict[str, Any]:
@@ -131,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="propbot benchmark (see docs/benchmarks.md)")
     parser.add_argument("--quick", action="store_true", help="a few events per figure (CI smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: inproc,split,bare")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: inproc,split,direct,bare")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the throughput figure here")
     parser.add_argument(
         "--launcher",

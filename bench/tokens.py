@@ -39,10 +39,19 @@ def conversation_script(turns: int) -> list[str]:
     return script
 
 
+def _key(message: dict[str, Any]) -> str:
+    # A tool result is known by its call id: propbot resends older results shortened, and the naive agent
+    # would resend the full text it saw first.
+    if message.get("role") == "tool":
+        return f"tool:{message.get('tool_call_id')}"
+    return json.dumps(message, sort_keys=True)
+
+
 def _overlap(seen: list[dict[str, Any]], new: list[dict[str, Any]]) -> int:
-    """The longest k with seen[-k:] == new[:k]: how much of `new` propbot had already sent."""
+    """The longest k with seen[-k:] == new[:k] (by `_key`): how much of `new` propbot had already sent."""
+    seen_keys, new_keys = [_key(m) for m in seen], [_key(m) for m in new]
     for k in range(min(len(seen), len(new)), 0, -1):
-        if seen[len(seen) - k :] == new[:k]:
+        if seen_keys[len(seen) - k :] == new_keys[:k]:
             return k
     return 0
 
