@@ -6,38 +6,14 @@ import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.models import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
-from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
-from tools.schema import MaintenanceRequest
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "plumbing",
-    "priority": "high",
-    "description": "Kitchen sink is leaking under the cabinet",
-    "preferred_date": None,
-}
-
-
-async def requests_with_key(h: Harness, key: str) -> int:
-    async with h.db.session() as session:
-        stmt = select(func.count()).select_from(MaintenanceRequest).where(MaintenanceRequest.idempotency_key == key)
-        return int((await session.execute(stmt)).scalar_one())
-
-
-def model(request: dict[str, Any]) -> dict[str, Any]:
-    """Asks to schedule on a user message; reports tool outcomes in text otherwise."""
-    last = last_message(request)
-    if last["role"] == "user":
-        return calls(call("schedule_maintenance", SCHEDULE), content="I'll ask for approval.")
-    return text("outcome: " + json.dumps(tool_results(request)[-1]))
+from tests.support.scripts import requests_with_key, schedule_then_report
 
 
 async def ask_for_approval(h: Harness, user: str = STAFF) -> ApprovalRequest:
-    h.fake.default = model
+    h.fake.default = schedule_then_report
     replies = await h.say(user, "Please schedule a plumber at P-1001, the sink leaks")
     approvals = [r for r in replies if isinstance(r, ApprovalRequest)]
     assert len(approvals) == 1, replies
@@ -50,11 +26,11 @@ async def test_staff_request_waits_and_manager_approval_runs_it_once(make_harnes
     approval = request.approval
     assert approval.status is ApprovalStatus.PENDING and approval.requested_by == STAFF
     assert approval.title and any("Plumbing" in d.value or "plumbing" in d.value for d in approval.summary)
-    assert await requests_with_key(h, approval.id) == 0  # nothing ran yet
+    assert await requests_with_key(h.db, approval.id) == 0  # nothing ran yet
 
     result = await h.decide(approval.id, MANAGER)
     assert result.outcome is DecisionOutcome.DONE, result.message
-    assert await requests_with_key(h, approval.id) == 1
+    assert await requests_with_key(h.db, approval.id) == 1
     final = result.replies[0]
     assert isinstance(final, TextReply) and '"ok": true' in final.text and "request_id" in final.text
     stored = await h.store.get_approval(approval.id)
@@ -72,7 +48,7 @@ async def test_twenty_concurrent_approvals_on_two_store_clients_execute_once(mak
     outcomes = [r.outcome for r in results]
     assert outcomes.count(DecisionOutcome.DONE) == 1, outcomes
     assert outcomes.count(DecisionOutcome.ALREADY_DECIDED) == 19
-    assert await requests_with_key(h, approval.id) == 1
+    assert await requests_with_key(h.db, approval.id) == 1
 
 
 async def test_cancel_creates_nothing_and_tells_the_model(make_harness: Any) -> None:
@@ -80,11 +56,11 @@ async def test_cancel_creates_nothing_and_tells_the_model(make_harness: Any) -> 
     approval = (await ask_for_approval(h)).approval
     result = await h.decide(approval.id, MANAGER, "cancel")
     assert result.outcome is DecisionOutcome.CANCELLED
-    assert await requests_with_key(h, approval.id) == 0
+    assert await requests_with_key(h.db, approval.id) == 0
     told = tool_results(h.fake.requests[-1])[-1]
     assert told["status"] == "cancelled" and told["executed"] is False
     again = await h.decide(approval.id, MANAGER)
-    assert again.outcome is DecisionOutcome.ALREADY_DECIDED and await requests_with_key(h, approval.id) == 0
+    assert again.outcome is DecisionOutcome.ALREADY_DECIDED and await requests_with_key(h.db, approval.id) == 0
 
 
 async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
@@ -93,7 +69,7 @@ async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
     await asyncio.sleep(0.5)
     result = await h.decide(approval.id, MANAGER)
     assert result.outcome is DecisionOutcome.EXPIRED
-    assert await requests_with_key(h, approval.id) == 0
+    assert await requests_with_key(h.db, approval.id) == 0
     assert tool_results(h.fake.requests[-1])[-1]["status"] == "expired"
     stored = await h.store.get_approval(approval.id)
     assert stored is not None and stored.status is ApprovalStatus.EXPIRED

@@ -13,8 +13,8 @@ from bot.tasks import TaskTracker
 from bot.turn_queue import STREAM, TurnQueue
 from tests.support.fake_openai import call, calls, text
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.scripts import SCHEDULE, requests_with_key
 from tests.support.waiting import eventually
-from tests.test_agent_approvals import SCHEDULE, requests_with_key
 from tests.test_turn_queue import RecordingResponder
 
 
@@ -41,7 +41,7 @@ async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_c
         *(h.decide(request.approval.id, MANAGER, agent=other if i % 2 else None) for i in range(10))
     )
     assert [r.outcome for r in results].count(DecisionOutcome.DONE) == 1
-    assert await requests_with_key(h, request.approval.id) == 1
+    assert await requests_with_key(h.db, request.approval.id) == 1
 
     # The durable turn queue works on the cluster too.
     queue = TurnQueue(h.store.client, claim_idle=5)

@@ -11,15 +11,8 @@ from bot.models import ApprovalRequest, ApprovalStatus, Decision, DecisionAction
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
 from tests.support.fake_slack import MakeSlackBot, click
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.scripts import SCHEDULE
 from tools.db import Database
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "appliance",
-    "priority": "medium",
-    "description": "Dishwasher does not drain",
-    "preferred_date": None,
-}
 
 
 def said(request: dict[str, Any]) -> str:

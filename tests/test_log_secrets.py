@@ -19,18 +19,11 @@ from bot.models import ApprovalRequest, DecisionOutcome
 from tests.support import log_guard
 from tests.support.fake_openai import Fault, call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, STAFF, TEST_OPENAI_KEY, Harness
+from tests.support.scripts import SCHEDULE
 
 SLACK_TOKEN = log_guard.register_secret("xoxb-test-1111-2222-secret-token-do-not-log")
 SIGNING_SECRET = log_guard.register_secret("test-signing-secret-never-log-8c1f2e")
 SECRETS = (TEST_OPENAI_KEY, SLACK_TOKEN, SIGNING_SECRET)
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "appliance",
-    "priority": "medium",
-    "description": "Dishwasher does not drain",
-    "preferred_date": None,
-}
 
 
 def model(request: dict[str, Any]) -> dict[str, Any]:

@@ -14,14 +14,7 @@ from bot.runtime import Runtime
 from bot.server import create_app
 from tests.support.fake_openai import call, calls, last_message, text
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "appliance",
-    "priority": "medium",
-    "description": "Dishwasher does not drain",
-    "preferred_date": None,
-}
+from tests.support.scripts import SCHEDULE
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

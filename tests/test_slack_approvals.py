@@ -6,31 +6,14 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from bot.models import ApprovalStatus
-from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import Call, MakeSlackBot, SlackBot, click, mention
+from tests.support.scripts import requests_with_key, schedule_then_report
 from tools.db import Database
-from tools.schema import MaintenanceRequest
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "plumbing",
-    "priority": "high",
-    "description": "Kitchen sink is leaking under the cabinet",
-    "preferred_date": None,
-}
-
-
-def model(request: dict[str, Any]) -> dict[str, Any]:
-    """Asks to schedule on a user message; reports the tool outcome in text otherwise."""
-    if last_message(request)["role"] == "user":
-        return calls(call("schedule_maintenance", SCHEDULE), content="I'll ask a manager.")
-    return text("outcome: " + json.dumps(tool_results(request)[-1]))
 
 
 @dataclass
@@ -43,7 +26,7 @@ class Card:
 
 
 async def post_card(bot: SlackBot, fake: FakeOpenAI, user: str = "USTAFF") -> Card:
-    fake.default = model
+    fake.default = schedule_then_report
     event = mention(user, "please get a plumber to P-1001, the sink leaks")
     assert (await bot.send_event(event)).status == 200
     [post] = await bot.slack.wait_for("chat.postMessage", where=lambda c: "actions" in json.dumps(c.args["blocks"]))
@@ -57,12 +40,6 @@ async def post_card(bot: SlackBot, fake: FakeOpenAI, user: str = "USTAFF") -> Ca
             break
         await asyncio.sleep(0.02)
     return card
-
-
-async def requests_for(db: Database, approval_id: str) -> int:
-    async with db.session() as session:
-        query = select(func.count()).select_from(MaintenanceRequest)
-        return int((await session.execute(query.where(MaintenanceRequest.idempotency_key == approval_id))).scalar_one())
 
 
 def has_buttons(bot: SlackBot, card: Card) -> bool:
@@ -94,7 +71,7 @@ async def test_manager_approves_card_is_replaced_and_request_created_once(
 ) -> None:
     bot = await slack_bots(database)
     card = await post_card(bot, fake_openai)
-    assert await requests_for(database, card.approval_id) == 0
+    assert await requests_with_key(database, card.approval_id) == 0
     sent = await bot.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts))
     assert sent.status == 200
 
@@ -104,7 +81,7 @@ async def test_manager_approves_card_is_replaced_and_request_created_once(
     rendered = json.dumps(update.args["blocks"])
     assert "Approved by <@UMANAGER>" in rendered and "1208 S Congress Ave" in rendered
     assert "request `MR-" in rendered
-    assert await requests_for(database, card.approval_id) == 1
+    assert await requests_with_key(database, card.approval_id) == 1
     answers = await bot.slack.wait_for("chat.postMessage", 2)
     final = answers[-1]
     assert final.args["thread_ts"] == card.thread and '\\"ok\\": true' in json.dumps(final.args["blocks"])
@@ -114,7 +91,7 @@ async def test_manager_approves_card_is_replaced_and_request_created_once(
     await bot.send_click(click("UMANAGER2", "propbot_approve", card.approval_id, card.channel, card.ts))
     [note] = await bot.slack.wait_for("chat.postEphemeral")
     assert note.args["user"] == "UMANAGER2" and "already done" in note.args["text"]
-    assert len(bot.slack.calls_to("chat.update")) == 1 and await requests_for(database, card.approval_id) == 1
+    assert len(bot.slack.calls_to("chat.update")) == 1 and await requests_with_key(database, card.approval_id) == 1
 
 
 async def test_cancel_replaces_card_and_creates_nothing(
@@ -126,7 +103,7 @@ async def test_cancel_replaces_card_and_creates_nothing(
     [update] = await bot.slack.wait_for("chat.update")
     assert "Cancelled by <@UMANAGER>" in json.dumps(update.args["blocks"]) and not has_buttons(bot, card)
     await bot.slack.wait_for("chat.postMessage", 2)
-    assert await requests_for(database, card.approval_id) == 0
+    assert await requests_with_key(database, card.approval_id) == 0
 
 
 async def test_unauthorized_click_gets_an_ephemeral_refusal_and_buttons_stay(
@@ -143,7 +120,7 @@ async def test_unauthorized_click_gets_an_ephemeral_refusal_and_buttons_stay(
     assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
     stored = await bot.runtime.store.get_approval(card.approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
-    assert await requests_for(sqlite_database, card.approval_id) == 0
+    assert await requests_with_key(sqlite_database, card.approval_id) == 0
 
 
 async def test_twenty_concurrent_clicks_execute_once(
@@ -165,7 +142,7 @@ async def test_twenty_concurrent_clicks_execute_once(
     await asyncio.sleep(0.3)
     assert len(bot.slack.calls_to("chat.update")) == 1
     assert len(bot.slack.calls_to("chat.postEphemeral")) == 19
-    assert await requests_for(database, card.approval_id) == 1
+    assert await requests_with_key(database, card.approval_id) == 1
 
 
 @pytest.mark.parametrize("value", ["no-such-approval", "x" * 5000, ""])
@@ -195,7 +172,7 @@ async def test_tampered_approval_id_changes_nothing(
     assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
     stored = await bot.runtime.store.get_approval(card.approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
-    assert len(fake_openai.requests) == asked and await requests_for(sqlite_database, card.approval_id) == 0
+    assert len(fake_openai.requests) == asked and await requests_with_key(sqlite_database, card.approval_id) == 0
 
 
 async def test_expired_approval_card_says_so(
@@ -212,4 +189,4 @@ async def test_expired_approval_card_says_so(
     await bot.send_click(click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts))
     late = await bot.slack.wait_for("chat.update", 2)
     assert "Expired" in json.dumps(late[-1].args["blocks"]) and not has_buttons(bot, card)
-    assert await requests_for(sqlite_database, card.approval_id) == 0
+    assert await requests_with_key(sqlite_database, card.approval_id) == 0

@@ -6,41 +6,18 @@ import asyncio
 import json
 from typing import Any
 
-from sqlalchemy import func, select
-
 from adapters.teams_cards import APPROVE_VERB, CANCEL_VERB
 from bot.models import ApprovalStatus
 from bot.server import DISPATCHER
 from tests.support.fake_connector import ConnectorCall, StartTeams, TeamsRig, execute, message
-from tests.support.fake_openai import call, calls, last_message, text, tool_results
-from tools.schema import MaintenanceRequest
+from tests.support.scripts import requests_with_key, schedule_then_report
 
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "plumbing",
-    "priority": "high",
-    "description": "Kitchen sink is leaking under the cabinet",
-    "preferred_date": None,
-}
 CARD = "application/vnd.microsoft.card.adaptive"
-
-
-def model(request: dict[str, Any]) -> dict[str, Any]:
-    if last_message(request)["role"] == "user":
-        return calls(call("schedule_maintenance", SCHEDULE))
-    return text("outcome: " + json.dumps(tool_results(request)[-1]))
-
-
-async def requests_for(rig: TeamsRig, approval_id: str) -> int:
-    async with rig.harness.db.session() as session:
-        stmt = select(func.count()).select_from(MaintenanceRequest)
-        stmt = stmt.where(MaintenanceRequest.idempotency_key == approval_id)
-        return int((await session.execute(stmt)).scalar_one())
 
 
 async def ask(rig: TeamsRig) -> tuple[str, ConnectorCall]:
     """Staff asks for a plumber; returns the approval id and the posted card."""
-    rig.harness.fake.default = model
+    rig.harness.fake.default = schedule_then_report
     body = message(rig.connector, "schedule a plumber at P-1001", user="aad-staff", name="Sam Staff")
     assert (await rig.post(body))[0] == 200
     [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.cards])
@@ -80,7 +57,7 @@ async def test_the_approval_card_has_details_and_both_actions(start_teams: Start
         await asyncio.sleep(0.02)
     assert stored is not None and stored.card_ref["activity_id"] == posted.returned_id
     assert stored.card_ref["reference"]["conversation"]["id"] == posted.conversation_id
-    assert await requests_for(rig, approval_id) == 0
+    assert await requests_with_key(rig.harness.db, approval_id) == 0
 
 
 async def test_approve_by_a_manager_replaces_the_card_in_the_invoke_answer(start_teams: StartTeams) -> None:
@@ -93,7 +70,7 @@ async def test_approve_by_a_manager_replaces_the_card_in_the_invoke_answer(start
     card = body["value"]
     assert "actions" not in card
     assert "Approved and done by Mona Manager" in json.dumps(card)
-    assert await requests_for(rig, approval_id) == 1
+    assert await requests_with_key(rig.harness.db, approval_id) == 1
     follow_up = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
     assert '"ok": true' in follow_up[-1].body["text"]
     stored = await rig.harness.store.get_approval(approval_id)
@@ -107,7 +84,7 @@ async def test_cancel_replaces_the_card_and_creates_nothing(start_teams: StartTe
     assert status == 200 and body["type"] == CARD
     assert "actions" not in body["value"] and "Cancelled by Mona Manager" in json.dumps(body["value"])
     await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
-    assert await requests_for(rig, approval_id) == 0
+    assert await requests_with_key(rig.harness.db, approval_id) == 0
 
 
 async def test_an_unauthorized_click_is_refused_and_the_card_stays(start_teams: StartTeams) -> None:
@@ -123,7 +100,7 @@ async def test_an_unauthorized_click_is_refused_and_the_card_stays(start_teams: 
     assert rig.connector.updates() == []
     stored = await rig.harness.store.get_approval(approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
-    assert await requests_for(rig, approval_id) == 0
+    assert await requests_with_key(rig.harness.db, approval_id) == 0
 
 
 async def test_double_clicks_execute_once(start_teams: StartTeams) -> None:
@@ -141,7 +118,7 @@ async def test_double_clicks_execute_once(start_teams: StartTeams) -> None:
     for _, body in answers[:2]:
         assert body["type"] == CARD and "actions" not in body["value"]
     await asyncio.sleep(0.5)
-    assert await requests_for(rig, approval_id) == 1
+    assert await requests_with_key(rig.harness.db, approval_id) == 1
     follow_ups = [m for m in rig.connector.messages() if not m.cards]
     assert len(follow_ups) == 1
 
@@ -158,11 +135,11 @@ async def test_action_submit_fallback_updates_the_card_activity(start_teams: Sta
     [card] = update.cards
     assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
     await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
-    assert await requests_for(rig, approval_id) == 1
+    assert await requests_with_key(rig.harness.db, approval_id) == 1
     # A redelivery of the same Submit changes nothing.
     assert (await rig.post(submit))[0] == 200
     await asyncio.sleep(0.3)
-    assert len(rig.connector.updates()) == 1 and await requests_for(rig, approval_id) == 1
+    assert len(rig.connector.updates()) == 1 and await requests_with_key(rig.harness.db, approval_id) == 1
 
 
 async def test_an_unauthorized_submit_gets_a_message_and_the_card_stays(start_teams: StartTeams) -> None:
@@ -180,7 +157,7 @@ async def test_an_unauthorized_submit_gets_a_message_and_the_card_stays(start_te
     said = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
     assert said[-1].body["text"].startswith("Vic Viewer:") and "not allowed" in said[-1].body["text"]
     assert rig.connector.updates() == []
-    assert await requests_for(rig, approval_id) == 0
+    assert await requests_with_key(rig.harness.db, approval_id) == 0
 
 
 async def test_a_slow_decision_answers_the_invoke_and_updates_the_card_later(start_teams: StartTeams) -> None:
@@ -191,7 +168,7 @@ async def test_a_slow_decision_answers_the_invoke_and_updates_the_card_later(sta
     assert status == 200 and body["type"] == "application/vnd.microsoft.activity.message"
     [update] = await rig.connector.wait_for(rig.connector.updates)
     assert update.activity_id == posted.returned_id and "actions" not in update.cards[0]
-    assert await requests_for(rig, approval_id) == 1
+    assert await requests_with_key(rig.harness.db, approval_id) == 1
 
 
 async def test_an_expired_approval_card_is_replaced_by_the_sweeper(start_teams: StartTeams) -> None:
@@ -202,4 +179,4 @@ async def test_an_expired_approval_card_is_replaced_by_the_sweeper(start_teams: 
     [update] = await rig.connector.wait_for(rig.connector.updates)
     assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
     assert "actions" not in update.cards[0] and "Expired" in json.dumps(update.cards[0])
-    assert await requests_for(rig, approval_id) == 0
+    assert await requests_with_key(rig.harness.db, approval_id) == 0

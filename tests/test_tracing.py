@@ -17,15 +17,8 @@ from bot.config import load_settings
 from bot.models import ApprovalRequest, TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.scripts import SCHEDULE
 from tests.support.waiting import eventually
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "appliance",
-    "priority": "medium",
-    "description": "Dishwasher does not drain",
-    "preferred_date": None,
-}
 
 
 @pytest.fixture

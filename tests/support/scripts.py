@@ -1,0 +1,34 @@
+"""Scripted model behaviour shared by the approval tests of every platform."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tools.db import Database
+from tools.schema import MaintenanceRequest
+
+SCHEDULE = {
+    "property_id": "P-1001",
+    "issue_type": "plumbing",
+    "priority": "high",
+    "description": "Kitchen sink is leaking under the cabinet",
+    "preferred_date": None,
+}
+
+
+def schedule_then_report(request: dict[str, Any]) -> dict[str, Any]:
+    """The model asks to schedule on a user message, and reports the latest tool outcome otherwise."""
+    if last_message(request)["role"] == "user":
+        return calls(call("schedule_maintenance", SCHEDULE))
+    return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+
+async def requests_with_key(db: Database, key: str) -> int:
+    """How many maintenance requests an approval (its id is the idempotency key) created."""
+    async with db.session() as session:
+        stmt = select(func.count()).select_from(MaintenanceRequest).where(MaintenanceRequest.idempotency_key == key)
+        return int((await session.execute(stmt)).scalar_one())
