@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.permissions import PermissionsError
-from bot.runtime import load_permission_rules, load_tools
+from bot.runtime import load_permission_rules, load_tools, open_database
 from bot.store.factory import make_store
-from tools.db import Database
 
 
 async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
@@ -47,14 +46,18 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
             line(True, "redis", "REDIS_URL not set: in-memory state, one process only")
     finally:
         await store.close()
-    db = Database(settings.database_url)
     try:
-        await db.start(seed=False)
-        line(await db.ping(), "database", db.describe_url())
-    except Exception as exc:
-        line(False, "database", f"{db.describe_url()}: {type(exc).__name__}")
-    finally:
-        await db.close()
+        db = open_database(settings.database_url)
+    except ConfigError as exc:
+        line(False, "database", str(exc))
+    else:
+        try:
+            await db.start(seed=False)
+            line(await db.ping(), "database", db.describe_url())
+        except Exception as exc:
+            line(False, "database", f"{db.describe_url()}: {type(exc).__name__}")
+        finally:
+            await db.close()
     slack = "enabled" if settings.slack_enabled else "off (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)"
     line(True, "slack", slack + (" in Socket Mode" if settings.slack_app_token else ""))
     teams = "app id set" if settings.microsoft_app_id else "local anonymous mode (no MICROSOFT_APP_ID)"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from bot.agent import Agent
 from bot.audit import AuditSink, FanoutAudit, LogAudit
 from bot.audit_stream import RedisStreamAudit
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.llm import LLMClient
 from bot.permissions import Permissions, load_permissions
 from bot.store import Store
@@ -56,6 +56,13 @@ def load_permission_rules(settings: Settings) -> Permissions:
     return load_permissions(path, allow_self_approval=settings.allow_self_approval)
 
 
+def open_database(url: str) -> Database:
+    try:
+        return Database(url)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL should be a SQLAlchemy URL for SQLite or PostgreSQL: {exc}") from None
+
+
 async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Sequence[AuditSink] = ()) -> Runtime:
     """Build and start every part; raises ConfigError / PermissionsError with one clear line."""
     permissions = load_permission_rules(settings)
@@ -63,8 +70,14 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     if not settings.redis_url:
         log.warning("REDIS_URL is not set: using in-memory state (one process only, lost on restart)")
     store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
-    db = Database(settings.database_url)
-    await db.start(seed=seed)
+    db = open_database(settings.database_url)
+    try:
+        await db.start(seed=seed)
+    except Exception as exc:
+        await store.close()
+        await db.close()
+        # The driver's message can carry the URL and its password: name the error class only.
+        raise ConfigError(f"DATABASE_URL: cannot open the database ({type(exc).__name__})") from None
     llm = LLMClient(settings)
     sinks: list[AuditSink] = [LogAudit()]
     if isinstance(store, RedisStore):

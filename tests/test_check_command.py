@@ -43,12 +43,13 @@ async def test_a_good_configuration_passes(tmp_path: Path, redis_url: str) -> No
 
 async def test_problems_are_listed_and_exit_non_zero(tmp_path: Path) -> None:
     (tmp_path / "permissions.yml").write_text("roles:\n  viewer: {tools: [a]}\nusers:\n  u1: boss\n")
-    code, out = await check(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="sqlite+aiosqlite:///:memory:")
+    code, out = await check(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL="mysql://nope/db")
     assert code == 1
     assert "FAIL model" in out and "OPENAI_API_KEY is not set" in out
     assert "FAIL redis        cannot be reached" in out
     assert "FAIL permissions  permissions.yml: line 4" in out
-    assert "3 problem(s)" in out
+    assert "FAIL database     DATABASE_URL should be a SQLAlchemy URL" in out
+    assert "4 problem(s)" in out
 
 
 async def test_extra_tool_modules_from_config_are_loaded(tmp_path: Path) -> None:

@@ -105,3 +105,32 @@ async def test_missing_api_key_stops_start_up_with_one_line(tmp_path: Path) -> N
     assert err.decode().strip().splitlines() == [
         "propbot: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
     ]
+
+
+async def test_bad_or_unreachable_database_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    for url, words in [
+        ("mysql://x/y", "DATABASE_URL should be a SQLAlchemy URL for SQLite or PostgreSQL: unsupported"),
+        ("postgresql://u@127.0.0.1:1/db", "DATABASE_URL: cannot open the database (ConnectionRefusedError)"),
+    ]:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "REDIS"))},
+            "OPENAI_API_KEY": TEST_OPENAI_KEY,
+            "DATABASE_URL": url,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "chat",
+            "--user",
+            "slack:T1:U1",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=tmp_path,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        text = err.decode()
+        assert proc.returncode == 2, text
+        assert f"propbot: {words}" in text and "Traceback" not in text
