@@ -95,6 +95,10 @@ class Agent:
     async def expire_due(self) -> list[DecisionResult]:
         return await self.desk.expire_due()
 
+    async def recover_stalled(self, older_than: float = 300.0) -> list[DecisionResult]:
+        """Finish approved tool runs a dead process left behind (see bot.decisions)."""
+        return await self.desk.recover_stalled(older_than)
+
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         """Remember where the adapter posted an approval's card, so any process can replace it later."""
         await self.store.update_approval_fields(approval_id, {"card_ref": card_ref})

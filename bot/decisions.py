@@ -87,9 +87,10 @@ class ApprovalDesk:
             )
         return await self._execute(current)
 
-    async def _execute(self, approval: Approval) -> DecisionResult:
+    async def _execute(self, approval: Approval, *, recovered: bool = False) -> DecisionResult:
         agent = self.agent
-        await self._audit("approved", approval, approval.decided_by or "")
+        if not recovered:
+            await self._audit("approved", approval, approval.decided_by or "")
         spec = agent.registry.get(approval.tool)
         if spec is None:
             result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
@@ -142,6 +143,19 @@ class ApprovalDesk:
                 result = await self._expire(approval, now)
                 if result.outcome is DecisionOutcome.EXPIRED:
                     results.append(result)
+        return results
+
+    async def recover_stalled(self, older_than: float) -> list[DecisionResult]:
+        """Finish approvals whose process died between the claim and the tool's result.
+
+        Running the tool again is safe: the approval id is its idempotency key, so a tool that did run
+        returns what it did. A SET NX claim makes one process, not every sweeper, do each recovery."""
+        results = []
+        for approval in await self.agent.store.stalled_approvals(time.time() - older_than):
+            if not await self.agent.store.first_delivery(f"approval-recovery:{approval.id}", older_than):
+                continue
+            log.warning("finishing approval %s: the process that claimed it stopped before the result", approval.id)
+            results.append(await self._execute(approval, recovered=True))
         return results
 
     async def _continue(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:

@@ -105,8 +105,9 @@ class Dispatcher:
             log.exception("turn for %s could not be delivered", msg.conversation.key)
 
     async def sweep_expired(self) -> int:
-        """Expire due approvals and update their cards; returns how many were expired."""
-        results = await self.agent.expire_due()
+        """Expire due approvals, finish approved runs a dead process left behind, and update their cards;
+        returns how many approvals were closed."""
+        results = [*await self.agent.expire_due(), *await self.agent.recover_stalled()]
         for result in results:
             if result.approval is None:
                 continue

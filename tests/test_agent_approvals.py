@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from bot.models import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
@@ -129,3 +130,33 @@ async def test_history_is_valid_while_an_approval_is_pending(make_harness: Any) 
     waiting = [m for m in h.fake.requests[-1]["messages"] if m["role"] == "tool"]
     assert json.loads(waiting[-1]["content"])["status"] == "pending_approval"
     assert h.fake.violations == []
+
+
+async def test_an_approval_whose_process_died_after_the_claim_is_finished_once(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    # A process claims the approval and dies before running the tool (no result, still `approved`).
+    claimed_at = time.time() - 600
+    won, _ = await h.store.transition(
+        approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, claimed_at, {"decided_by": MANAGER}
+    )
+    assert won and await requests_with_key(h.db, approval.id) == 0
+    assert (await h.decide(approval.id, MANAGER2)).outcome is DecisionOutcome.ALREADY_DECIDED
+
+    other = await h.another_agent()
+    results = await asyncio.gather(h.agent.recover_stalled(older_than=300), other.recover_stalled(older_than=300))
+    finished = [r for batch in results for r in batch]
+    assert [r.outcome for r in finished] == [DecisionOutcome.DONE]  # one process did it, once
+    assert await requests_with_key(h.db, approval.id) == 1
+    stored = await h.store.get_approval(approval.id)
+    assert stored is not None and stored.status is ApprovalStatus.DONE
+    assert "request_id" in json.dumps(tool_results(h.fake.requests[-1])[-1])
+    assert await h.agent.recover_stalled(older_than=300) == []
+
+
+async def test_a_recent_claim_is_left_to_the_process_running_it(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    await h.store.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, time.time(), {})
+    assert await h.agent.recover_stalled(older_than=300) == []
+    assert await requests_with_key(h.db, approval.id) == 0

@@ -337,6 +337,22 @@ async def test_pending_approvals_lists_only_pending_oldest_first(backend: Backen
     assert all(a.expires_at < time.time() for a in pending)
 
 
+async def test_stalled_approvals_are_claimed_ones_older_than_the_cut_off(backend: Backend) -> None:
+    store = backend.store
+    now = time.time()
+    old, recent, finished, pending = (new_approval() for _ in range(4))
+    for approval in (old, recent, finished, pending):
+        await store.create_approval(approval, keep_for=3600)
+    await store.transition(old.id, PENDING, APPROVED, now - 600, {"decided_at": now - 600})
+    await store.transition(recent.id, PENDING, APPROVED, now, {"decided_at": now})
+    await store.transition(finished.id, PENDING, APPROVED, now - 600, {"decided_at": now - 600})
+    await store.transition(finished.id, APPROVED, DONE, now - 590, {})
+    stalled = await backend.other().stalled_approvals(now - 300)
+    assert [a.id for a in stalled] == [old.id]
+    if isinstance(store, RedisStore):
+        assert await store.client.zscore(keys.RUNNING_INDEX, finished.id) is None
+
+
 async def test_pending_approvals_drop_records_that_are_gone(backend: Backend) -> None:
     store = backend.store
     short, kept = new_approval(), new_approval()

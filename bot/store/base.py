@@ -79,6 +79,9 @@ class Store(Protocol):
     async def pending_approvals(self) -> list[Approval]:
         """Approvals still pending (expired ones included until swept), oldest first."""
 
+    async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
+        """Approvals still `approved` (claimed, tool not finished) that were claimed before the given time."""
+
     # -- rate limits -----------------------------------------------------------------------------
     async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:
         """Count one request against every limit of `group` (each `(name, at most n per window)`),

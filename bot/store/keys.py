@@ -36,6 +36,9 @@ from __future__ import annotations
 
 PREFIX = "pb:"
 PENDING_INDEX = f"{PREFIX}approvals:pending"
+# Approvals claimed (approved) whose tool has not finished, scored by claim time: a process that died
+# between the claim and the result leaves its approval here for the sweeper to finish.
+RUNNING_INDEX = f"{PREFIX}approvals:running"
 
 
 def _tag(value: str) -> str:

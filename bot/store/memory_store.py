@@ -192,6 +192,16 @@ class MemoryStore:
         if record is not None:
             record.update({name: json.loads(text) for name, text in encoded.items()})
 
+    async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
+        stalled = [
+            Approval.model_validate(record)
+            for approval_id in list(self._approvals)
+            if (record := self._record(approval_id)) is not None
+            and record["status"] == ApprovalStatus.APPROVED.value
+            and float(record.get("decided_at") or 0) < claimed_before
+        ]
+        return sorted(stalled, key=lambda a: a.decided_at or 0)
+
     async def pending_approvals(self) -> list[Approval]:
         pending = [
             Approval.model_validate(record)

@@ -314,6 +314,10 @@ class RedisStore:
             approval = _approval_from_hash(raw)
             if changed and approval is not None and approval.status is not ApprovalStatus.PENDING:
                 await self._client.zrem(keys.PENDING_INDEX, approval_id)
+            if won and new is ApprovalStatus.APPROVED:
+                await self._client.zadd(keys.RUNNING_INDEX, {approval_id: float(now)})
+            elif won and expected is ApprovalStatus.APPROVED:
+                await self._client.zrem(keys.RUNNING_INDEX, approval_id)
         return bool(won), approval
 
     async def update_approval_fields(self, approval_id: str, changes: dict[str, Any]) -> None:
@@ -324,9 +328,15 @@ class RedisStore:
             await self._update(keys=[keys.approval(approval_id)], args=pairs)
 
     async def pending_approvals(self) -> list[Approval]:
-        async with self._op("pending_approvals"):
+        return await self._indexed(keys.PENDING_INDEX, ApprovalStatus.PENDING, "+inf")
+
+    async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
+        return await self._indexed(keys.RUNNING_INDEX, ApprovalStatus.APPROVED, repr(float(claimed_before)))
+
+    async def _indexed(self, index: str, status: ApprovalStatus, max_score: str) -> list[Approval]:
+        async with self._op("indexed_approvals"):
             # Without WITHSCORES the reply is a flat list of members.
-            members = cast(list[bytes | str], await self._client.zrange(keys.PENDING_INDEX, 0, -1))
+            members = cast(list[bytes | str], await self._client.zrangebyscore(index, "-inf", max_score))
             ids = [_text(member) for member in members]
             if not ids:
                 return []
@@ -340,13 +350,13 @@ class RedisStore:
             stale: list[str] = []
             for approval_id, raw in zip(ids, records, strict=True):
                 approval = _approval_from_hash(raw)
-                if approval is not None and approval.status is ApprovalStatus.PENDING:
+                if approval is not None and approval.status is status:
                     pending.append(approval)
                 else:
-                    # Gone (keep_for elapsed) or decided without the index being updated.
+                    # Gone (keep_for elapsed) or moved on without the index being updated.
                     stale.append(approval_id)
             if stale:
-                await self._client.zrem(keys.PENDING_INDEX, *stale)
+                await self._client.zrem(index, *stale)
         return pending
 
     # -- rate limits -----------------------------------------------------------------------------
