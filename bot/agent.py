@@ -29,7 +29,7 @@ from bot.models import (
 )
 from bot.permissions import Permissions
 from bot.rate_limit import RateLimiter
-from bot.store import Store, StoreUnavailable
+from bot.store import Busy, Store, StoreUnavailable
 from bot.tool_runner import ToolRunner, TurnScope
 from tools.registry import Registry
 
@@ -43,10 +43,6 @@ asks for approval. Never claim it is done until a tool result says so.
 - If a tool result reports an error, fix the arguments or explain the problem plainly.
 - Several people may write in one channel; messages start with the writer's name.
 - Be brief. Use short Markdown lists. Always include ids."""
-
-
-class Busy(Exception):
-    """The conversation stayed locked by another turn for longer than we wait."""
 
 
 @dataclass

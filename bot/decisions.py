@@ -19,8 +19,9 @@ from bot.models import (
     DecisionOutcome,
     DecisionResult,
     Reply,
+    TextReply,
 )
-from bot.store import StoreUnavailable
+from bot.store import Busy, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.agent import Agent
@@ -164,6 +165,15 @@ class ApprovalDesk:
         The outcome goes in as a call/result pair for the approved tool: a shape every
         OpenAI-compatible server accepts mid-conversation, and the model reads it as a tool result.
         """
+        try:
+            return await self._tell_model(approval, outcome)
+        except (StoreUnavailable, Busy):
+            # The decision itself is recorded; only the follow-up could not be written. Say so plainly
+            # rather than report the whole decision as failed.
+            log.warning("approval %s decided, but its conversation could not be continued", approval.id)
+            return [TextReply(text=_NOT_CONTINUED.format(outcome=approval.status.value), is_error=True)]
+
+    async def _tell_model(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:
         agent = self.agent
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
@@ -204,6 +214,12 @@ class ApprovalDesk:
                 approval_id=approval.id,
             )
         )
+
+
+_NOT_CONTINUED = (
+    "The request was {outcome}, but I could not add that to this conversation right now "
+    "(propbot's state store is unavailable or busy)."
+)
 
 
 def _who(approval: Approval) -> str:

@@ -160,3 +160,15 @@ async def test_a_recent_claim_is_left_to_the_process_running_it(make_harness: An
     await h.store.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, time.time(), {})
     assert await h.agent.recover_stalled(older_than=300) == []
     assert await requests_with_key(h.db, approval.id) == 0
+
+
+async def test_a_decision_is_kept_when_its_conversation_cannot_be_continued(make_harness: Any) -> None:
+    h: Harness = await make_harness(lock_wait=0.3)
+    approval = (await ask_for_approval(h)).approval
+    held = await h.store.acquire_lock(approval.conversation.key, ttl=30)  # a long turn holds the channel
+    assert held is not None
+    result = await h.decide(approval.id, MANAGER)
+    assert result.outcome is DecisionOutcome.DONE and await requests_with_key(h.db, approval.id) == 1
+    [note] = result.replies
+    assert isinstance(note, TextReply) and note.is_error and "The request was done" in note.text
+    await h.store.release_lock(approval.conversation.key, held)

@@ -1,5 +1,5 @@
 """Conversation state: history, locks, de-duplication and approvals."""
 
-from bot.store.base import Store, StoreUnavailable
+from bot.store.base import Busy, Store, StoreUnavailable
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = ["Busy", "Store", "StoreUnavailable"]
