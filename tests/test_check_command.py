@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 from tests.support.harness import PERMISSIONS_YAML
+from tests.support.processes import run_command
 
 
 async def check(tmp_path: Path, **env: str) -> tuple[int, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "REDIS", "MICROSOFT_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "check",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**base, **env},
-        cwd=tmp_path,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode()
+    code, out, err = await run_command(["check"], {**base, **env}, tmp_path)
+    return code, out + err
 
 
 async def test_a_good_configuration_passes(tmp_path: Path, redis_url: str) -> None:

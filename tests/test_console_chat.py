@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
 from tests.support.harness import PERMISSIONS_YAML, TEST_OPENAI_KEY
+from tests.support.processes import run_command
 
 SCHEDULE = {
     "property_id": "P-1001",
@@ -40,20 +39,7 @@ async def run_chat(tmp_path: Path, fake: FakeOpenAI, stdin: str, *args: str) -> 
         "REDIS_URL": "",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "chat",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    return await run_command(["chat", *args], env, tmp_path, stdin)
 
 
 async def test_chat_asks_for_approval_and_the_approver_decides(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
@@ -87,22 +73,9 @@ async def test_self_approval_is_refused_with_the_reason(tmp_path: Path, fake_ope
 
 async def test_missing_api_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "chat",
-        "--user",
-        "slack:T1:U1",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 2
-    assert err.decode().strip().splitlines() == [
+    code, _, err = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [
         "propbot: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
     ]
 
@@ -117,20 +90,6 @@ async def test_bad_or_unreachable_database_stops_start_up_with_one_line(tmp_path
             "OPENAI_API_KEY": TEST_OPENAI_KEY,
             "DATABASE_URL": url,
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "chat",
-            "--user",
-            "slack:T1:U1",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=tmp_path,
-        )
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-        text = err.decode()
-        assert proc.returncode == 2, text
+        code, _, text = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
+        assert code == 2, text
         assert f"propbot: {words}" in text and "Traceback" not in text

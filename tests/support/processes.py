@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -66,3 +67,22 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, within: fl
             process.kill()
             process.wait(timeout=10)
     return process.returncode
+
+
+async def run_command(
+    args: list[str], env: dict[str, str], cwd: Path, stdin: str = "", within: float = 60.0
+) -> tuple[int, str, str]:
+    """`python -m bot <args>` to completion: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=within)
+    return proc.returncode or 0, out.decode(), err.decode()
