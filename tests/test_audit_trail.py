@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +22,9 @@ from bot.models import Approval, ApprovalRequest
 from bot.store.keys import AUDIT_STREAM
 from bot.store.redis_store import RedisStore
 from bot.tool_cache import ToolCache
-from tests.support.fake_openai import call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
+from tests.support.processes import run_command
+from tests.support.scripts import call_what_the_user_asks
 from tools.registry import Registry, ToolContext, registry
 
 SECRET_NOTE = "gate code 4417, alarm pin 9902"
@@ -49,19 +48,11 @@ def with_note_tool() -> Registry:
     return tools
 
 
-def model(request: dict[str, Any]) -> dict[str, Any]:
-    last = last_message(request)
-    if last["role"] == "user":
-        wanted = json.loads(last["content"])
-        return calls(call(wanted["tool"], wanted["args"]))
-    return text(json.dumps(tool_results(request)))
-
-
 @pytest.fixture
 async def audited(make_harness: Any) -> AsyncIterator[tuple[Harness, Agent]]:
     """An agent whose audit goes to the log and to the Redis stream, as build_runtime wires it."""
     h: Harness = await make_harness(rate_limit_user_per_minute=3)
-    h.fake.default = model
+    h.fake.default = call_what_the_user_asks
     store = h.store
     assert isinstance(store, RedisStore)
     audit = FanoutAudit([LogAudit(), RedisStreamAudit(store.client)])
@@ -199,18 +190,7 @@ async def test_a_redis_failure_never_breaks_the_turn(audited: tuple[Harness, Age
 async def run_cli(tmp_path: Path, redis_url: str | None, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "OPENAI_"))}
     env["REDIS_URL"] = redis_url or ""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode(), err.decode()
+    return await run_command(list(args), env, tmp_path)
 
 
 async def test_cli_audit_and_approvals(audited: tuple[Harness, Agent], tmp_path: Path, redis_url: str) -> None:

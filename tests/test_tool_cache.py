@@ -17,19 +17,10 @@ from bot.models import ApprovalRequest, DecisionOutcome
 from bot.store.memory_store import MemoryStore
 from bot.store.redis_store import RedisStore
 from bot.tool_cache import ToolCache, digest
-from tests.support.fake_openai import call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.scripts import call_what_the_user_asks
 from tools.registry import BUILTIN_MODULES, ToolResult, load_modules, registry
 from tools.schema import Property
-
-
-def model(request: dict[str, Any]) -> dict[str, Any]:
-    """The user message is `{"tool": ..., "args": ...}`: call it, then echo the results as JSON text."""
-    last = last_message(request)
-    if last["role"] == "user":
-        wanted = json.loads(last["content"])
-        return calls(call(wanted["tool"], wanted["args"]))
-    return text(json.dumps(tool_results(request)))
 
 
 async def use(h: Harness, tool: str, user: str = MANAGER, **args: Any) -> dict[str, Any]:
@@ -51,7 +42,7 @@ def cached_calls(tool: str) -> float:
 
 async def test_second_identical_search_is_served_from_the_cache(make_harness: Any) -> None:
     h: Harness = await make_harness()
-    h.fake.default = model
+    h.fake.default = call_what_the_user_asks
     search: dict[str, Any] = {"location": "Austin, TX", "min_bedrooms": 2}
     first = await use(h, "search_properties", **search)
     rent = {p["id"]: p["monthly_rent"] for p in first["data"]["properties"]}
@@ -83,7 +74,7 @@ def test_letter_case_of_a_location_is_not_merged() -> None:
 
 async def test_scheduling_invalidates_property_and_request_lists(make_harness: Any) -> None:
     h: Harness = await make_harness()
-    h.fake.default = model
+    h.fake.default = call_what_the_user_asks
     prop = await use(h, "get_property", property_id="P-1001")
     listed = await use(h, "list_maintenance_requests", property_id="P-1001")
     opened = prop["data"]["open_maintenance_requests"]
@@ -113,7 +104,7 @@ async def test_scheduling_invalidates_property_and_request_lists(make_harness: A
 
 async def test_cancelling_invalidates_the_request_list(make_harness: Any) -> None:
     h: Harness = await make_harness()
-    h.fake.default = model
+    h.fake.default = call_what_the_user_asks
     listed = await use(h, "list_maintenance_requests", status="open")
     victim = listed["data"]["requests"][0]["request_id"]
     replies = await h.say(STAFF, json.dumps({"tool": "cancel_maintenance_request", "args": {"request_id": victim}}))
@@ -125,7 +116,7 @@ async def test_cancelling_invalidates_the_request_list(make_harness: Any) -> Non
 
 async def test_failures_are_not_cached(make_harness: Any) -> None:
     h: Harness = await make_harness(redis=False)
-    h.fake.default = model
+    h.fake.default = call_what_the_user_asks
     assert (await use(h, "get_property", property_id="P-1001"))["ok"] is True
     missing = await use(h, "get_property", property_id="P-1001-X")
     assert missing["ok"] is False

@@ -27,6 +27,15 @@ def schedule_then_report(request: dict[str, Any]) -> dict[str, Any]:
     return text("outcome: " + json.dumps(tool_results(request)[-1]))
 
 
+def call_what_the_user_asks(request: dict[str, Any]) -> dict[str, Any]:
+    """The user message is `{"tool": ..., "args": ...}`: call it, then echo the results as JSON text."""
+    last = last_message(request)
+    if last["role"] == "user":
+        wanted = json.loads(last["content"])
+        return calls(call(wanted["tool"], wanted["args"]))
+    return text(json.dumps(tool_results(request)))
+
+
 async def requests_with_key(db: Database, key: str) -> int:
     """How many maintenance requests an approval (its id is the idempotency key) created."""
     async with db.session() as session:
