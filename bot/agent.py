@@ -145,12 +145,12 @@ class Agent:
                 await self.save(msg.conversation.key, history, token)
         except Busy:
             metrics.TURNS.labels(platform, "busy").inc()
-            await self._forget(msg.event_id)
+            await self.forget(msg.event_id)
             return [replies.busy()]
         except StoreUnavailable:
             # Let the platform's redelivery (or the user) try again once the store is back.
             metrics.TURNS.labels(platform, "unavailable").inc()
-            await self._forget(msg.event_id)
+            await self.forget(msg.event_id)
             return [replies.unavailable()]
         failed = any(isinstance(r, TextReply) and r.is_error for r in result.replies)
         metrics.TURNS.labels(platform, "error" if failed else "ok").inc()
@@ -158,7 +158,8 @@ class Agent:
             result.replies.insert(0, TextReply(text=replies.input_cut_notice(self.settings.max_message_chars)))
         return result.replies
 
-    async def _forget(self, event_id: str) -> None:
+    async def forget(self, event_id: str) -> None:
+        """Undo `accept` (best effort), so the platform's redelivery of this message is accepted later."""
         with contextlib.suppress(StoreUnavailable):
             await self.store.forget_delivery(event_id)
 

@@ -67,9 +67,7 @@ class Dispatcher:
         try:
             await self.queue.enqueue(msg)
         except StoreUnavailable:
-            # Not queued: forget it was seen, so the platform's redelivery is accepted later.
-            with contextlib.suppress(StoreUnavailable):
-                await self.agent.store.forget_delivery(msg.event_id)
+            await self.agent.forget(msg.event_id)  # not queued: let the redelivery in
             raise
 
     def _tell_unavailable(self, msg: Incoming) -> None:

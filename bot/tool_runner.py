@@ -122,7 +122,7 @@ class ToolRunner:
                 separators=(",", ":"),
             )
             return CallOutcome(call_id, name, content, approval=approval)
-        result = await self.execute(spec, args, scope.user, scope.conversation, scope=scope)
+        result = await self.execute(spec, args, scope.user, scope.conversation)
         return CallOutcome(call_id, name, result.for_model(), result=result)
 
     async def execute(
@@ -133,7 +133,6 @@ class ToolRunner:
         conversation: Conversation,
         *,
         idempotency_key: str | None = None,
-        scope: TurnScope | None = None,
     ) -> ToolResult:
         with tracing.span("propbot.tool_call", tool=spec.name, conversation=conversation.key) as span:
             result, outcome = await self._execute(spec, args, user, conversation, idempotency_key)
