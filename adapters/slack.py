@@ -86,14 +86,25 @@ async def call(client: AsyncWebClient, method: str, **params: Any) -> dict[str, 
     try:
         response = await getattr(client, method.replace(".", "_"))(**params)
     except SlackApiError as exc:
-        log.warning("slack %s failed: %s", method, exc.response.get("error", exc.response.status_code))
+        log.warning("slack %s failed: %s", method, _api_error(exc.response))
         return None
-    except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-        # The exception text can carry the request URL but never the token (it travels in a header).
+    except (SlackClientError, aiohttp.ClientError, TimeoutError, AttributeError, ValueError) as exc:
+        # AttributeError/ValueError: slack_sdk's own response check calls `.get` on the body, which is a str
+        # when a proxy answers text/plain (a 403 page) instead of Slack's JSON. The exception text can
+        # carry the request URL but never the token (it travels in a header).
         log.warning("slack %s failed: %s", method, type(exc).__name__)
         return None
     data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
     return data
+
+
+def _api_error(response: Any) -> str:
+    """Slack's error code, or the HTTP status when the body was not Slack's JSON (an HTML 502 page)."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return f"HTTP {status}" if status else "unreadable response"
 
 
 class UserNames:
@@ -181,7 +192,7 @@ class SlackResponder:
         """Replace the card (no buttons: who, when, outcome), then post the follow-up in its thread."""
         where = approval.card_ref if approval.card_ref.get("ts") else ref
         if where.get("channel") and where.get("ts"):
-            card = blocks.closed_card(approval, result.outcome)
+            card = blocks.closed_card(approval)
             await call(self.client, "chat.update", channel=where["channel"], ts=where["ts"], **card)
         else:
             log.warning("approval %s was closed but its card is unknown; only the answer is posted", approval.id)

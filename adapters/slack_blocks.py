@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters import slack_format as fmt
 from adapters.plain import approval_text, presentation_text
-from bot.models import Approval, ApprovalStatus, DecisionOutcome, Presentation, TextReply
+from bot.models import Approval, ApprovalStatus, Presentation, TextReply
 
 Block = dict[str, Any]
 
@@ -197,38 +197,43 @@ def approval_card(approval: Approval) -> dict[str, Any]:
 
 
 _VERBS = {
-    DecisionOutcome.DONE: ("Approved", ":white_check_mark:"),
-    DecisionOutcome.FAILED: ("Approved but failed", ":x:"),
-    DecisionOutcome.CANCELLED: ("Cancelled", ":no_entry_sign:"),
-    DecisionOutcome.EXPIRED: ("Expired", ":hourglass:"),
+    ApprovalStatus.APPROVED: ("Approved", ":hourglass_flowing_sand:"),
+    ApprovalStatus.DONE: ("Approved", ":white_check_mark:"),
+    ApprovalStatus.FAILED: ("Approved but failed", ":x:"),
+    ApprovalStatus.CANCELLED: ("Cancelled", ":no_entry_sign:"),
+    ApprovalStatus.EXPIRED: ("Expired", ":hourglass:"),
 }
 
 
-def closed_card(approval: Approval, outcome: DecisionOutcome) -> dict[str, Any]:
-    """The card after a decision: same details, no buttons, who decided and when, then the outcome."""
-    verb, icon = _VERBS.get(outcome, ("Closed", ":information_source:"))
+def closed_card(approval: Approval) -> dict[str, Any]:
+    """The card once decided: same details, no buttons, who decided and when, then what came of it, all
+    from the stored approval, so every process and every click renders the same final state."""
+    verb, icon = _VERBS.get(approval.status, ("Closed", ":information_source:"))
     title = approval.title or approval.tool.replace("_", " ")
     when = approval.decided_at or time.time()
-    if outcome is DecisionOutcome.EXPIRED or approval.status is ApprovalStatus.EXPIRED:
+    if approval.status is ApprovalStatus.EXPIRED:
         who = f"Expired {date(when)} before anyone decided"
     else:
         who = f"{verb} by {mention(approval.decided_by)} {date(when)}"
-    result_line = f"{icon} {outcome_text(approval, outcome)}"
+    result_line = f"{icon} {outcome_text(approval)}"
     blocks = [header(f"{verb}: {title}"), *_details(approval), context(who), section(result_line)]
-    fallback = f"{verb}: {title}. {outcome_text(approval, outcome)}"
+    fallback = f"{verb}: {title}. {outcome_text(approval)}"
     return {"text": fmt.truncate(fmt.escape(fallback), FALLBACK_LIMIT), "blocks": blocks}
 
 
-def outcome_text(approval: Approval, outcome: DecisionOutcome) -> str:
+def outcome_text(approval: Approval) -> str:
+    """What came of it, in the tool's own words when it gave them."""
     result = approval.result or {}
-    data = result.get("data") if isinstance(result.get("data"), dict) else {}
-    if outcome is DecisionOutcome.DONE:
-        request_id = (data or {}).get("request_id")
-        return f"Done: request `{fmt.escape(str(request_id))}` created." if request_id else "Done."
-    if outcome is DecisionOutcome.FAILED:
+    status = approval.status
+    if status is ApprovalStatus.DONE:
+        summary = result.get("summary")
+        return f"Done: {fmt.escape(str(summary))}" if summary else "Done."
+    if status is ApprovalStatus.FAILED:
         return "Failed: " + fmt.escape(str(result.get("error") or "the tool reported an error"))
-    if outcome is DecisionOutcome.CANCELLED:
+    if status is ApprovalStatus.CANCELLED:
         return "Cancelled: nothing was done."
-    if outcome is DecisionOutcome.EXPIRED:
+    if status is ApprovalStatus.EXPIRED:
         return "Expired: nothing was done."
-    return fmt.escape(outcome.value)
+    if status is ApprovalStatus.APPROVED:
+        return "Approved; finishing it now."
+    return "Waiting for a decision."

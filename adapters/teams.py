@@ -248,6 +248,10 @@ class TeamsBot:
             self.dispatcher.tasks.spawn(self._post(approval.conversation, result.replies), name="teams:follow-up")
         if approval is None or result.outcome is DecisionOutcome.UNAVAILABLE:
             return _response({"type": MESSAGE_RESPONSE, "value": result.message})
+        if result.outcome is not DecisionOutcome.REFUSED:
+            # The invoke answer replaces the card only for the person who clicked; everyone else in a group
+            # chat or channel would keep seeing Approve/Cancel on a decided request.
+            self.dispatcher.tasks.spawn(self._replace_card(approval, activity.reply_to_id), name="teams:card")
         content = (
             cards.approval_card(approval, notice=result.message)
             if result.outcome is DecisionOutcome.REFUSED

@@ -121,16 +121,26 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "unknown time"
 
 
-_RESULT_KEYS: Final = ("request_id", "status", "error")
+_RESULT_KEYS: Final = ("request_id", "status")
 
 
 def _result_details(result: dict[str, Any] | None) -> list[Detail]:
-    found = result or {}
+    """Identifying facts of what the tool did. The stored result is the tool's `{ok, summary, error, data}`."""
+    data = (result or {}).get("data")
+    found = data if isinstance(data, dict) else {}
     return [
-        Detail(label=key.replace("_", " ").capitalize(), value=str(found[key]))
+        Detail(label=key.replace("_", " ").capitalize(), value=str(found[key]).replace("_", " "))
         for key in _RESULT_KEYS
         if found.get(key) not in (None, "")
     ]
+
+
+def _outcome_line(approval: Approval) -> str | None:
+    result = approval.result or {}
+    if approval.status is ApprovalStatus.FAILED:
+        return f"Failed: {result.get('error') or 'the tool reported an error'}"
+    summary = result.get("summary")
+    return str(summary) if summary else None
 
 
 def decided_card(approval: Approval, message: str | None = None) -> Card:
@@ -140,6 +150,8 @@ def decided_card(approval: Approval, message: str | None = None) -> Card:
     who = approval.decided_by_name or approval.decided_by
     line = f"{words} by {who}" if who else words
     body.append(_text(f"{line} · {_when(approval.decided_at)}", weight="Bolder", color=color))
+    if (outcome := _outcome_line(approval)) is not None:
+        body.append(_text(outcome))
     details = _result_details(approval.result)
     if details:
         body.append(_facts(details))

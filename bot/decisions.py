@@ -4,6 +4,7 @@ conversation continues to a final answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,13 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _words(tool: str) -> str:
-    return tool.replace("_", " ")
+# How long a losing click waits for the winner's tool to finish; a little over the default tool timeout.
+SETTLE_WAIT = 20.0
 
 
 class ApprovalDesk:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, settle_wait: float = SETTLE_WAIT) -> None:
         self.agent = agent
+        self.settle_wait = settle_wait
 
     async def decide(self, decision: Decision) -> DecisionResult:
         try:
@@ -61,7 +63,7 @@ class ApprovalDesk:
         if approval.status is ApprovalStatus.PENDING and now > approval.expires_at:
             return await self._expire(approval, now)
         if approval.status is not ApprovalStatus.PENDING:
-            return _already(approval)
+            return await self._already(approval)
         allowed, reason = self.agent.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
         if decision.action is DecisionAction.CANCEL and decision.user == approval.requested_by:
             allowed = True  # withdrawing your own request is always fine
@@ -78,7 +80,7 @@ class ApprovalDesk:
         if not won or current is None:
             if current is not None and current.status is ApprovalStatus.EXPIRED:
                 return await self._after_expiry(current)
-            return _already(current or approval)
+            return await self._already(current or approval)
         if target is ApprovalStatus.CANCELLED:
             await self._audit("cancelled", current, decision.user)
             outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": _who(current)}
@@ -110,9 +112,12 @@ class ApprovalDesk:
         outcome = {**result_data, "approved_by": _who(final)}
         answers = await self._continue(final, outcome)
         done = status is ApprovalStatus.DONE
+        summary = result_data.get("summary")
         return DecisionResult(
             outcome=DecisionOutcome.DONE if done else DecisionOutcome.FAILED,
-            message="Approved and done." if done else f"Approved, but it failed: {result_data.get('error')}",
+            message=(f"Approved and done: {summary}" if summary else "Approved and done.")
+            if done
+            else f"Approved, but it failed: {result_data.get('error')}",
             approval=final,
             replies=answers,
         )
@@ -122,7 +127,7 @@ class ApprovalDesk:
             approval.id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, now, {"decided_at": now}
         )
         if not won or current is None:
-            return _already(current or approval)
+            return await self._already(current or approval)
         return await self._after_expiry(current)
 
     async def _after_expiry(self, approval: Approval) -> DecisionResult:
@@ -198,6 +203,17 @@ class ApprovalDesk:
             await agent.save(key, history, token)
         return result.replies
 
+    async def _already(self, approval: Approval) -> DecisionResult:
+        """Someone else decided first. A claim still running (`approved`) is waited for, briefly, so the
+        losing click can show the final outcome rather than a card stuck at "approved"."""
+        deadline = time.monotonic() + self.settle_wait
+        pause = 0.05
+        while approval.status is ApprovalStatus.APPROVED and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+            approval = await self.agent.store.get_approval(approval.id) or approval
+        return _already(approval)
+
     async def _audit(self, kind: str, approval: Approval, user: str, detail: str = "") -> None:
         metrics.APPROVALS.labels(kind).inc()
         spec = self.agent.registry.get(approval.tool)
@@ -230,8 +246,10 @@ def _already(approval: Approval) -> DecisionResult:
     status = approval.status
     outcome = DecisionOutcome.EXPIRED if status is ApprovalStatus.EXPIRED else DecisionOutcome.ALREADY_DECIDED
     by = f" by {_who(approval)}" if approval.decided_by else ""
+    summary = (approval.result or {}).get("summary")
+    what = f" ({summary})" if status is ApprovalStatus.DONE and summary else ""
     return DecisionResult(
         outcome=outcome,
-        message=f"This request was already {status.value}{by}; nothing more was done.",
+        message=f"This request was already {status.value}{by}{what}; nothing more was done.",
         approval=approval,
     )

@@ -6,11 +6,12 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from bot.models import ApprovalStatus
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
 from tests.support.fake_slack import Call, MakeSlackBot, SlackBot, click, mention
 from tests.support.scripts import requests_with_key, schedule_then_report
 from tools.db import Database
@@ -80,7 +81,7 @@ async def test_manager_approves_card_is_replaced_and_request_created_once(
     assert not has_buttons(bot, card)
     rendered = json.dumps(update.args["blocks"])
     assert "Approved by <@UMANAGER>" in rendered and "1208 S Congress Ave" in rendered
-    assert "request `MR-" in rendered
+    assert "Done: Request MR-" in rendered and "created" in rendered
     assert await requests_with_key(database, card.approval_id) == 1
     answers = await bot.slack.wait_for("chat.postMessage", 2)
     final = answers[-1]
@@ -141,8 +142,33 @@ async def test_twenty_concurrent_clicks_execute_once(
     await bot.slack.wait_for("chat.postMessage", 2)
     await asyncio.sleep(0.3)
     assert len(bot.slack.calls_to("chat.update")) == 1
-    assert len(bot.slack.calls_to("chat.postEphemeral")) == 19
+    notes = bot.slack.calls_to("chat.postEphemeral")
+    assert len(notes) == 19
+    # Losing clicks wait for the winner's tool, so each is told the final state, not "approved".
+    assert all("already done" in n.args["text"] and "created" in n.args["text"] for n in notes)
     assert await requests_with_key(database, card.approval_id) == 1
+
+
+async def test_an_approved_cancellation_card_says_cancelled_in_the_tools_words(
+    slack_bots: MakeSlackBot, database: Database, fake_openai: FakeOpenAI
+) -> None:
+    def cancel_then_report(request: dict[str, Any]) -> dict[str, Any]:
+        if last_message(request)["role"] == "user":
+            return calls(call("cancel_maintenance_request", {"request_id": "MR-5002"}))
+        return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+    bot = await slack_bots(database)
+    fake_openai.default = cancel_then_report
+    await bot.send_event(mention("USTAFF", "cancel MR-5002 please"))
+    [post] = await bot.slack.wait_for("chat.postMessage", where=lambda c: "actions" in json.dumps(c.args["blocks"]))
+    approval_id = next(b for b in post.args["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    ts = next(ts for (_, ts), m in bot.slack.messages.items() if m["blocks"] == post.args["blocks"])
+    await bot.send_click(click("UMANAGER", "propbot_approve", approval_id, post.args["channel"], ts))
+    [update] = await bot.slack.wait_for("chat.update")
+    rendered = json.dumps(update.args["blocks"])
+    assert "Done: Request MR-5002 cancelled." in rendered and "created" not in rendered
+    stored = await bot.runtime.store.get_approval(approval_id)
+    assert stored is not None and stored.result is not None and stored.result["data"]["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("value", ["no-such-approval", "x" * 5000, ""])

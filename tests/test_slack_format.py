@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from adapters import slack_blocks, slack_format
 from adapters.slack import EVENTS_PATH
-from bot.models import Approval, Conversation, DecisionOutcome, Detail, Presentation, PresentationItem, TextReply
+from bot.models import Approval, Conversation, Detail, Presentation, PresentationItem, TextReply
 from tests.support.fake_slack import check_message
 
 # What Slack turns into a ping or a special link: only ever from a literal "<".
@@ -109,12 +109,23 @@ def test_card_escapes_stored_details_and_mentions_only_the_requester() -> None:
 
 
 def test_closed_card_has_no_buttons_and_names_the_decider() -> None:
-    approval = _approval(decided_by="slack:T1:UMANAGER", decided_at=time.time(), result={"ok": False, "error": "<b>"})
-    card = slack_blocks.closed_card(approval, DecisionOutcome.FAILED)
+    approval = _approval(
+        decided_by="slack:T1:UMANAGER", decided_at=time.time(), status="failed", result={"ok": False, "error": "<b>"}
+    )
+    card = slack_blocks.closed_card(approval)
     assert all(b["type"] != "actions" for b in card["blocks"])
     assert "<@UMANAGER>" in str(card) and "&lt;b&gt;" in str(card)
-    forged = slack_blocks.closed_card(_approval(decided_by="slack:T1:U1> <!here"), DecisionOutcome.CANCELLED)
-    assert "<!here" not in str(forged)
+    forged = slack_blocks.closed_card(_approval(decided_by="slack:T1:U1> <!here", status="cancelled"))
+    assert "<!here" not in str(forged) and "Cancelled: nothing was done." in str(forged)
+
+
+def test_closed_card_says_what_the_tool_did_in_its_own_words() -> None:
+    summary = "Request MR-5002 cancelled."
+    cancelled = _approval(status="done", decided_by="slack:T1:UMANAGER", result={"ok": True, "summary": summary})
+    card = str(slack_blocks.closed_card(cancelled))
+    assert "Done: Request MR-5002 cancelled." in card and "created" not in card
+    running = str(slack_blocks.closed_card(_approval(status="approved", decided_by="slack:T1:UMANAGER")))
+    assert "finishing it" in running
 
 
 def test_manifest_and_procfile_match_the_adapter() -> None:

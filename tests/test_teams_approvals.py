@@ -116,7 +116,9 @@ async def test_double_clicks_execute_once(start_teams: StartTeams) -> None:
     answers = await asyncio.gather(*(rig.post(c) for c in clicks))
     assert [status for status, _ in answers] == [200, 200, 200]
     for _, body in answers[:2]:
+        # The loser waits for the winner's tool: every clicker ends up seeing the final state.
         assert body["type"] == CARD and "actions" not in body["value"]
+        assert "Approved and done by Mona Manager" in json.dumps(body["value"])
     await asyncio.sleep(0.5)
     assert await requests_with_key(rig.harness.db, approval_id) == 1
     follow_ups = [m for m in rig.connector.messages() if not m.cards]
@@ -180,3 +182,49 @@ async def test_an_expired_approval_card_is_replaced_by_the_sweeper(start_teams: 
     assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
     assert "actions" not in update.cards[0] and "Expired" in json.dumps(update.cards[0])
     assert await requests_with_key(rig.harness.db, approval_id) == 0
+
+
+async def test_the_decided_card_shows_the_new_request_id_and_status(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    status, body = await rig.post(execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id))
+    assert status == 200 and body["type"] == CARD
+    facts = {
+        fact["title"]: fact["value"]
+        for block in body["value"]["body"]
+        if block["type"] == "FactSet"
+        for fact in block["facts"]
+    }
+    stored = await rig.harness.store.get_approval(approval_id)
+    assert stored is not None and stored.result is not None
+    request_id = stored.result["data"]["request_id"]
+    assert facts["Request id"] == request_id and request_id.startswith("MR-")
+    assert facts["Status"] == "scheduled"
+    assert f"Request {request_id} created" in json.dumps(body["value"])
+
+
+async def test_a_fast_decision_in_a_group_chat_updates_the_card_for_everyone(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    rig.harness.fake.default = schedule_then_report
+    group = "19:group-chat-1@thread.v2"
+    asked = message(
+        rig.connector,
+        "schedule a plumber at P-1001",
+        user="aad-staff",
+        name="Sam Staff",
+        conversation=group,
+        conversation_type="groupChat",
+        mention=True,
+    )
+    assert (await rig.post(asked))[0] == 200
+    [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.cards])
+    approval_id = posted.cards[0]["actions"][0]["data"]["approval_id"]
+    clicked = execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id, conversation=group)
+    status, body = await rig.post(clicked)
+    assert status == 200 and body["type"] == CARD  # the clicker's own view, answered in the invoke
+    # Everyone else's view: the card activity itself is replaced, with no buttons left.
+    [update] = await rig.connector.wait_for(rig.connector.updates)
+    assert update.activity_id == posted.returned_id and update.conversation_id == group
+    [card] = update.cards
+    assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
+    assert await requests_with_key(rig.harness.db, approval_id) == 1

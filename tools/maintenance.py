@@ -93,8 +93,9 @@ def _request_fields(req: MaintenanceRequest, prop: Property | None) -> list[Deta
     return fields
 
 
-async def _with_property(session: AsyncSession, req: MaintenanceRequest) -> ToolResult:
-    """The standard answer for one request, used for fresh writes and idempotent replays alike."""
+async def _with_property(session: AsyncSession, req: MaintenanceRequest, summary: str | None = None) -> ToolResult:
+    """The standard answer for one request, used for fresh writes and idempotent replays alike; `summary`
+    says in words what this call did (created, cancelled, or found it already done)."""
     prop = await session.get(Property, req.property_id)
     presentation = Presentation(
         title=f"Maintenance request {req.id}: {_label(req.status).lower()}",
@@ -104,7 +105,10 @@ async def _with_property(session: AsyncSession, req: MaintenanceRequest) -> Tool
     if req.cancelled_at is not None:
         data["cancelled_at"] = req.cancelled_at.isoformat()
         data["cancelled_by"] = req.cancelled_by
-    return ToolResult(data=data, presentation=presentation)
+    return ToolResult(data=data, summary=summary, presentation=presentation)
+
+
+_ALREADY_CREATED = "Request {id} was already created for this approval; nothing new was created."
 
 
 # -- list ------------------------------------------------------------------------------------------
@@ -217,7 +221,7 @@ async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) 
     pid = normalize_property_id(args.property_id)
     async with ctx.db.session() as session:
         if (existing := await _by_key(session, key)) is not None:
-            return await _with_property(session, existing)
+            return await _with_property(session, existing, _ALREADY_CREATED.format(id=existing.id))
         # One day of slack: the requester's "today" may still be yesterday in UTC terms.
         if args.preferred_date is not None and args.preferred_date < _now().date() - dt.timedelta(days=1):
             return ToolResult.failure(
@@ -245,8 +249,9 @@ async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) 
             await session.rollback()
             if (existing := await _by_key(session, key)) is None:
                 raise
-            return await _with_property(session, existing)
-        return await _with_property(session, request)
+            return await _with_property(session, existing, _ALREADY_CREATED.format(id=existing.id))
+        created = f"Request {request.id} created: {_label(request.issue_type).lower()}, {request.priority} priority."
+        return await _with_property(session, request, created)
 
 
 # -- cancel ----------------------------------------------------------------------------------------
@@ -316,4 +321,5 @@ async def cancel_maintenance_request(args: CancelMaintenanceRequestArgs, ctx: To
                 request_id=rid,
                 status=req.status,
             )
-        return await _with_property(session, req)
+        done = f"Request {rid} cancelled." if changed is not None else f"Request {rid} was already cancelled."
+        return await _with_property(session, req, done)

@@ -48,6 +48,9 @@ class ToolResult(BaseModel):
     ok: bool = True
     data: Any = None
     error: str | None = None
+    # One sentence, in the tool's own words, of what it did ("Request MR-12 cancelled."): shown on the
+    # decided approval card and kept in the audit trail, so no one has to guess the verb from the tool name.
+    summary: str | None = None
     presentation: Presentation | None = None
 
     @classmethod
@@ -59,6 +62,8 @@ class ToolResult(BaseModel):
         payload: dict[str, Any] = {"ok": self.ok}
         if self.error is not None:
             payload["error"] = self.error
+        if self.summary is not None:
+            payload["summary"] = self.summary
         if self.data is not None:
             payload["data"] = self.data
         return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)

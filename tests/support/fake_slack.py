@@ -61,6 +61,9 @@ class Injected:
     status: int
     error: str
     headers: dict[str, str]
+    # A body that is not Slack's JSON (a proxy's text/plain 403, a load balancer's HTML 502).
+    raw: str | None = None
+    content_type: str = "application/json"
 
 
 class FakeSlack:
@@ -97,6 +100,9 @@ class FakeSlack:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self.injected.setdefault(method, []).append(Injected(status, error, headers))
 
+    def fail_next_raw(self, method: str, status: int, body: str, content_type: str) -> None:
+        self.injected.setdefault(method, []).append(Injected(status, "", {}, body, content_type))
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -132,6 +138,8 @@ class FakeSlack:
         queue = self.injected.get(method)
         if queue:
             fault = queue.pop(0)
+            if fault.raw is not None:
+                return web.Response(status=fault.status, text=fault.raw, content_type=fault.content_type)
             return web.json_response({"ok": False, "error": fault.error}, status=fault.status, headers=fault.headers)
         if "link_names" in args:
             self.violations.append(f"{method}: link_names was set")
