@@ -46,6 +46,7 @@ from bot.models import (
     TextReply,
 )
 from bot.runtime import Runtime
+from bot.store import StoreUnavailable
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ WORKING_REACTION = "hourglass_flowing_sand"
 NAME_TTL = 3600.0
 NAME_BUDGET = 1.5  # seconds a users.info lookup may hold up the ack before we go without a name
 MAX_APPROVAL_ID = 100
-_OBJECTS = ("event", "user", "team", "channel", "container", "message", "enterprise", "view")
 _ACTIONS = {blocks.APPROVE_ACTION: DecisionAction.APPROVE, blocks.CANCEL_ACTION: DecisionAction.CANCEL}
 
 
@@ -234,14 +234,16 @@ class SlackListeners:
     ) -> None:
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
         bot_user = context.bot_user_id
-        if event.get("subtype") or event.get("bot_id") or event.get("edited") or not user or user == bot_user:
-            log.debug("ignored a %s event (subtype %s)", event.get("type"), event.get("subtype"))
+        if (reason := _not_a_question(event, bot_user)) is not None:
+            # propbot's own replies come back as message.im events in every DM: worth a line only when debugging.
+            own = bool(event.get("bot_id")) and event.get("bot_id") == context.bot_id
+            log.log(logging.DEBUG if own else logging.INFO, "ignored a Slack %s event: %s", event.get("type"), reason)
             return
         text = strip_mention(str(event.get("text") or ""), bot_user)
         if not (isinstance(channel, str) and isinstance(ts, str) and text):
             log.info("ignored an empty or incomplete %s event", event.get("type"))
             return
-        team = str(body.get("team_id") or context.team_id or event.get("team") or "")
+        team = installation(context)
         conversation = Conversation(
             platform="slack",
             workspace=team,
@@ -251,8 +253,8 @@ class SlackListeners:
         )
         msg = Incoming(
             conversation=conversation,
-            user=f"slack:{team}:{user}",
-            user_name=await self.names.quick(user),
+            user=user_principal(str(user), event.get("user_team") or event.get("team"), context),
+            user_name=await self.names.quick(str(user)),
             text=text,
             event_id=str(body.get("event_id") or f"{channel}:{ts}"),
         )
@@ -262,18 +264,20 @@ class SlackListeners:
     async def on_other_event(self, event: dict[str, Any]) -> None:
         log.info("ignored a Slack event of type %r", event.get("type"))
 
-    async def on_decision(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_decision(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         await ack()
-        self.dispatcher.tasks.spawn(self.decide(body, action), name="slack:decision")
+        self.dispatcher.tasks.spawn(self.decide(body, action, context), name="slack:decision")
 
     async def on_other_action(self, ack: AsyncAck, action: dict[str, Any]) -> None:
         await ack()
         log.info("ignored a Slack action %r", action.get("action_id"))
 
-    async def decide(self, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def decide(self, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
         user: dict[str, Any] = body.get("user") or {}
         user_id = str(user.get("id") or "")
-        team = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+        team = installation(context)
         channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
         message: dict[str, Any] = body.get("message") or {}
         approval_id = action.get("value")
@@ -282,7 +286,7 @@ class SlackListeners:
             return
         decision = Decision(
             approval_id=approval_id,
-            user=f"slack:{team}:{user_id}",
+            user=user_principal(user_id, user.get("team_id"), context),
             action=_ACTIONS[str(action.get("action_id"))],
             platform="slack",
             workspace=team,
@@ -297,6 +301,54 @@ class SlackListeners:
             return
         ref = {"channel": channel, "ts": (body.get("container") or {}).get("message_ts") or message.get("ts")}
         await self.responder.close_card(result.approval, result, ref)
+
+
+# Message subtypes that carry a person's new words; every other subtype is a change to the channel or a
+# message (edits, deletions, joins, bot posts), not a question for the agent.
+_QUESTION_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+
+
+def _not_a_question(event: dict[str, Any], bot_user: str | None) -> str | None:
+    """Why an event is not a person asking the agent something, or None when it is."""
+    subtype = event.get("subtype")
+    if subtype is not None and subtype not in _QUESTION_SUBTYPES:
+        return f"subtype {subtype!r} is not a new message from a person"
+    if event.get("bot_id") or event.get("bot_profile"):
+        return "written by a bot (propbot's own replies included)"
+    if event.get("edited"):
+        return "an edit of an earlier message"
+    user = event.get("user")
+    if not (isinstance(user, str) and user):
+        return "no author"
+    if user == bot_user:
+        return "written by propbot itself"
+    return None
+
+
+def installation(context: AsyncBoltContext) -> str:
+    """The id of the Slack installation a payload arrived through: the conversation's workspace key.
+
+    propbot runs on one bot token, so this is what `auth.test` said about that token (Bolt's authorization
+    keeps it), the same for every payload. The payload's own `team` would not do: in a Slack Connect channel
+    it is the other organisation's, and it is null in the clicks of an org-wide Enterprise Grid install."""
+    authorized = context.authorize_result
+    if authorized is not None and (authorized.team_id or authorized.enterprise_id):
+        return str(authorized.team_id or authorized.enterprise_id)
+    return str(context.team_id or context.enterprise_id or "")
+
+
+def user_principal(user: str, user_team: Any, context: AsyncBoltContext) -> str:
+    """`slack:<the user's own team>:<user id>`, as written in the permissions file.
+
+    The user's own team (not the installation's) so that a partner organisation's people in a Slack Connect
+    channel never match `slack:<your team>:*`. A team that is this installation's own (its workspace or its
+    Enterprise Grid org) is written as the installation id, so a person has one principal everywhere."""
+    home = installation(context)
+    team = str(user_team) if isinstance(user_team, str) and user_team else home
+    authorized = context.authorize_result
+    if authorized is not None and team in (authorized.team_id, authorized.enterprise_id):
+        team = home
+    return f"slack:{team}:{user}"
 
 
 def strip_mention(text: str, bot_user: str | None) -> str:
@@ -321,44 +373,38 @@ def to_aiohttp_response(response: BoltResponse) -> web.Response:
     return web.Response(status=response.status, text=response.body, content_type=content_type, headers=headers)
 
 
-def _texts(obj: dict[str, Any], *keys: str) -> bool:
-    return all(obj.get(key) is None or isinstance(obj[key], str) for key in keys)
+def _refused(reason: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
 
 
-def well_formed(body: Any) -> bool:
-    if not isinstance(body, dict):
-        return False
-    if any(key in body and not isinstance(body[key], dict) for key in _OBJECTS):
-        return False
-    actions = body.get("actions", [])
-    if not (isinstance(actions, list) and all(isinstance(a, dict) for a in actions)):
-        return False
-    # Bolt reads actions[0] of these, and the action_id of a block action, unconditionally.
-    if body.get("type") in ("block_actions", "interactive_message") and not actions:
-        return False
-    if body.get("type") == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in actions):
-        return False
-    # Bolt's listener matchers run regular expressions over these before any listener sees the body.
-    return (
-        _texts(body, "type", "callback_id", "command")
-        and _texts(body.get("event", {}), "type", "subtype")
-        and _texts(body.get("view", {}), "type", "callback_id")
-        and all(_texts(action, "type", "action_id", "block_id") for action in actions)
-    )
+async def on_bolt_error(error: Exception) -> BoltResponse:
+    """Bolt's error handler, for anything raised while it routes a verified body or a listener runs.
+
+    Bolt reads Slack's shapes without checking them, so a body it cannot route raises somewhere inside; that
+    is answered 400 with the reason, rather than guessing every shape in advance. `StoreUnavailable` is the
+    one deliberate raise (the message was not accepted): 503 makes Slack deliver it again."""
+    if isinstance(error, StoreUnavailable):
+        return BoltResponse(status=503, body={"error": "temporarily unavailable"})
+    # The class only: an exception's text can quote the body, and the body holds people's messages.
+    log.warning("refused a Slack request that could not be handled (%s)", type(error).__name__)
+    return BoltResponse(status=400, body={"error": f"malformed body: {type(error).__name__}"})
 
 
 def events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         try:
+            # Bolt parses and reads ids out of the body while building the request, before any check.
             bolt_request = await to_bolt_request(request)
-        except (ValueError, AttributeError, TypeError):
-            bolt_request = None
-        # Bolt parses before it verifies, and its middleware assumes Slack's shapes; anything else ends
-        # here rather than as a 500 that Slack would keep redelivering.
-        if bolt_request is None or not well_formed(bolt_request.body):
-            log.warning("rejected a Slack request with a malformed body (%s bytes)", request.content_length)
-            return web.json_response({"error": "malformed body"}, status=400)
-        response = await bolt.async_dispatch(bolt_request)
+            if not isinstance(bolt_request.body, dict):
+                raise TypeError("not a JSON object")
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            log.warning("rejected a Slack request with a malformed body (%s)", type(exc).__name__)
+            return _refused(f"malformed body: {type(exc).__name__}")
+        try:
+            response = await bolt.async_dispatch(bolt_request)
+        except Exception as exc:  # raised outside Bolt's own error handling (context set-up)
+            log.warning("rejected a Slack request with a malformed body (%s)", type(exc).__name__)
+            return _refused(f"malformed body: {type(exc).__name__}")
         if response.status == 401:
             log.warning("rejected a Slack request with a missing, invalid or expired signature")
         return to_aiohttp_response(response)
@@ -375,6 +421,9 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         # Listeners only normalise and enqueue, so they finish before the ack and every task they
         # start is one of ours (tracked, drained on shutdown) rather than a fire-and-forget future.
         process_before_response=True,
+        # Our listeners drop every bot-written message themselves and log why; Bolt's own filter would drop
+        # propbot's echoes silently.
+        ignoring_self_events_enabled=False,
     )
 
 
@@ -385,6 +434,7 @@ async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) 
     responder = SlackResponder(client, runtime.agent, dispatcher.tasks)
     dispatcher.register("slack", responder)
     bolt = build_bolt(settings, client)
+    bolt.error(on_bolt_error)
     SlackListeners(dispatcher, responder, UserNames(client)).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if settings.slack_app_token:

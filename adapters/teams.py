@@ -203,6 +203,19 @@ class TeamsBot:
             text = strip_bot_mention(activity)
             if text:
                 await self.dispatcher.submit(self._incoming(activity, text))
+            else:
+                log.info("ignored a Teams message with no words for propbot (only a mention, or attachments)")
+        elif activity.type == ActivityTypes.invoke:
+            # botbuilder answers an invoke nobody handled with 501; an invoke propbot has no use for is the
+            # sender's mistake, so it is refused by name instead.
+            log.info("refused a Teams invoke %r: propbot does not handle it", activity.name)
+            error = {"code": "BadRequest", "message": f"propbot does not handle the invoke {activity.name!r}."}
+            body = _response({"type": "application/vnd.microsoft.error", "value": error}, 400)
+            await ctx.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=400, body=body))
+            )
+        else:
+            log.info("ignored a Teams %s activity: only messages and card actions are handled", activity.type)
 
     def _incoming(self, activity: Activity, text: str) -> Incoming:
         return Incoming(

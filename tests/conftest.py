@@ -7,5 +7,6 @@ pytest_plugins = [
     "tests.support.harness",
     "tests.support.fake_connector",
     "tests.support.fake_slack",
+    "tests.support.fake_socket_mode",
     "tests.support.log_guard",
 ]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from adapters import slack_blocks
-from adapters.slack import strip_mention, well_formed
+from adapters.slack import strip_mention
 from adapters.teams import _principal, _tenant, _well_formed, conversation_of, strip_bot_mention
 from bot.turn_queue import STREAM
 from tests.support.fake_connector import BOT_ID, StartTeams, TeamsRig
@@ -97,14 +97,6 @@ def test_strip_mention_never_raises_and_removes_our_mention(text_: str, bot_user
     assert out == out.strip()
     if bot_user and "<" not in text_ and ">" not in text_ and "&" not in text_:
         assert len(out) <= len(text_)
-
-
-@given(body=json_values)
-def test_well_formed_accepts_only_dicts_of_slack_shapes(body: Any) -> None:
-    verdict = well_formed(body)
-    assert isinstance(verdict, bool)
-    if verdict:
-        assert isinstance(body, dict)
 
 
 def redis_keys(url: str) -> set[str]:

@@ -70,12 +70,13 @@ async def test_a_slack_click_from_another_team_changes_nothing(
     approval = request.approval
 
     payload = click("UMANAGER", APPROVE_ACTION, approval.id, "C1", "1600000000.000100")
-    payload["team"]["id"] = "T2"  # the same user id and button, but another workspace's request
+    payload["team"]["id"] = "T2"  # the same user id and button, but a person of another workspace
     payload["user"]["team_id"] = "T2"
     sent = await bot.send_click(payload)
     assert sent.status == 200
     [notice] = await bot.slack.wait_for("chat.postEphemeral")
-    assert "no longer exists" in str(notice.args.get("text"))
+    # slack:T2:UMANAGER is not T1's manager: the click is refused, whatever the payload's `team` says.
+    assert "not allowed" in str(notice.args.get("text"))
     stored = await bot.runtime.store.get_approval(approval.id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING and stored.decided_by is None
     assert bot.slack.calls_to("chat.update") == []

@@ -5,46 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from bot.models import ApprovalStatus
+from tests.support.cards import has_buttons, post_card
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
-from tests.support.fake_slack import Call, MakeSlackBot, SlackBot, click, mention
-from tests.support.scripts import requests_with_key, schedule_then_report
+from tests.support.fake_slack import MakeSlackBot, click, mention
+from tests.support.scripts import requests_with_key
 from tools.db import Database
-
-
-@dataclass
-class Card:
-    approval_id: str
-    channel: str
-    ts: str
-    thread: str
-    post: Call
-
-
-async def post_card(bot: SlackBot, fake: FakeOpenAI, user: str = "USTAFF") -> Card:
-    fake.default = schedule_then_report
-    event = mention(user, "please get a plumber to P-1001, the sink leaks")
-    assert (await bot.send_event(event)).status == 200
-    [post] = await bot.slack.wait_for("chat.postMessage", where=lambda c: "actions" in json.dumps(c.args["blocks"]))
-    actions = next(b for b in post.args["blocks"] if b["type"] == "actions")
-    ts = next(ts for (ch, ts), m in bot.slack.messages.items() if m["blocks"] == post.args["blocks"])
-    card = Card(actions["elements"][0]["value"], post.args["channel"], ts, event["ts"], post)
-    # The card's location is stored so any process (or the expiry sweeper) can replace it.
-    for _ in range(100):
-        stored = await bot.runtime.store.get_approval(card.approval_id)
-        if stored is not None and stored.card_ref:
-            break
-        await asyncio.sleep(0.02)
-    return card
-
-
-def has_buttons(bot: SlackBot, card: Card) -> bool:
-    return any(b["type"] == "actions" for b in bot.slack.messages[(card.channel, card.ts)]["blocks"])
 
 
 async def test_card_shows_details_and_both_buttons(

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.models import ApprovalStatus
+from tests.support.cards import post_card
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack, MakeSlackBot, click
 from tests.support.processes import propbot_env, start_propbot, stop
-from tests.test_slack_approvals import post_card
 from tools.db import Database
 from tools.schema import MaintenanceRequest
 
@@ -71,7 +71,7 @@ async def test_click_on_a_second_serve_process_runs_the_tool_once(
     assert sent.status == 200, read(log)
     [update] = await first.slack.wait_for("chat.update", within=20)
     rendered = json.dumps(update.args["blocks"])
-    assert "Approved by <@UMANAGER>" in rendered and "request `MR-" in rendered
+    assert "Approved by <@UMANAGER>" in rendered and "Done: Request MR-" in rendered
     answers = await first.slack.wait_for("chat.postMessage", 2, within=20)
     assert answers[-1].args["thread_ts"] == card.thread
     stored = await first.runtime.store.get_approval(card.approval_id)

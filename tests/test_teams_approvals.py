@@ -9,21 +9,11 @@ from typing import Any
 from adapters.teams_cards import APPROVE_VERB, CANCEL_VERB
 from bot.models import ApprovalStatus
 from bot.server import DISPATCHER
-from tests.support.fake_connector import ConnectorCall, StartTeams, TeamsRig, execute, message
+from tests.support.cards import ask
+from tests.support.fake_connector import StartTeams, execute, message
 from tests.support.scripts import requests_with_key, schedule_then_report
 
 CARD = "application/vnd.microsoft.card.adaptive"
-
-
-async def ask(rig: TeamsRig) -> tuple[str, ConnectorCall]:
-    """Staff asks for a plumber; returns the approval id and the posted card."""
-    rig.harness.fake.default = schedule_then_report
-    body = message(rig.connector, "schedule a plumber at P-1001", user="aad-staff", name="Sam Staff")
-    assert (await rig.post(body))[0] == 200
-    [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.cards])
-    [card] = posted.cards
-    approval_id = card["actions"][0]["data"]["approval_id"]
-    return approval_id, posted
 
 
 def actions(card: dict[str, Any]) -> list[dict[str, Any]]:

@@ -39,6 +39,7 @@ from tools.db import Database
 from tools.registry import BUILTIN_MODULES, load_modules, registry
 
 BOT_TOKEN = "xoxb-test-0000-slack-bot-token-do-not-log"
+APP_TOKEN = "xapp-1-test-0000-slack-app-token-do-not-log"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T1"
 BOT_USER = "UBOT"
@@ -76,6 +77,10 @@ class FakeSlack:
         self.reactions: set[tuple[str, str, str]] = set()
         self.injected: dict[str, list[Injected]] = {}
         self.base_url = ""
+        # Where apps.connections.open sends Socket Mode clients (a FakeSocketMode server), when one runs.
+        self.socket_url: str | None = None
+        # Set for a workspace inside an Enterprise Grid org: auth.test then names the org too.
+        self.enterprise_id: str | None = None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
 
@@ -130,7 +135,9 @@ class FakeSlack:
             args.update(await request.json())
         elif request.can_read_body:
             args.update(dict(await request.post()))
-        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        # Socket Mode opens its connection with the app-level token; every other method takes the bot token.
+        token = APP_TOKEN if method == "apps.connections.open" else self.token
+        authorized = request.headers.get("Authorization") == f"Bearer {token}"
         self.calls.append(Call(method, args, authorized))
         self._changed.set()
         if not authorized:
@@ -151,7 +158,21 @@ class FakeSlack:
 
     # -- methods ---------------------------------------------------------------------------------
     def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "propbot", "team": "Test"}
+        return {
+            "ok": True,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "team_id": TEAM,
+            "user": "propbot",
+            "team": "Test",
+            "enterprise_id": self.enterprise_id,
+            "is_enterprise_install": False,
+        }
+
+    def _apps_connections_open(self, _: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url is None:
+            return {"ok": False, "error": "socket_mode_not_enabled"}
+        return {"ok": True, "url": self.socket_url}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         name = self.users.get(str(args.get("user")))
