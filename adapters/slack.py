@@ -206,10 +206,22 @@ class SlackResponder:
 class SlackListeners:
     """Bolt listeners: normalise a Slack payload, hand it to the core, never wait for the model."""
 
-    def __init__(self, dispatcher: Dispatcher, responder: SlackResponder, names: UserNames) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        responder: SlackResponder,
+        names: UserNames,
+        allowed_teams: frozenset[str] = frozenset(),
+    ) -> None:
         self.dispatcher = dispatcher
         self.responder = responder
         self.names = names
+        # Besides the installation's own people: the teams or Grid orgs of SLACK_ALLOWED_TEAMS ("*": anyone).
+        self.allowed_teams = allowed_teams
+
+    def _allowed(self, principal: str, context: AsyncBoltContext) -> bool:
+        team = principal.split(":")[1]
+        return team == installation(context) or "*" in self.allowed_teams or team in self.allowed_teams
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
@@ -243,6 +255,11 @@ class SlackListeners:
         if not (isinstance(channel, str) and isinstance(ts, str) and text):
             log.info("ignored an empty or incomplete %s event", event.get("type"))
             return
+        principal = user_principal(str(user), event.get("user_team") or event.get("team"), context)
+        if not self._allowed(principal, context):
+            # A Slack Connect partner's people: propbot answers only the teams it is told to.
+            log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
+            return
         team = installation(context)
         conversation = Conversation(
             platform="slack",
@@ -253,7 +270,7 @@ class SlackListeners:
         )
         msg = Incoming(
             conversation=conversation,
-            user=user_principal(str(user), event.get("user_team") or event.get("team"), context),
+            user=principal,
             user_name=await self.names.quick(str(user)),
             text=text,
             event_id=str(body.get("event_id") or f"{channel}:{ts}"),
@@ -284,9 +301,16 @@ class SlackListeners:
         if not (user_id and team and isinstance(approval_id, str) and 0 < len(approval_id) <= MAX_APPROVAL_ID):
             log.warning("ignored a decision click without a usable user or approval id")
             return
+        principal = user_principal(user_id, user.get("team_id"), context)
+        if not self._allowed(principal, context):
+            log.info("refused a Slack click: %s is not in SLACK_ALLOWED_TEAMS", principal)
+            if channel:
+                note = "You are not allowed to use propbot in this workspace; nothing was changed."
+                await self.responder.ephemeral(channel, user_id, note, message.get("thread_ts"))
+            return
         decision = Decision(
             approval_id=approval_id,
-            user=user_principal(user_id, user.get("team_id"), context),
+            user=principal,
             action=_ACTIONS[str(action.get("action_id"))],
             platform="slack",
             workspace=team,
@@ -435,7 +459,7 @@ async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) 
     dispatcher.register("slack", responder)
     bolt = build_bolt(settings, client)
     bolt.error(on_bolt_error)
-    SlackListeners(dispatcher, responder, UserNames(client)).register(bolt)
+    SlackListeners(dispatcher, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if settings.slack_app_token:
         from adapters.slack_socket import socket_mode

@@ -25,6 +25,7 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters import teams_cards as cards
+from adapters.teams_auth import AppTokens, AuthConfig, CredentialFactory, loopback_peer
 from bot.agent import Agent
 from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
@@ -53,22 +54,6 @@ INVOKE_WAIT: Final = 4.0
 MAX_CARDS: Final = 10
 MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
 _MESSAGE_ID: Final = re.compile(r";messageid=([^;]+)", re.IGNORECASE)
-
-
-class AuthConfig:
-    """The attribute names ConfigurationBotFrameworkAuthentication reads (it ignores the environment)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.APP_ID = settings.microsoft_app_id
-        self.APP_PASSWORD = settings.microsoft_app_password
-        # The SDK insists on credentials for SingleTenant/MSI even without an app id; anonymous
-        # local mode needs the MultiTenant path, where an empty app id disables authentication.
-        self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
-        self.APP_TENANTID = settings.microsoft_app_tenant_id
-        if self.APP_ID and self.APP_TYPE == "SingleTenant" and not (self.APP_PASSWORD and self.APP_TENANTID):
-            raise ConfigError("MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot")
-        if self.APP_ID and self.APP_TYPE == "UserAssignedMSI" and not self.APP_TENANTID:
-            raise ConfigError("MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot")
 
 
 def _loopback(service_url: str) -> bool:
@@ -100,8 +85,9 @@ def _tenant(activity: Activity) -> str:
 
 
 def _principal(activity: Activity) -> str:
+    """`teams:<tenant>:<AAD object id>`: an object id is unique only within its tenant."""
     sender = activity.from_property
-    return "teams:" + str(sender.aad_object_id or sender.id)
+    return f"teams:{_tenant(activity)}:{sender.aad_object_id or sender.id}"
 
 
 def strip_bot_mention(activity: Activity) -> str:
@@ -148,7 +134,11 @@ class TeamsBot:
         self.dispatcher = dispatcher
         self.app_id = settings.microsoft_app_id
         self.invoke_wait = invoke_wait
-        self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(AuthConfig(settings)))
+        self.tenants = settings.allowed_tenants
+        config = AuthConfig(settings)
+        self.tokens = AppTokens(settings.microsoft_app_id, settings.microsoft_app_password)
+        credentials = CredentialFactory(settings, config, self.tokens)
+        self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials))
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def on_http(self, request: web.Request) -> web.Response:
@@ -159,19 +149,23 @@ class TeamsBot:
             activity = None
         if not _well_formed(activity):
             return web.json_response({"error": "not a Bot Framework activity"}, status=400)
-        if not self.app_id and not _loopback(activity.service_url):
-            # Without an app id nothing is authenticated: accepting a public serviceUrl would let anyone
-            # make the bot POST to any URL and claim any aadObjectId (and so any role).
-            log.warning("anonymous mode refused an activity whose serviceUrl is not loopback")
-            return web.json_response({"error": "unauthorized"}, status=401)
+        if not self.app_id and not (loopback_peer(request.remote) and _loopback(activity.service_url)):
+            # Local mode authenticates nothing, so it serves this machine only: a caller elsewhere could
+            # claim any aadObjectId (and so any role), and a public serviceUrl would make the bot POST to it.
+            log.warning("local mode refused an activity from a non-loopback peer or serviceUrl")
+            return web.json_response({"error": "unauthorized: local mode serves loopback only"}, status=401)
         if not self.dispatcher.tasks.accepting:
             return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
         auth_header = request.headers.get("Authorization", "")
         try:
-            auth = await self.adapter.bot_framework_authentication.authenticate_request(activity, auth_header)
+            auth = await self._authenticate(activity, auth_header)
         except Exception as exc:  # PermissionError, or a JWT decode error for a malformed token
             log.warning("Teams request refused: %s", type(exc).__name__)
             return web.json_response({"error": "unauthorized"}, status=401)
+        tenant = _tenant(activity)
+        if "*" not in self.tenants and tenant not in self.tenants:
+            log.warning("refused a Teams activity from tenant %s: it is not in TEAMS_ALLOWED_TENANTS", tenant)
+            return web.json_response({"error": "this tenant may not use propbot"}, status=403)
         try:
             invoke = await self.adapter.process_activity(auth, activity, self.on_turn)
         except StoreUnavailable:
@@ -188,6 +182,12 @@ class TeamsBot:
         if payload is None:
             return web.Response(status=int(invoke.status))
         return web.json_response(payload, status=int(invoke.status))
+
+    async def _authenticate(self, activity: Activity, auth_header: str) -> Any:
+        """botframework's JWT validation, on a worker thread: it fetches the signing keys with `requests` (at
+        first use, daily, and for an unknown key id), which on the event loop would stall every other request."""
+        authentication = self.adapter.bot_framework_authentication
+        return await asyncio.to_thread(asyncio.run, authentication.authenticate_request(activity, auth_header))
 
     # -- inbound turns -----------------------------------------------------------------------------
     async def on_turn(self, ctx: TurnContext) -> None:
@@ -408,19 +408,33 @@ class TeamsBot:
 
 def make_mount(
     *, invoke_wait: float = INVOKE_WAIT
-) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[None]]:
-    async def mount_with(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) -> None:
+) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]]]]:
+    async def mount_with(
+        app: web.Application, runtime: Runtime, dispatcher: Dispatcher
+    ) -> Callable[[], Awaitable[None]]:
         settings = runtime.settings
+        if not settings.microsoft_app_id and not settings.teams_local_mode:
+            raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
+        if settings.microsoft_app_id and not settings.allowed_tenants:
+            raise ConfigError(
+                "TEAMS_ALLOWED_TENANTS should list the Azure tenant ids whose users may use propbot (or * for "
+                "any): a MultiTenant bot's app id is public, so any tenant could install it"
+            )
         bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait)
         if not settings.microsoft_app_id:
             log.warning(
-                "Teams runs in ANONYMOUS LOCAL MODE: MICROSOFT_APP_ID is not set, so requests are not "
-                "authenticated and only loopback serviceUrls (Bot Framework Emulator) are accepted"
+                "Teams runs in LOCAL MODE (TEAMS_LOCAL_MODE=true, no MICROSOFT_APP_ID): requests are not "
+                "authenticated, so only loopback peers with loopback serviceUrls are served"
             )
         else:
-            log.info("Teams: POST /api/messages for app %s", settings.microsoft_app_id)
+            log.info(
+                "Teams: POST /api/messages for app %s, tenants %s",
+                settings.microsoft_app_id,
+                ", ".join(sorted(settings.allowed_tenants)),
+            )
         dispatcher.register("teams", bot)
         app.router.add_post("/api/messages", bot.on_http)
+        return bot.tokens.close
 
     return mount_with
 

@@ -203,13 +203,20 @@ class Agent:
 
     # -- the tool loop ---------------------------------------------------------------------------
     async def run_loop(
-        self, user: str, user_name: str | None, conversation: Conversation, history: list[Message]
+        self,
+        user: str,
+        user_name: str | None,
+        conversation: Conversation,
+        history: list[Message],
+        *,
+        may_act: bool = True,
     ) -> LoopResult:
         """Call the model until it answers in text, asks for an approval, or runs out of rounds.
 
-        `history` is extended in place; it stays a valid request at every step.
+        `history` is extended in place; it stays a valid request at every step. With `may_act=False` the model
+        is offered no tools (it may only answer in words), and any call it makes anyway is refused.
         """
-        allowed = self.permissions.allowed_tools(user, self.registry.names())
+        allowed = self.permissions.allowed_tools(user, self.registry.names()) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
         schemas = self.registry.schemas(allowed)
         presentations: list[Presentation] = []

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from bot.config import ConfigError, Settings
 from bot.permissions import PermissionsError
-from bot.runtime import load_permission_rules, load_tools, open_database
+from bot.runtime import TRIAL_MODE, load_permission_rules, load_tools, open_database, permissions_path
 from bot.store.factory import make_store
 
 
@@ -28,12 +28,13 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     registry = load_tools(settings)
     line(True, "tools", ", ".join(registry.names()))
     try:
+        path = permissions_path(settings)
         permissions = load_permission_rules(settings)
         roles = ", ".join(f"{name} ({len(r.tools)} tools)" for name, r in permissions.spec.roles.items())
         unknown = permissions.unknown_tools(registry.names())
-        detail = f"{settings.permissions_file}: roles {roles}; {len(permissions.spec.users)} users"
-        if not settings.permissions_file.exists():
-            detail = "no file: everyone may use and approve every tool"
+        detail = f"{path}: roles {roles}; {len(permissions.spec.users)} users"
+        if path is None:
+            detail = TRIAL_MODE
         line(not unknown, "permissions", detail + (f"; unknown tools named: {', '.join(unknown)}" if unknown else ""))
     except PermissionsError as exc:
         line(False, "permissions", str(exc))

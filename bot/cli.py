@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         print(f"propbot: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     setup_logging(settings.log_level, settings.log_format, _secrets(settings))
     try:
         if args.command == "check":
@@ -100,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))
     except (ConfigError, PermissionsError) as exc:
+        # Exit 1 for every configuration problem; 2 stays argparse's code for a command line it cannot read.
         print(f"propbot: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         return 130
     return 1

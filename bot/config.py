@@ -39,12 +39,14 @@ class Settings(BaseSettings):
     # -- state and data --------------------------------------------------------------------------
     redis_url: str | None = Field(default=None, description="a redis:// or rediss:// URL")
     database_url: str = Field(default="sqlite+aiosqlite:///propbot.db", description="a SQLAlchemy URL")
-    permissions_file: Path = Field(default=Path("permissions.yml"), description="a path to a YAML file")
+    # Unset: ./permissions.yml when it exists, else trial mode. Set: that file must exist (fail closed).
+    permissions_file: Path | None = Field(default=None, description="a path to a YAML file")
     tool_modules: str = Field(default="", description="comma-separated Python modules that register extra tools")
 
     # -- behaviour -------------------------------------------------------------------------------
     port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number")
-    host: str = Field(default="0.0.0.0", description="an address to listen on")
+    # Unset: every interface, or only 127.0.0.1 when TEAMS_LOCAL_MODE is on (see `listen_host`).
+    host: str | None = Field(default=None, description="an address to listen on")
     max_tool_rounds: int = Field(default=6, ge=1, le=50, description="a whole number from 1 to 50")
     max_parallel_tools: int = Field(default=4, ge=1, le=32, description="a whole number from 1 to 32")
     history_token_budget: int = Field(
@@ -96,8 +98,31 @@ class Settings(BaseSettings):
         default="MultiTenant", description="MultiTenant, SingleTenant or UserAssignedMSI"
     )
     microsoft_app_tenant_id: str = Field(default="", description="the Azure tenant id (SingleTenant)")
+    teams_local_mode: bool = Field(
+        default=False, description="true or false: serve Teams without authentication, to loopback peers only"
+    )
+    teams_allowed_tenants: str = Field(
+        default="", description="comma-separated Azure tenant ids whose users may use propbot, or *"
+    )
+    slack_allowed_teams: str = Field(
+        default="", description="comma-separated Slack team (T...) or Enterprise Grid (E...) ids besides your own, or *"
+    )
+    # Bot Framework endpoints, for sovereign clouds and for tests against local servers; unset: public cloud.
+    microsoft_openid_metadata_url: str | None = Field(
+        default=None, description="the OpenID metadata URL of the tokens channels send"
+    )
+    microsoft_token_issuer: str | None = Field(default=None, description="the issuer of the tokens channels send")
+    microsoft_login_url: str | None = Field(
+        default=None, description="the login URL the bot gets its own tokens from (e.g. .../botframework.com)"
+    )
 
-    @field_validator("openai_base_url", "slack_api_url", "otel_exporter_otlp_endpoint")
+    @field_validator(
+        "openai_base_url",
+        "slack_api_url",
+        "otel_exporter_otlp_endpoint",
+        "microsoft_openid_metadata_url",
+        "microsoft_login_url",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):
@@ -121,6 +146,31 @@ class Settings(BaseSettings):
     @property
     def extra_tool_modules(self) -> list[str]:
         return [m.strip() for m in self.tool_modules.split(",") if m.strip()]
+
+    @property
+    def listen_host(self) -> str:
+        if self.host:
+            return self.host
+        # Local mode trusts loopback peers only; listening on loopback keeps everyone else out at the door.
+        return "127.0.0.1" if self.teams_local_mode and not self.microsoft_app_id else "0.0.0.0"
+
+    @property
+    def teams_enabled(self) -> bool:
+        return bool(self.microsoft_app_id) or self.teams_local_mode
+
+    @property
+    def allowed_tenants(self) -> frozenset[str]:
+        """Tenants whose users may use propbot; `*` for any. Empty means not configured."""
+        listed = {t.strip() for t in self.teams_allowed_tenants.split(",") if t.strip()}
+        if not listed and self.microsoft_app_tenant_id:
+            listed = {self.microsoft_app_tenant_id}
+        if not listed and self.teams_local_mode and not self.microsoft_app_id:
+            listed = {"*"}
+        return frozenset(listed)
+
+    @property
+    def allowed_slack_teams(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.slack_allowed_teams.split(",") if t.strip())
 
     @property
     def slack_enabled(self) -> bool:

@@ -22,6 +22,7 @@ from bot.models import (
     Reply,
     TextReply,
 )
+from bot.permissions import same_person
 from bot.store import Busy, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class ApprovalDesk:
         if approval.status is not ApprovalStatus.PENDING:
             return await self._already(approval)
         allowed, reason = self.agent.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
-        if decision.action is DecisionAction.CANCEL and decision.user == approval.requested_by:
+        if decision.action is DecisionAction.CANCEL and same_person(decision.user, approval.requested_by):
             allowed = True  # withdrawing your own request is always fine
         if not allowed:
             await self._audit("refused", approval, decision.user, f"{decision.action.value}: {reason}")
@@ -97,6 +98,13 @@ class ApprovalDesk:
         spec = agent.registry.get(approval.tool)
         if spec is None:
             result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
+        elif not agent.permissions.may_use(approval.requested_by, approval.tool):
+            # Roles can change while a request waits (up to APPROVAL_TTL, across restarts): the requester
+            # must still be allowed the tool when it runs, as at any other call.
+            who = approval.requested_by_name or approval.requested_by
+            reason = f"{who} is no longer allowed to use {approval.tool.replace('_', ' ')}; nothing was done."
+            await self._audit("refused", approval, approval.decided_by or "", f"at execution: {reason}")
+            result_data = {"ok": False, "error": reason, "executed": False}
         else:
             # The stored, validated arguments run, never new ones from the model.
             args = spec.args_model.model_validate(approval.arguments)
@@ -197,8 +205,10 @@ class ApprovalDesk:
                 }
             )
             history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
+            # No tools: the follow-up only reports the outcome. The newest message in a shared channel may be
+            # someone else's, and acting on it with the requester's tools would do things nobody asked for.
             result = await agent.run_loop(
-                approval.requested_by, approval.requested_by_name, approval.conversation, history
+                approval.requested_by, approval.requested_by_name, approval.conversation, history, may_act=False
             )
             await agent.save(key, history, token)
         return result.replies

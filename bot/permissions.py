@@ -1,7 +1,9 @@
 """Who may use and approve which tools: platform user -> role -> tools.
 
-The file is YAML (see README). A user key is the principal the adapters produce: `slack:<team>:<user>`
-or `teams:<aad object id>`; `slack:<team>:*` gives a role to a whole workspace.
+The file is YAML (see README). A user key is the principal the adapters produce: `slack:<team>:<user>` or
+`teams:<tenant>:<aad object id>`; `slack:<team>:*` / `teams:<tenant>:*` give a role to a whole workspace or
+tenant. Old entries `teams:<aad object id>` (written before principals carried the tenant) still match that
+user, in any tenant propbot serves; start-up warns about them.
 """
 
 from __future__ import annotations
@@ -59,10 +61,19 @@ class Permissions:
     def role_of(self, user: str) -> str | None:
         if user in self.spec.users:
             return self.spec.users[user]
+        platform, _, rest = user.partition(":")
+        if platform == "teams" and rest.count(":") == 1:
+            legacy = f"teams:{rest.split(':', 1)[1]}"
+            if legacy in self.spec.users:
+                return self.spec.users[legacy]
         workspace = user.rsplit(":", 1)[0] + ":" + WILDCARD
         if workspace in self.spec.users:
             return self.spec.users[workspace]
         return self.spec.default_role
+
+    def legacy_teams_entries(self) -> list[str]:
+        """`teams:<aad id>` entries: they name no tenant, so they match that id in every allowed tenant."""
+        return sorted(u for u in self.spec.users if u.startswith("teams:") and u.count(":") == 1)
 
     def _role(self, user: str) -> Role | None:
         name = self.role_of(user)
@@ -83,7 +94,7 @@ class Permissions:
         role = self._role(user)
         if role is None or not (WILDCARD in role.approves or tool in role.approves):
             return False, f"You are not allowed to approve {tool.replace('_', ' ')}."
-        if user == requested_by and not self.allow_self_approval:
+        if same_person(user, requested_by) and not self.allow_self_approval:
             return False, "You cannot approve your own request; ask another approver."
         return True, ""
 
@@ -91,6 +102,13 @@ class Permissions:
         known_set = set(known) | {WILDCARD}
         named = {t for r in self.spec.roles.values() for t in (*r.tools, *r.approves)}
         return sorted(named - known_set)
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two principals are one person: same platform and user id, whatever team or tenant part they
+    carry. Slack user ids and Teams AAD object ids are unique on their own, and a person's team can be
+    written two ways (a Grid org id in clicks, a workspace id in events), which must not make them two."""
+    return a.split(":", 1)[0] == b.split(":", 1)[0] and a.rsplit(":", 1)[-1] == b.rsplit(":", 1)[-1]
 
 
 def load_permissions(path: Path, *, allow_self_approval: bool = False) -> Permissions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.agent import Agent
 from bot.audit import AuditSink, FanoutAudit, LogAudit
@@ -44,16 +45,36 @@ def load_tools(settings: Settings) -> Registry:
     return registry
 
 
+DEFAULT_PERMISSIONS_FILE = Path("permissions.yml")
+TRIAL_MODE = (
+    "TRIAL MODE: no permissions file (PERMISSIONS_FILE is unset and there is no ./permissions.yml): every user "
+    "may use and approve every tool; self-approval still needs ALLOW_SELF_APPROVAL=true. Set PERMISSIONS_FILE "
+    "before inviting real users."
+)
+
+
+def permissions_path(settings: Settings) -> Path | None:
+    """The permissions file to load, or None for trial mode. A file that is named must exist: a typo in
+    PERMISSIONS_FILE must stop start-up, never open every tool to everyone."""
+    if settings.permissions_file is not None:
+        return settings.permissions_file
+    return DEFAULT_PERMISSIONS_FILE if DEFAULT_PERMISSIONS_FILE.exists() else None
+
+
 def load_permission_rules(settings: Settings) -> Permissions:
-    path = settings.permissions_file
-    if not path.exists():
+    path = permissions_path(settings)
+    if path is None:
+        log.warning(TRIAL_MODE)
+        return Permissions.open_to_all(allow_self_approval=settings.allow_self_approval)
+    permissions = load_permissions(path, allow_self_approval=settings.allow_self_approval)
+    for entry in permissions.legacy_teams_entries():
         log.warning(
-            "no permissions file at %s: every user may use and approve every tool. "
-            "Set PERMISSIONS_FILE before inviting real users.",
+            "%s: %r names no tenant, so it matches that user in every allowed tenant; write it as "
+            "teams:<tenant id>:<AAD object id>",
             path,
+            entry,
         )
-        return Permissions.open_to_all(allow_self_approval=True)
-    return load_permissions(path, allow_self_approval=settings.allow_self_approval)
+    return permissions
 
 
 def open_database(url: str) -> Database:

@@ -63,9 +63,13 @@ def enabled_mounts(settings: Settings) -> list[Mount]:
         mounts.append(mount_slack)
     else:
         log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) to enable it")
-    from adapters.teams import mount as mount_teams
+    if settings.teams_enabled:
+        from adapters.teams import mount as mount_teams
 
-    mounts.append(mount_teams)
+        mounts.append(mount_teams)
+    else:
+        # Without an app id nothing would authenticate Teams requests: the route is not served at all.
+        log.info("Teams is off: set MICROSOFT_APP_ID (or TEAMS_LOCAL_MODE=true for a local test client) to enable it")
     return mounts
 
 
@@ -156,9 +160,9 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     # aiohttp's default listen backlog (128) overflows in a burst of Slack events; dropped connections
     # come back a second later, which shows up as second-long acks.
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+    site = web.TCPSite(runner, settings.listen_host, settings.port, backlog=1024)
     await site.start()
-    log.info("propbot listening on %s:%d", settings.host, settings.port)
+    log.info("propbot listening on %s:%d", settings.listen_host, settings.port)
     await _until_signalled()
     log.info("shutting down: finishing in-flight turns")
     await runner.cleanup()

@@ -8,5 +8,6 @@ pytest_plugins = [
     "tests.support.fake_connector",
     "tests.support.fake_slack",
     "tests.support.fake_socket_mode",
+    "tests.support.fake_identity",
     "tests.support.log_guard",
 ]

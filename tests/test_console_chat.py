@@ -74,7 +74,7 @@ async def test_self_approval_is_refused_with_the_reason(tmp_path: Path, fake_ope
 async def test_missing_api_key_stops_start_up_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
     code, _, err = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
-    assert code == 2
+    assert code == 1
     assert err.strip().splitlines() == [
         "propbot: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
     ]
@@ -91,5 +91,5 @@ async def test_bad_or_unreachable_database_stops_start_up_with_one_line(tmp_path
             "DATABASE_URL": url,
         }
         code, _, text = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
-        assert code == 2, text
+        assert code == 1, text
         assert f"propbot: {words}" in text and "Traceback" not in text

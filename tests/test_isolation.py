@@ -48,7 +48,7 @@ async def test_an_approval_cannot_be_decided_from_another_platform(make_harness:
     for platform, workspace in (("teams", "T1"), ("teams", "tenant-1")):
         decision = Decision(
             approval_id=approval.id,
-            user="teams:aad-manager",  # a manager on Teams, but the approval belongs to Slack T1
+            user="teams:tenant-1:aad-manager",  # a manager on Teams, but the approval belongs to Slack T1
             action=DecisionAction.APPROVE,
             platform=platform,  # type: ignore[arg-type]
             workspace=workspace,

@@ -52,7 +52,8 @@ SLACK = {
     "block_actions_requester_cancels.json": Verdict.CANCELLED,
     "event_app_mention.json": Verdict.ANSWERED,
     "event_app_mention_in_thread.json": Verdict.ANSWERED,
-    "event_app_mention_slack_connect.json": Verdict.ANSWERED,
+    # Not answered by default: propbot talks to its own workspace unless SLACK_ALLOWED_TEAMS names others.
+    "event_app_mention_slack_connect.json": Verdict.IGNORED,
     "event_app_mention_grid.json": Verdict.ANSWERED,
     "event_message_im.json": Verdict.ANSWERED,
     "event_message_im_file_share.json": Verdict.ANSWERED,
@@ -128,7 +129,7 @@ async def test_slack_payload(
         )
         assert await send_slack(bot, payload) == 200
         [note] = await bot.slack.wait_for("chat.postEphemeral")
-        assert note.args["user"] == payload["user"]["id"] and "not allowed" in note.args["text"]
+        assert note.args["user"] == payload["user"]["id"] and "not allowed" in note.args["text"].lower()
         stored = await bot.runtime.store.get_approval(card.approval_id)
         assert stored is not None and stored.status is ApprovalStatus.PENDING
         assert bot.slack.calls_to("chat.update") == []

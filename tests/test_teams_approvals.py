@@ -64,7 +64,11 @@ async def test_approve_by_a_manager_replaces_the_card_in_the_invoke_answer(start
     follow_up = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
     assert '"ok": true' in follow_up[-1].body["text"]
     stored = await rig.harness.store.get_approval(approval_id)
-    assert stored is not None and stored.status is ApprovalStatus.DONE and stored.decided_by == "teams:aad-manager"
+    assert (
+        stored is not None
+        and stored.status is ApprovalStatus.DONE
+        and stored.decided_by == "teams:tenant-1:aad-manager"
+    )
 
 
 async def test_cancel_replaces_the_card_and_creates_nothing(start_teams: StartTeams) -> None:

@@ -31,7 +31,9 @@ def unknown_issuer_token() -> str:
 async def test_with_an_app_id_requests_without_a_valid_token_are_refused(
     start_teams: StartTeams, authorization: str | None
 ) -> None:
-    rig = await start_teams(microsoft_app_id=APP_ID, microsoft_app_password="not-used-by-this-test")
+    rig = await start_teams(
+        microsoft_app_id=APP_ID, microsoft_app_password="not-used-by-this-test", teams_allowed_tenants="tenant-1"
+    )
     rig.harness.fake.default = lambda _request: text("should never be asked")
     headers = {"Authorization": authorization} if authorization else None
     status, _ = await rig.post(message(rig.connector, "hello"), headers=headers)

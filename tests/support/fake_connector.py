@@ -232,15 +232,16 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     from bot.server import create_app
     from tools.registry import registry
 
-    async def start(invoke_wait: float = INVOKE_WAIT, **overrides: Any) -> TeamsRig:
-        h: Harness = await make_harness(**overrides)
+    async def start(invoke_wait: float = INVOKE_WAIT, bind: str = "127.0.0.1", **overrides: Any) -> TeamsRig:
+        """`bind`: the address served (0.0.0.0 lets a test reach it from a non-loopback address too)."""
+        h: Harness = await make_harness(**{"teams_local_mode": True, **overrides})
         agent = h.agent
         runtime = Runtime(h.settings, h.store, h.db, agent.llm, registry, h.permissions, agent, agent.audit)
         app = await create_app(runtime, mounts=[make_mount(invoke_wait=invoke_wait)], sweep_interval=3600)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, bind, 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         session = aiohttp.ClientSession()

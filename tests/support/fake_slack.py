@@ -383,7 +383,10 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
     servers: list[TestServer] = []
     session = aiohttp.ClientSession()
 
-    async def make(db: Database, **overrides: Any) -> SlackBot:
+    async def make(
+        db: Database, *, permissions: str = PERMISSIONS_YAML, every_mount: bool = False, **overrides: Any
+    ) -> SlackBot:
+        """`every_mount`: mount what the settings enable (as `propbot serve` does), not Slack alone."""
         values: dict[str, Any] = {
             "redis_url": redis_url,
             "slack_bot_token": BOT_TOKEN,
@@ -391,12 +394,12 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
             "slack_api_url": fake_slack.base_url,
         }
         settings = test_settings(fake_openai, **{**values, **overrides})
-        permissions = parse_permissions(PERMISSIONS_YAML, allow_self_approval=settings.allow_self_approval)
+        rules = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
         store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
         llm = LLMClient(settings)
-        agent = Agent(settings, store, llm, registry, permissions, db)
-        runtime = Runtime(settings, store, db, llm, registry, permissions, agent)
-        app = await create_app(runtime, mounts=[mount], drain_timeout=15.0)
+        agent = Agent(settings, store, llm, registry, rules, db)
+        runtime = Runtime(settings, store, db, llm, registry, rules, agent)
+        app = await create_app(runtime, mounts=None if every_mount else [mount], drain_timeout=15.0)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -38,8 +38,8 @@ users:
   "slack:T1:UMANAGER": manager
   "slack:T1:UMANAGER2": manager
   "slack:T1:USTAFF": staff
-  "teams:aad-manager": manager
-  "teams:aad-staff": staff
+  "teams:tenant-1:aad-manager": manager
+  "teams:tenant-1:aad-staff": staff
 """
 
 MANAGER = "slack:T1:UMANAGER"
@@ -101,12 +101,12 @@ class Harness:
         )
         return await (agent or self.agent).decide(decision)
 
-    async def another_agent(self) -> Agent:
-        """A second 'process': its own store client on the same Redis, its own model client."""
+    async def another_agent(self, permissions: str | None = None) -> Agent:
+        """A second 'process': its own store client on the same Redis, its own model client, and its own
+        permissions file when `permissions` is given (an edit deployed while approvals wait)."""
         store = make_store(self.settings.redis_url, history_ttl=self.settings.history_ttl)
-        agent = Agent(
-            self.settings, store, LLMClient(self.settings), registry, self.permissions, self.db, cache=ToolCache(store)
-        )
+        perms = self.permissions if permissions is None else parse_permissions(permissions)
+        agent = Agent(self.settings, store, LLMClient(self.settings), registry, perms, self.db, cache=ToolCache(store))
         self.extra.append(agent)
         return agent
 

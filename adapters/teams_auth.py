@@ -1,0 +1,178 @@
+"""Who may talk to propbot on Teams, and the bot's own Bot Framework token, fetched without blocking.
+
+Inbound: botframework-connector validates each request's JWT (issuer, signature against the published keys,
+audience = our app id, the `serviceurl` claim). Local mode has no app id, so nothing is authenticated: it
+serves loopback peers only. Outbound: botframework-connector would get the bot's token with msal, and msal
+does its HTTP with `requests` on the caller's thread, which is the event loop (`signed_session` runs there,
+once per connector client, so at first use and again for every new conversation). propbot fetches the token
+itself with aiohttp (the OAuth 2.0 client-credentials grant msal performs for an app id and secret) and
+hands botframework a credential that only returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+from botframework.connector.auth import (
+    AppCredentials,
+    AuthenticationConstants,
+    MicrosoftAppCredentials,
+    ServiceClientCredentialsFactory,
+)
+
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+# Refresh this long before the token expires, so a call in flight never carries an expired one.
+REFRESH_MARGIN = 300.0
+TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+class AuthConfig:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads (it ignores the environment)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.microsoft_app_id
+        self.APP_PASSWORD = settings.microsoft_app_password
+        # The SDK insists on credentials for SingleTenant/MSI even without an app id; local mode needs the
+        # MultiTenant path, where an empty app id disables authentication.
+        self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
+        self.APP_TENANTID = settings.microsoft_app_tenant_id
+        if self.APP_ID and self.APP_TYPE == "SingleTenant" and not (self.APP_PASSWORD and self.APP_TENANTID):
+            raise ConfigError("MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot")
+        if self.APP_ID and self.APP_TYPE == "UserAssignedMSI" and not self.APP_TENANTID:
+            raise ConfigError("MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot")
+        # Other clouds (and tests against local servers): any of these switches botframework to its
+        # parameterized validation, which then needs them all.
+        if settings.microsoft_openid_metadata_url or settings.microsoft_token_issuer or settings.microsoft_login_url:
+            if not (settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer):
+                raise ConfigError(
+                    "MICROSOFT_OPENID_METADATA_URL and MICROSOFT_TOKEN_ISSUER should be set together "
+                    "(and MICROSOFT_LOGIN_URL for outbound tokens)"
+                )
+            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
+            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
+            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.microsoft_token_issuer
+            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = settings.microsoft_login_url or (
+                AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
+                + AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
+            )
+            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+
+
+def loopback_peer(remote: str | None) -> bool:
+    """Whether the TCP peer of a request is this machine (what local mode trusts, and all it trusts)."""
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+class _IssuedCredentials(AppCredentials):  # type: ignore[misc]
+    """A credential holding a token propbot already fetched; botframework only reads it."""
+
+    def __init__(self, app_id: str, oauth_scope: str, token: str) -> None:
+        super().__init__(app_id=app_id, oauth_scope=oauth_scope)
+        self._token = token
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        return self._token
+
+
+class AppTokens:
+    """The bot's tokens per (login endpoint, scope), fetched with aiohttp and cached until shortly before
+    they expire. Concurrent callers share one fetch."""
+
+    def __init__(self, app_id: str, password: str) -> None:
+        self.app_id = app_id
+        self.password = password
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def get(self, login_endpoint: str, scope: str) -> str:
+        key = (login_endpoint, scope)
+        held = self._tokens.get(key)
+        if held is not None and time.monotonic() < held[1]:
+            return held[0]
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            held = self._tokens.get(key)
+            if held is not None and time.monotonic() < held[1]:
+                return held[0]
+            token, lifetime = await self._fetch(login_endpoint, scope)
+            self._tokens[key] = (token, time.monotonic() + max(0.0, lifetime - REFRESH_MARGIN))
+            return token
+
+    async def _fetch(self, login_endpoint: str, scope: str) -> tuple[str, float]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=TOKEN_TIMEOUT)
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.app_id,
+            "client_secret": self.password,
+            "scope": scope if scope.endswith("/.default") else scope.rstrip("/") + "/.default",
+        }
+        url = login_endpoint.rstrip("/") + "/oauth2/v2.0/token"
+        try:
+            async with self._session.post(url, data=form) as response:
+                body: Any = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise PermissionError(f"could not get a Bot Framework token ({type(exc).__name__})") from None
+        if not isinstance(body, dict) or not body.get("access_token"):
+            error = body.get("error") if isinstance(body, dict) else None
+            raise PermissionError(f"the login endpoint refused propbot's credentials ({error or 'no token'})")
+        return str(body["access_token"]), float(body.get("expires_in") or 3600)
+
+
+class CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """What botframework asks for outbound credentials. App id + secret: a token from `AppTokens`. Managed
+    identity: botframework's own credential, its (blocking) first token fetch run on a worker thread."""
+
+    def __init__(self, settings: Settings, config: AuthConfig, tokens: AppTokens) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self._inner = ConfigurationServiceClientCredentialFactory(config)
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(app_id) and app_id == self.settings.microsoft_app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self.settings.microsoft_app_id
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> AppCredentials:
+        if await self.is_authentication_disabled():
+            return MicrosoftAppCredentials.empty()
+        if not await self.is_valid_app_id(app_id):
+            raise PermissionError("credentials asked for an app id that is not propbot's")
+        if self.settings.microsoft_app_type == "UserAssignedMSI":
+            credentials: AppCredentials = await self._inner.create_credentials(
+                app_id, oauth_scope, login_endpoint, validate_authority
+            )
+            await asyncio.to_thread(credentials.get_access_token)  # fills its cache off the event loop
+            return credentials
+        scope = oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+        token = await self.tokens.get(self._endpoint(login_endpoint), scope)
+        return _IssuedCredentials(app_id, scope, token)
+
+    def _endpoint(self, login_endpoint: str) -> str:
+        endpoint = login_endpoint or (
+            AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
+            + AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
+        )
+        if self.settings.microsoft_app_type == "SingleTenant" and self.settings.microsoft_app_tenant_id:
+            # A single-tenant app signs in at its own tenant, not at botframework.com.
+            endpoint = endpoint.rstrip("/").rsplit("/", 1)[0] + "/" + self.settings.microsoft_app_tenant_id
+        return endpoint

@@ -1,0 +1,154 @@
+"""Teams without a back door: tokens checked against real keys, tenants allow-listed, local mode for this
+machine only, and the bot's own token fetched without stalling the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support.fake_connector import StartTeams, TeamsRig, execute, message
+from tests.support.fake_identity import APP_ID, FakeIdentity, new_key
+from tests.support.fake_openai import offered_tools, text
+from tests.support.harness import PERMISSIONS_YAML
+
+
+async def nothing_happened(rig: TeamsRig) -> None:
+    await asyncio.sleep(0.3)
+    assert rig.connector.messages() == [] and rig.harness.fake.requests == []
+
+
+async def authenticated(start_teams: StartTeams, identity: FakeIdentity, **overrides: Any) -> TeamsRig:
+    rig = await start_teams(**{**identity.settings(), **overrides})
+    rig.harness.fake.default = lambda _request: text("authenticated answer")
+    return rig
+
+
+def signed(identity: FakeIdentity, body: dict[str, Any], **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {identity.token(body['serviceUrl'], **claims)}"}
+
+
+async def test_a_valid_token_is_accepted_and_replies_carry_the_bots_own_token(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    rig = await authenticated(start_teams, fake_identity)
+    body = message(rig.connector, "hello")
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    [reply] = await rig.connector.wait_for(rig.connector.messages)
+    assert reply.body["text"] == "authenticated answer"
+    assert reply.authorization == "Bearer bot-token-1"
+    [form] = fake_identity.token_requests[:1]
+    assert form["grant_type"] == ["client_credentials"] and form["client_id"] == [APP_ID]
+    assert form["scope"] == ["https://api.botframework.com/.default"]
+    # One token serves every later call until it nears expiry.
+    body = message(rig.connector, "again")
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages, 2)
+    assert fake_identity.issued == 1
+
+
+@pytest.mark.parametrize("case", ["forged-signature", "expired", "wrong-audience", "wrong-service-url"])
+async def test_a_bad_token_is_refused_with_401_and_runs_nothing(
+    start_teams: StartTeams, fake_identity: FakeIdentity, case: str
+) -> None:
+    rig = await authenticated(start_teams, fake_identity)
+    now = int(time.time())
+    cases: dict[str, dict[str, Any]] = {
+        "forged-signature": {"key": new_key()},  # well-formed, right kid, signed by someone else
+        "expired": {"exp": now - 3600, "nbf": now - 7200},  # beyond the 5 minutes of clock tolerance
+        "wrong-audience": {"aud": "11111111-1111-1111-1111-111111111111"},  # a token for another bot
+        "wrong-service-url": {"serviceurl": "https://smba.trafficmanager.net/amer/"},
+    }
+    claims = cases[case]
+    body = message(rig.connector, "hello")
+    assert (await rig.post(body, headers=signed(fake_identity, body, **claims)))[0] == 401
+    click = execute(rig.connector, "propbot.approve", "any-id", card_id="1")
+    assert (await rig.post(click, headers=signed(fake_identity, click, **claims)))[0] == 401
+    await nothing_happened(rig)
+
+
+async def test_the_bots_token_is_fetched_without_stalling_the_event_loop(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    rig = await authenticated(start_teams, fake_identity)
+    fake_identity.token_delay = 1.0  # a slow login endpoint
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    body = message(rig.connector, "hello")
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    [reply] = await rig.connector.wait_for(rig.connector.messages)
+    stop.set()
+    await beat
+    assert reply.authorization == "Bearer bot-token-1"
+    assert max(gaps) < 0.3, f"the event loop stalled for {max(gaps):.2f}s"
+
+
+async def test_activities_from_a_tenant_not_allowed_are_refused(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    rig = await authenticated(start_teams, fake_identity)
+    body = message(rig.connector, "hello")
+    body["channelData"]["tenant"]["id"] = body["conversation"]["tenantId"] = "tenant-2"
+    status, answer = await rig.post(body, headers=signed(fake_identity, body))
+    assert status == 403 and "tenant" in answer["error"]
+    await nothing_happened(rig)
+
+
+async def test_a_user_of_another_allowed_tenant_does_not_get_a_same_id_users_role(start_teams: StartTeams) -> None:
+    """`aad-manager` is a manager in tenant-1; the same object id in tenant-2 is someone else."""
+    rig = await start_teams(teams_allowed_tenants="tenant-1,tenant-2")
+    rig.harness.fake.default = lambda _request: text("hi")
+    body = message(rig.connector, "what can I do?", user="aad-manager")
+    body["channelData"]["tenant"]["id"] = body["conversation"]["tenantId"] = "tenant-2"
+    assert (await rig.post(body))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages)
+    assert "schedule_maintenance" not in offered_tools(rig.harness.fake.requests[0])
+    home = message(rig.connector, "and now?", user="aad-manager", conversation="a:home-chat")
+    assert (await rig.post(home))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages, 2)
+    assert "schedule_maintenance" in offered_tools(rig.harness.fake.requests[1])
+
+
+def non_loopback_address() -> str:
+    """An address of this machine that is not loopback (the source of a connection made to it is itself)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # UDP connect sends nothing; it only picks the outgoing interface
+        address = str(probe.getsockname()[0])
+    assert not address.startswith("127."), "this test needs a non-loopback interface (CI machines have eth0)"
+    return address
+
+
+async def test_local_mode_serves_loopback_peers_only(start_teams: StartTeams) -> None:
+    rig = await start_teams(bind="0.0.0.0")
+    rig.harness.fake.default = lambda _request: text("local answer")
+    outside = rig.url.replace("127.0.0.1", non_loopback_address())
+    body = message(rig.connector, "hello")  # a loopback serviceUrl: only the peer gives it away
+    async with aiohttp.ClientSession() as session, session.post(outside, json=body) as response:
+        assert response.status == 401
+        assert "loopback" in (await response.json())["error"]
+    await nothing_happened(rig)
+    assert (await rig.post(message(rig.connector, "hello")))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages)
+
+
+def test_old_teams_entries_still_match_and_are_listed_for_the_warning() -> None:
+    from bot.permissions import parse_permissions
+
+    legacy = PERMISSIONS_YAML.replace('"teams:tenant-1:aad-manager"', '"teams:aad-manager"')
+    perms = parse_permissions(legacy)
+    assert perms.role_of("teams:tenant-1:aad-manager") == "manager"
+    assert perms.legacy_teams_entries() == ["teams:aad-manager"]
