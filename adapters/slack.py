@@ -19,6 +19,7 @@ from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -224,6 +225,7 @@ class SlackListeners:
         return team == installation(context) or "*" in self.allowed_teams or team in self.allowed_teams
 
     def register(self, bolt: AsyncApp) -> None:
+        bolt.middleware(on_rate_limited)
         bolt.event("app_mention")(self.on_mention)
         bolt.event("message")(self.on_message)
         bolt.event(re.compile(".*"))(self.on_other_event)
@@ -337,9 +339,10 @@ def _not_a_question(event: dict[str, Any], bot_user: str | None) -> str | None:
     subtype = event.get("subtype")
     if subtype is not None and subtype not in _QUESTION_SUBTYPES:
         return f"subtype {subtype!r} is not a new message from a person"
-    if event.get("bot_id") or event.get("bot_profile"):
+    # The objects mark the message whatever they hold: an `edited` without its `ts` is still an edit.
+    if event.get("bot_id") or event.get("bot_profile") is not None:
         return "written by a bot (propbot's own replies included)"
-    if event.get("edited"):
+    if event.get("edited") is not None:
         return "an edit of an earlier message"
     user = event.get("user")
     if not (isinstance(user, str) and user):
@@ -409,9 +412,31 @@ async def on_bolt_error(error: Exception) -> BoltResponse:
     one deliberate raise (the message was not accepted): 503 makes Slack deliver it again."""
     if isinstance(error, StoreUnavailable):
         return BoltResponse(status=503, body={"error": "temporarily unavailable"})
+    if isinstance(error, BoltUnhandledRequestError):
+        # A verified payload of a kind propbot never asked for (a shortcut, a slash command): one line, not
+        # Bolt's warning with code suggestions.
+        body = error.body if isinstance(error.body, dict) else {}
+        kind = repr(str(body.get("type") or body.get("command") or "untyped")[:40])
+        log.info("refused a Slack %s request: propbot does not handle it", kind)
+        return BoltResponse(status=404, body={"error": f"unhandled request: propbot does not handle {kind} payloads"})
     # The class only: an exception's text can quote the body, and the body holds people's messages.
     log.warning("refused a Slack request that could not be handled (%s)", type(error).__name__)
     return BoltResponse(status=400, body={"error": f"malformed body: {type(error).__name__}"})
+
+
+async def on_rate_limited(body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+    """Slack's notice that it drops this app's events (over 30,000 an hour from one workspace).
+
+    It is an envelope of its own, not an event, so no listener would match it and Bolt would answer 404; Slack
+    counts every answer but 200 against the app and disables subscriptions that fail too often."""
+    if body.get("type") != "app_rate_limited":
+        await next_()
+        return None
+    log.warning(
+        "Slack is dropping events for propbot: rate-limited since minute %s (over 30,000 events an hour)",
+        body.get("minute_rate_limited"),
+    )
+    return BoltResponse(status=200, body="")
 
 
 def events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -448,6 +473,8 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         # Our listeners drop every bot-written message themselves and log why; Bolt's own filter would drop
         # propbot's echoes silently.
         ignoring_self_events_enabled=False,
+        # Unhandled payloads go to `on_bolt_error` instead of Bolt's multi-line warning.
+        raise_error_for_unhandled_request=True,
     )
 
 

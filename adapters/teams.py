@@ -81,7 +81,14 @@ def _well_formed(activity: Activity | None) -> TypeGuard[Activity]:
 
 def _tenant(activity: Activity) -> str:
     tenant = _dict(_dict(activity.channel_data).get("tenant"))
-    return str(tenant.get("id") or getattr(activity.conversation, "tenant_id", None) or "local")
+    # botbuilder-schema 4.17 maps ConversationAccount.tenant_id to the JSON key "tenantID"; Teams sends
+    # "tenantId", which deserialises into the conversation's additional_properties instead.
+    conversation = activity.conversation
+    extra = _dict(getattr(conversation, "additional_properties", None))
+    for candidate in (tenant.get("id"), getattr(conversation, "tenant_id", None), extra.get("tenantId")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return "local"
 
 
 def _principal(activity: Activity) -> str:
@@ -278,8 +285,11 @@ class TeamsBot:
         decision = self._decision(activity, value.get("approval_id"), str(value.get("action", "")))
         if decision is None:
             return
-        # Messages are redelivered when Teams misses our answer; a Submit must not be decided twice.
-        if not await self.agent.store.first_delivery("teams:" + str(activity.id), self.settings.dedupe_ttl):
+        # Messages are redelivered when Teams misses our answer; a Submit must not be decided twice. The schema
+        # makes `id` optional: without one there is nothing to tell a redelivery by, and the approval's own
+        # atomic claim still decides it once.
+        delivery = "teams:" + activity.id if isinstance(activity.id, str) and activity.id else None
+        if delivery is not None and not await self.agent.store.first_delivery(delivery, self.settings.dedupe_ttl):
             return
         self.dispatcher.tasks.spawn(self._conclude(self.agent.decide(decision), activity), name="teams:submit")
 

@@ -30,7 +30,10 @@ async def post_card(bot: SlackBot, fake: FakeOpenAI, user: str = "USTAFF") -> Ca
 
 async def posted_card(bot: SlackBot, thread: str) -> Card:
     """The approval card the bot posted (asked for in the message `thread`), once its location is stored."""
-    [post] = await bot.slack.wait_for("chat.postMessage", where=lambda c: "actions" in json.dumps(c.args["blocks"]))
+    [post] = await bot.slack.wait_for(
+        "chat.postMessage",
+        where=lambda c: c.args.get("thread_ts") == thread and "actions" in json.dumps(c.args["blocks"]),
+    )
     actions = next(b for b in post.args["blocks"] if b["type"] == "actions")
     ts = next(ts for (ch, ts), m in bot.slack.messages.items() if m["blocks"] == post.args["blocks"])
     card = Card(actions["elements"][0]["value"], post.args["channel"], ts, thread, post)
@@ -51,8 +54,9 @@ async def ask(rig: TeamsRig) -> tuple[str, ConnectorCall]:
     """Staff asks for a plumber; returns the approval id and the posted card."""
     rig.harness.fake.default = schedule_then_report
     body = message(rig.connector, "schedule a plumber at P-1001", user="aad-staff", name="Sam Staff")
+    before = len(rig.connector.messages())
     assert (await rig.post(body))[0] == 200
-    [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.cards])
+    [posted] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages()[before:] if m.cards])
     [card] = posted.cards
     approval_id = card["actions"][0]["data"]["approval_id"]
     return approval_id, posted

@@ -1,0 +1,86 @@
+"""The corpus with fields nulled or removed at random, any depth, through the real routes (hypothesis).
+
+A copy that still has every field its file `needs` (tests/support/corpus.py) must get exactly the file's
+verdict: a field Slack or Microsoft documents as optional or nullable never decides whether propbot answers,
+the way `"enterprise": null` once made every Slack click a 400. A copy that lost a needed field is never a 5xx,
+runs no tool twice, leaves a click's approval either decided properly or untouched, and, when it is no
+longer a usable message or click, changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from tests.support.corpus import SLACK, SOCKET, TEAMS, loses_a_need, mutate
+from tests.support.corpus_routes import SlackRoute, TeamsRoute
+from tests.support.fake_connector import StartTeams
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_slack import MakeSlackBot
+from tools.db import Database
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("CORPUS_FUZZ_EXAMPLES", "8")),
+    deadline=None,
+    # One served propbot per file, shared by its examples (each makes its own approval and ids).
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+picks = st.lists(st.tuples(st.integers(min_value=0, max_value=10_000), st.booleans()), min_size=1, max_size=3)
+
+
+@pytest.fixture
+def database(sqlite_database: Database) -> Database:
+    """One backend is enough here: the shapes are the question, and test_payload_corpus runs both."""
+    return sqlite_database
+
+
+@pytest.fixture
+async def slack_route(
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+    fake_openai: FakeOpenAI,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+) -> SlackRoute:
+    bot = await slack_bots(sqlite_database)
+    if "grid" in request.node.callspec.params["name"]:
+        bot.slack.enterprise_id = "E1"  # this deployment's workspace belongs to the Grid org E1
+    return SlackRoute(bot, fake_openai, sqlite_database, caplog, redis_url)
+
+
+@pytest.fixture
+async def teams_route(start_teams: StartTeams, redis_url: str, caplog: pytest.LogCaptureFixture) -> TeamsRoute:
+    return TeamsRoute(await start_teams(), caplog, redis_url)
+
+
+@pytest.mark.parametrize("name", sorted(SLACK | SOCKET))
+@FUZZ
+@given(chosen=picks)
+async def test_slack_corpus_with_fields_nulled_or_removed(
+    name: str, slack_route: SlackRoute, chosen: list[tuple[int, bool]]
+) -> None:
+    case = await slack_route.prepare(name)
+    payload, changed = mutate(case.payload, chosen)
+    lost = loses_a_need(changed, case.expect.needs)
+    note(f"changed {changed}; lost a needed field: {lost}")
+    sent = await slack_route.send(case, payload)
+    await (slack_route.harmless if lost else slack_route.judge)(case, payload, sent)
+
+
+@pytest.mark.parametrize("name", sorted(TEAMS))
+@FUZZ
+@given(chosen=picks)
+async def test_teams_corpus_with_fields_nulled_or_removed(
+    name: str, teams_route: TeamsRoute, chosen: list[tuple[int, bool]]
+) -> None:
+    case = await teams_route.prepare(name)
+    payload, changed = mutate(case.payload, chosen)
+    lost = loses_a_need(changed, case.expect.needs)
+    note(f"changed {changed}; lost a needed field: {lost}")
+    sent: Any = await teams_route.send(payload)
+    await (teams_route.harmless if lost else teams_route.judge)(case, payload, sent)
