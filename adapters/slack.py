@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,9 +19,6 @@ from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.error import BoltUnhandledRequestError
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -32,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_blocks as blocks
 from adapters.slack_format import escape
+from adapters.slack_http import events_handler, on_bolt_error, on_rate_limited
 from bot.agent import Agent
 from bot.config import Settings
 from bot.dispatch import Dispatcher
@@ -47,7 +45,6 @@ from bot.models import (
     TextReply,
 )
 from bot.runtime import Runtime
-from bot.store import StoreUnavailable
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
@@ -225,7 +222,6 @@ class SlackListeners:
         return team == installation(context) or "*" in self.allowed_teams or team in self.allowed_teams
 
     def register(self, bolt: AsyncApp) -> None:
-        bolt.middleware(on_rate_limited)
         bolt.event("app_mention")(self.on_mention)
         bolt.event("message")(self.on_message)
         bolt.event(re.compile(".*"))(self.on_other_event)
@@ -386,81 +382,6 @@ def strip_mention(text: str, bot_user: str | None) -> str:
     return " ".join(text.split(" ")).strip()
 
 
-# -- HTTP ---------------------------------------------------------------------------------------------
-
-
-async def to_bolt_request(request: web.Request) -> AsyncBoltRequest:
-    headers: dict[str, str | Sequence[str]] = {key: request.headers.getall(key) for key in request.headers}
-    return AsyncBoltRequest(body=await request.text(), query=request.query_string, headers=headers)
-
-
-def to_aiohttp_response(response: BoltResponse) -> web.Response:
-    headers = response.first_headers_without_set_cookie()
-    content_type = headers.pop("content-type", "text/plain").split(";")[0]
-    return web.Response(status=response.status, text=response.body, content_type=content_type, headers=headers)
-
-
-def _refused(reason: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
-
-
-async def on_bolt_error(error: Exception) -> BoltResponse:
-    """Bolt's error handler, for anything raised while it routes a verified body or a listener runs.
-
-    Bolt reads Slack's shapes without checking them, so a body it cannot route raises somewhere inside; that
-    is answered 400 with the reason, rather than guessing every shape in advance. `StoreUnavailable` is the
-    one deliberate raise (the message was not accepted): 503 makes Slack deliver it again."""
-    if isinstance(error, StoreUnavailable):
-        return BoltResponse(status=503, body={"error": "temporarily unavailable"})
-    if isinstance(error, BoltUnhandledRequestError):
-        # A verified payload of a kind propbot never asked for (a shortcut, a slash command): one line, not
-        # Bolt's warning with code suggestions.
-        body = error.body if isinstance(error.body, dict) else {}
-        kind = repr(str(body.get("type") or body.get("command") or "untyped")[:40])
-        log.info("refused a Slack %s request: propbot does not handle it", kind)
-        return BoltResponse(status=404, body={"error": f"unhandled request: propbot does not handle {kind} payloads"})
-    # The class only: an exception's text can quote the body, and the body holds people's messages.
-    log.warning("refused a Slack request that could not be handled (%s)", type(error).__name__)
-    return BoltResponse(status=400, body={"error": f"malformed body: {type(error).__name__}"})
-
-
-async def on_rate_limited(body: dict[str, Any], next_: Callable[[], Awaitable[None]]) -> BoltResponse | None:
-    """Slack's notice that it drops this app's events (over 30,000 an hour from one workspace).
-
-    It is an envelope of its own, not an event, so no listener would match it and Bolt would answer 404; Slack
-    counts every answer but 200 against the app and disables subscriptions that fail too often."""
-    if body.get("type") != "app_rate_limited":
-        await next_()
-        return None
-    log.warning(
-        "Slack is dropping events for propbot: rate-limited since minute %s (over 30,000 events an hour)",
-        body.get("minute_rate_limited"),
-    )
-    return BoltResponse(status=200, body="")
-
-
-def events_handler(bolt: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            # Bolt parses and reads ids out of the body while building the request, before any check.
-            bolt_request = await to_bolt_request(request)
-            if not isinstance(bolt_request.body, dict):
-                raise TypeError("not a JSON object")
-        except (ValueError, AttributeError, TypeError, KeyError) as exc:
-            log.warning("rejected a Slack request with a malformed body (%s)", type(exc).__name__)
-            return _refused(f"malformed body: {type(exc).__name__}")
-        try:
-            response = await bolt.async_dispatch(bolt_request)
-        except Exception as exc:  # raised outside Bolt's own error handling (context set-up)
-            log.warning("rejected a Slack request with a malformed body (%s)", type(exc).__name__)
-            return _refused(f"malformed body: {type(exc).__name__}")
-        if response.status == 401:
-            log.warning("rejected a Slack request with a missing, invalid or expired signature")
-        return to_aiohttp_response(response)
-
-    return handle
-
-
 def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     return AsyncApp(
         name="propbot",
@@ -473,7 +394,7 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         # Our listeners drop every bot-written message themselves and log why; Bolt's own filter would drop
         # propbot's echoes silently.
         ignoring_self_events_enabled=False,
-        # Unhandled payloads go to `on_bolt_error` instead of Bolt's multi-line warning.
+        # Unhandled payloads go to `on_bolt_error` (adapters.slack_http) instead of Bolt's multi-line warning.
         raise_error_for_unhandled_request=True,
     )
 
@@ -486,6 +407,7 @@ async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) 
     dispatcher.register("slack", responder)
     bolt = build_bolt(settings, client)
     bolt.error(on_bolt_error)
+    bolt.middleware(on_rate_limited)
     SlackListeners(dispatcher, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if settings.slack_app_token:

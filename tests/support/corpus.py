@@ -178,6 +178,18 @@ def mutate(payload: dict[str, Any], picks: list[tuple[int, bool]]) -> tuple[dict
     return out, changed
 
 
+def without(payload: dict[str, Any], *removed: FieldPath) -> dict[str, Any]:
+    """A copy with the fields at `removed` taken out."""
+    out = copy.deepcopy(payload)
+    for path in removed:
+        *parents, last = path
+        node: Any = out
+        for part in parents:
+            node = node[part]
+        del node[last]
+    return out
+
+
 def _hits(changed: FieldPath, need: str) -> bool:
     """Whether changing `changed` (nulling or removing it) loses the field `need` names."""
     wanted = need.split(".")
