@@ -41,18 +41,19 @@ class Expect:
 
 
 # What propbot reads to tell a person's new question from everything else in an event_callback envelope.
-_EVENT = (
+_MENTION = (
     "type",
     "event.type",
     "event.user",
     "event.text",
     "event.ts",
     "event.channel",
-    "event.channel_type",
     "event.subtype",
     "event.bot_id",
     "event.edited",
 )
+# A DM is told from other message events by its channel type.
+_EVENT = (*_MENTION, "event.channel_type")
 # A click: which button, on which approval, by whom. Everything else (channel, container, message, team,
 # enterprise) only says where the card is, which propbot stored when it posted the card.
 _CLICK = ("type", "actions.0.action_id", "actions.0.value", "user.id")
@@ -66,12 +67,12 @@ SLACK: dict[str, Expect] = {
     "block_actions_in_thread.json": Expect(Verdict.APPROVED, needs=_CLICK),
     "block_actions_ephemeral.json": Expect(Verdict.APPROVED, needs=_CLICK),
     "block_actions_requester_cancels.json": Expect(Verdict.CANCELLED, needs=_CLICK),
-    "event_app_mention.json": Expect(Verdict.ANSWERED, needs=_EVENT),
-    "event_app_mention_in_thread.json": Expect(Verdict.ANSWERED, needs=_EVENT),
+    "event_app_mention.json": Expect(Verdict.ANSWERED, needs=_MENTION),
+    "event_app_mention_in_thread.json": Expect(Verdict.ANSWERED, needs=_MENTION),
     "event_app_mention_slack_connect.json": Expect(
-        Verdict.IGNORED, "not in SLACK_ALLOWED_TEAMS", (*_EVENT, "event.user_team|event.team")
+        Verdict.IGNORED, "not in SLACK_ALLOWED_TEAMS", (*_MENTION, "event.user_team|event.team")
     ),
-    "event_app_mention_grid.json": Expect(Verdict.ANSWERED, needs=_EVENT),
+    "event_app_mention_grid.json": Expect(Verdict.ANSWERED, needs=_MENTION),
     "event_message_im.json": Expect(Verdict.ANSWERED, needs=_EVENT),
     "event_message_im_file_share.json": Expect(Verdict.ANSWERED, needs=_EVENT),
     "event_message_im_edited.json": Expect(Verdict.IGNORED, "an edit of an earlier message", _EVENT),
