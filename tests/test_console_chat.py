@@ -76,7 +76,7 @@ async def test_missing_api_key_stops_start_up_with_one_line(tmp_path: Path) -> N
     code, _, err = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
     assert code == 1
     assert err.strip().splitlines() == [
-        "propbot: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
+        "propbot: configuration error: OPENAI_API_KEY should be set: the API key for your OpenAI-compatible server"
     ]
 
 
@@ -92,4 +92,4 @@ async def test_bad_or_unreachable_database_stops_start_up_with_one_line(tmp_path
         }
         code, _, text = await run_command(["chat", "--user", "slack:T1:U1"], env, tmp_path)
         assert code == 1, text
-        assert f"propbot: {words}" in text and "Traceback" not in text
+        assert f"propbot: configuration error: {words}" in text and "Traceback" not in text
