@@ -69,7 +69,8 @@ async def check_model(settings: Settings) -> Finding:
     except openai.APITimeoutError:
         return Finding("FAIL", "model", f"{where}: no answer within {PROBE_TIMEOUT:.0f}s – check OPENAI_BASE_URL")
     except openai.APIConnectionError:
-        return Finding("FAIL", "model", f"{where}: cannot connect – check OPENAI_BASE_URL and that the server runs")
+        fix = "check OPENAI_BASE_URL and that the server runs" if settings.openai_base_url else "check the network"
+        return Finding("FAIL", "model", f"{where}: cannot connect – {fix}")
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
         return Finding("FAIL", "model", f"{where}: the key was refused ({exc.status_code}) – check OPENAI_API_KEY")
     except openai.NotFoundError:
