@@ -74,7 +74,10 @@ def permissions(path: Path | None, rules: Permissions) -> str:
     return f"{path}: roles {', '.join(roles)}; {users} user entries{default}"
 
 
-def turns(settings: Settings, durable: bool, worker: bool) -> str:
+def turns(settings: Settings, durable: bool, worker: bool, *, dedicated: bool = False) -> str:
+    """`worker`: this process runs turns from the queue; `dedicated`: it is a `propbot worker` process."""
+    if dedicated:
+        return f"durable queue in Redis; this worker runs up to {settings.turn_concurrency} turns at once"
     if not durable:
         why = "DURABLE_TURNS=false" if settings.redis_url else "it needs REDIS_URL"
         return f"run in this process as they arrive (no durable queue: {why})"

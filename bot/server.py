@@ -99,7 +99,7 @@ def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: boo
         ("database", runtime.db.describe_url()),
         ("model", describe.model(settings)),
         ("permissions", describe.permissions(permissions_path(settings), runtime.permissions)),
-        ("turns", describe.turns(settings, durable, worker)),
+        ("turns", describe.turns(settings, durable, worker, dedicated=not serving)),
     ]
     return "\n".join([headline, *(f"  {name:<12} {text}" for name, text in aspects)])
 

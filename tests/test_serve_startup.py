@@ -93,3 +93,5 @@ def test_descriptions_name_hosts_and_never_credentials() -> None:
     assert describe.turns(settings(), durable=False, worker=True).endswith("(no durable queue: it needs REDIS_URL)")
     off = describe.turns(settings(redis_url="redis://r"), durable=True, worker=False)
     assert off.endswith("in-process worker off (IN_PROCESS_WORKER=false): run `propbot worker`")
+    dedicated = describe.turns(settings(redis_url="redis://r"), durable=True, worker=True, dedicated=True)
+    assert dedicated == "durable queue in Redis; this worker runs up to 32 turns at once"
