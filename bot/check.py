@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import describe
 from bot.config import ConfigError, Settings
 from bot.permissions import PermissionsError
-from bot.runtime import load_permission_rules, load_tools, open_database, permissions_path
+from bot.runtime import TRIAL_MODE, load_permission_rules, load_tools, open_database, permissions_path
 from bot.store.factory import make_store
 from tools.db import DatabaseUnavailable
 
@@ -151,7 +151,9 @@ def check_permissions(settings: Settings) -> Finding:
         rules = load_permission_rules(settings)
     except PermissionsError as exc:
         return Finding("FAIL", "permissions", str(exc))
-    detail = describe.permissions(permissions_path(settings), rules)
+    path = permissions_path(settings)
+    # Trial mode gets the whole announcement: check holds back the start-up warning that would carry it.
+    detail = describe.permissions(path, rules) if path is not None else TRIAL_MODE
     if unknown := rules.unknown_tools(load_tools(settings).names()):
         return Finding("FAIL", "permissions", f"{detail}; unknown tools named: {', '.join(unknown)}")
     return Finding("ok", "permissions", detail)

@@ -53,8 +53,10 @@ async def test_a_named_but_missing_permissions_file_stops_start_up_and_fails_che
     assert "FAIL permissions  nope.yml: cannot read the permissions file" in out, out
 
 
-async def test_trial_mode_is_announced_by_check(tmp_path: Path) -> None:
-    code, out, err = await run_command(["check"], base_env(tmp_path), tmp_path)
+async def test_trial_mode_is_announced_by_check(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    # check asks the model server for its models: the fake one, so the verdict is about permissions only.
+    env = base_env(tmp_path, OPENAI_BASE_URL=fake_openai.base_url, OPENAI_MODEL="fake-model")
+    code, out, err = await run_command(["check"], env, tmp_path)
     assert code == 0, out + err  # a legitimate mode for a first try, announced rather than refused
     assert "TRIAL MODE" in out and "self-approval still needs ALLOW_SELF_APPROVAL=true" in out, out + err
 
