@@ -242,7 +242,10 @@ class TeamsBot:
         """An Action.Execute click; the invoke's answer replaces the card in place."""
         action = _dict(_dict(activity.value).get("action"))
         data = _dict(action.get("data"))
-        decision = self._decision(activity, data.get("approval_id"), cards.VERBS.get(action.get("verb", ""), ""))
+        verb = action.get("verb")
+        decision = self._decision(
+            activity, data.get("approval_id"), cards.VERBS.get(verb, "") if isinstance(verb, str) else ""
+        )
         if decision is None:
             error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
             return _response({"type": "application/vnd.microsoft.error", "value": error}, 400)
