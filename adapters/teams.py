@@ -25,9 +25,9 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters import teams_cards as cards
-from adapters.teams_auth import AppTokens, AuthConfig, CredentialFactory, loopback_peer
+from adapters.teams_auth import AppTokens, AuthConfig, CredentialFactory, audience_refusal, local_mode_refusal
 from bot.agent import Agent
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, teams_problem
 from bot.dispatch import Dispatcher
 from bot.models import (
     Approval,
@@ -79,9 +79,9 @@ def _well_formed(activity: Activity | None) -> TypeGuard[Activity]:
     )
 
 
-def _tenant(activity: Activity) -> str:
+def _tenant(activity: Activity, missing: str = "local") -> str:
     tenant = _dict(_dict(activity.channel_data).get("tenant"))
-    return str(tenant.get("id") or getattr(activity.conversation, "tenant_id", None) or "local")
+    return str(tenant.get("id") or getattr(activity.conversation, "tenant_id", None) or missing)
 
 
 def _principal(activity: Activity) -> str:
@@ -149,10 +149,15 @@ class TeamsBot:
             activity = None
         if not _well_formed(activity):
             return web.json_response({"error": "not a Bot Framework activity"}, status=400)
-        if not self.app_id and not (loopback_peer(request.remote) and _loopback(activity.service_url)):
+        local = (
+            None
+            if self.app_id
+            else local_mode_refusal(request.remote, request.headers, _loopback(activity.service_url))
+        )
+        if local is not None:
             # Local mode authenticates nothing, so it serves this machine only: a caller elsewhere could
             # claim any aadObjectId (and so any role), and a public serviceUrl would make the bot POST to it.
-            log.warning("local mode refused an activity from a non-loopback peer or serviceUrl")
+            log.warning("local mode refused an activity: %s", local)
             return web.json_response({"error": "unauthorized: local mode serves loopback only"}, status=401)
         if not self.dispatcher.tasks.accepting:
             return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
@@ -162,10 +167,11 @@ class TeamsBot:
         except Exception as exc:  # PermissionError, or a JWT decode error for a malformed token
             log.warning("Teams request refused: %s", type(exc).__name__)
             return web.json_response({"error": "unauthorized"}, status=401)
-        tenant = _tenant(activity)
-        if "*" not in self.tenants and tenant not in self.tenants:
-            log.warning("refused a Teams activity from tenant %s: it is not in TEAMS_ALLOWED_TENANTS", tenant)
-            return web.json_response({"error": "this tenant may not use propbot"}, status=403)
+        tenant = _tenant(activity, "" if self.app_id else "local")
+        refused = audience_refusal(activity.channel_id, tenant, self.tenants, authenticated=bool(self.app_id))
+        if refused is not None:
+            log.warning("refused a Teams %s activity: %s", activity.type, refused)
+            return web.json_response({"error": "this tenant or channel may not use propbot"}, status=403)
         try:
             invoke = await self.adapter.process_activity(auth, activity, self.on_turn)
         except StoreUnavailable:
@@ -418,12 +424,11 @@ def make_mount(
         settings = runtime.settings
         if not settings.microsoft_app_id and not settings.teams_local_mode:
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
-        if settings.microsoft_app_id and not settings.allowed_tenants:
-            raise ConfigError(
-                "TEAMS_ALLOWED_TENANTS should list the Azure tenant ids whose users may use propbot (or * for "
-                "any): a MultiTenant bot's app id is public, so any tenant could install it"
-            )
+        if problem := teams_problem(settings):
+            raise ConfigError(problem)
         bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait)
+        if settings.microsoft_app_id and settings.teams_local_mode:
+            log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
         if not settings.microsoft_app_id:
             log.warning(
                 "Teams runs in LOCAL MODE (TEAMS_LOCAL_MODE=true, no MICROSOFT_APP_ID): requests are not "

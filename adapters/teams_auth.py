@@ -15,7 +15,8 @@ import asyncio
 import ipaddress
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 import aiohttp
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
@@ -26,7 +27,8 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, teams_problem
+from bot.permissions import WILDCARD
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +47,11 @@ class AuthConfig:
         # MultiTenant path, where an empty app id disables authentication.
         self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
         self.APP_TENANTID = settings.microsoft_app_tenant_id
-        if self.APP_ID and self.APP_TYPE == "SingleTenant" and not (self.APP_PASSWORD and self.APP_TENANTID):
-            raise ConfigError("MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot")
-        if self.APP_ID and self.APP_TYPE == "UserAssignedMSI" and not self.APP_TENANTID:
-            raise ConfigError("MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot")
+        if problem := teams_problem(settings):
+            raise ConfigError(problem)
         # Other clouds (and tests against local servers): any of these switches botframework to its
-        # parameterized validation, which then needs them all.
-        if settings.microsoft_openid_metadata_url or settings.microsoft_token_issuer or settings.microsoft_login_url:
-            if not (settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer):
-                raise ConfigError(
-                    "MICROSOFT_OPENID_METADATA_URL and MICROSOFT_TOKEN_ISSUER should be set together "
-                    "(and MICROSOFT_LOGIN_URL for outbound tokens)"
-                )
+        # parameterized validation, which then needs them all (teams_problem made sure of that).
+        if settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer:
             self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
             self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
             self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.microsoft_token_issuer
@@ -73,6 +68,39 @@ def loopback_peer(remote: str | None) -> bool:
         return remote is not None and ipaddress.ip_address(remote).is_loopback
     except ValueError:
         return False
+
+
+# Headers a reverse proxy or tunnel (nginx, ngrok, dev tunnels) adds. Through one, every request's TCP peer
+# is the proxy on this machine, so the peer alone would let the whole internet in.
+PROXY_HEADERS: Final = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
+
+
+def local_mode_refusal(remote: str | None, headers: Mapping[str, str], service_url_is_loopback: bool) -> str | None:
+    """Why local mode (no authentication at all) will not serve a request; None when it comes from this machine
+    and the bot's replies would go back to this machine too."""
+    if not loopback_peer(remote):
+        return "the peer is not this machine"
+    if any(name in headers for name in PROXY_HEADERS):
+        return "it came through a proxy or tunnel"
+    if not service_url_is_loopback:
+        return "its serviceUrl is not on this machine"
+    return None
+
+
+def audience_refusal(
+    channel_id: str | None, tenant: str, tenants: frozenset[str], *, authenticated: bool
+) -> str | None:
+    """Why an activity is not for propbot; None when it is. A valid token proves the Bot Framework sent it, not
+    that a Teams user of an allowed tenant did: other channels of the same Azure Bot (Web Chat is on by default)
+    let the client name its own user, and a MultiTenant app can be installed by any tenant. (Local test clients
+    such as the Bot Framework Emulator use other channel ids and may send no tenant.)"""
+    if authenticated and channel_id != "msteams":
+        return f"channel {channel_id!r} is not Microsoft Teams"
+    if authenticated and not tenant:
+        return "it names no tenant"
+    if WILDCARD not in tenants and tenant not in tenants:
+        return f"tenant {tenant} is not in TEAMS_ALLOWED_TENANTS"
+    return None
 
 
 class _IssuedCredentials(AppCredentials):  # type: ignore[misc]

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import describe, metrics
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, teams_problem
 from bot.dispatch import Dispatcher
 from bot.runtime import Runtime, build_runtime, permissions_path
 from bot.store import StoreUnavailable
@@ -166,7 +166,14 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def require_platform_settings(settings: Settings) -> None:
+    """Stop before anything starts when a platform's settings cannot be served (one line, exit 1)."""
+    if settings.teams_enabled and (problem := teams_problem(settings)):
+        raise ConfigError(problem)
+
+
 async def serve(settings: Settings) -> None:
+    require_platform_settings(settings)
     runtime = await build_runtime(settings)
     app = await create_app(runtime)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -186,6 +193,7 @@ async def serve(settings: Settings) -> None:
 
 async def work(settings: Settings) -> None:
     """`propbot worker`: consume the durable turn queue; no HTTP."""
+    require_platform_settings(settings)
     runtime = await build_runtime(settings)
     if make_queue(runtime) is None:
         await runtime.close()
