@@ -65,9 +65,13 @@ class AuthConfig:
 def loopback_peer(remote: str | None) -> bool:
     """Whether the TCP peer of a request is this machine (what local mode trusts, and all it trusts)."""
     try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
+        address = ipaddress.ip_address(remote or "")
     except ValueError:
-        return False
+        return False  # no peer address (a Unix socket) or not an IP: not known to be this machine
+    # On a dual-stack socket (HOST=::) an IPv4 peer arrives as ::ffff:127.0.0.1, which Python 3.11 does not
+    # call loopback by itself.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 # Headers a reverse proxy or tunnel (nginx, ngrok, dev tunnels) adds. Through one, every request's TCP peer
