@@ -25,7 +25,15 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters import teams_cards as cards
-from adapters.teams_auth import AppTokens, AuthConfig, CredentialFactory, audience_refusal, local_mode_refusal
+from adapters.teams_auth import (
+    AUTH_TIMEOUT,
+    AppTokens,
+    AuthConfig,
+    CredentialFactory,
+    InboundAuth,
+    audience_refusal,
+    local_mode_refusal,
+)
 from bot.agent import Agent
 from bot.config import ConfigError, Settings, teams_problem
 from bot.dispatch import Dispatcher
@@ -127,7 +135,13 @@ class TeamsBot:
     """The Teams route, the bot's turn logic, and the core's Responder for the "teams" platform."""
 
     def __init__(
-        self, settings: Settings, agent: Agent, dispatcher: Dispatcher, *, invoke_wait: float = INVOKE_WAIT
+        self,
+        settings: Settings,
+        agent: Agent,
+        dispatcher: Dispatcher,
+        *,
+        invoke_wait: float = INVOKE_WAIT,
+        auth_timeout: float = AUTH_TIMEOUT,
     ) -> None:
         self.settings = settings
         self.agent = agent
@@ -139,6 +153,7 @@ class TeamsBot:
         self.tokens = AppTokens(settings.microsoft_app_id, settings.microsoft_app_password)
         credentials = CredentialFactory(settings, config, self.tokens)
         self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials))
+        self.inbound = InboundAuth(self.adapter.bot_framework_authentication, auth_timeout)
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def on_http(self, request: web.Request) -> web.Response:
@@ -163,7 +178,10 @@ class TeamsBot:
             return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
         auth_header = request.headers.get("Authorization", "")
         try:
-            auth = await self._authenticate(activity, auth_header)
+            auth = await self.inbound.authenticate(activity, auth_header)
+        except TimeoutError:
+            log.warning("Teams request not accepted: its token could not be checked in time (signing keys slow?)")
+            return web.json_response({"error": "temporarily unavailable"}, status=503)
         except Exception as exc:  # PermissionError, or a JWT decode error for a malformed token
             log.warning("Teams request refused: %s", type(exc).__name__)
             return web.json_response({"error": "unauthorized"}, status=401)
@@ -189,11 +207,9 @@ class TeamsBot:
             return web.Response(status=int(invoke.status))
         return web.json_response(payload, status=int(invoke.status))
 
-    async def _authenticate(self, activity: Activity, auth_header: str) -> Any:
-        """botframework's JWT validation, on a worker thread: it fetches the signing keys with `requests` (at
-        first use, daily, and for an unknown key id), which on the event loop would stall every other request."""
-        authentication = self.adapter.bot_framework_authentication
-        return await asyncio.to_thread(asyncio.run, authentication.authenticate_request(activity, auth_header))
+    async def close(self) -> None:
+        self.inbound.close()
+        await self.tokens.close()
 
     # -- inbound turns -----------------------------------------------------------------------------
     async def on_turn(self, ctx: TurnContext) -> None:
@@ -416,7 +432,7 @@ class TeamsBot:
 
 
 def make_mount(
-    *, invoke_wait: float = INVOKE_WAIT
+    *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
 ) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]]]]:
     async def mount_with(
         app: web.Application, runtime: Runtime, dispatcher: Dispatcher
@@ -426,7 +442,7 @@ def make_mount(
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
         if problem := teams_problem(settings):
             raise ConfigError(problem)
-        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait)
+        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
         if settings.microsoft_app_id and settings.teams_local_mode:
             log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
         if not settings.microsoft_app_id:
@@ -442,7 +458,7 @@ def make_mount(
             )
         dispatcher.register("teams", bot)
         app.router.add_post("/api/messages", bot.on_http)
-        return bot.tokens.close
+        return bot.close
 
     return mount_with
 

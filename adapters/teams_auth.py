@@ -16,13 +16,17 @@ import ipaddress
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import aiohttp
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+from botbuilder.schema import Activity
 from botframework.connector.auth import (
     AppCredentials,
+    AuthenticateRequestResult,
     AuthenticationConstants,
+    BotFrameworkAuthentication,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
 )
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Refresh this long before the token expires, so a call in flight never carries an expired one.
 REFRESH_MARGIN = 300.0
+# Seconds a request's token validation may take (fetching the signing keys included) before it is answered 503.
+AUTH_TIMEOUT = 10.0
 TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
@@ -105,6 +111,33 @@ def audience_refusal(
     if WILDCARD not in tenants and tenant not in tenants:
         return f"tenant {tenant} is not in TEAMS_ALLOWED_TENANTS"
     return None
+
+
+class InboundAuth:
+    """botframework's JWT validation of each request, run on threads of its own with a deadline.
+
+    The validation fetches the channel's OpenID metadata and signing keys with `requests` (at first use, daily,
+    and for an unknown key id), without a timeout: on the event loop that would stall every other request,
+    and on asyncio's default executor a hung key server could take every thread, and with them the DNS
+    lookups of every outbound call. Here it can hold at most these few threads, and a request waits at most
+    `timeout` before it is answered 503 (the Bot Framework retries)."""
+
+    THREADS: Final = 4
+
+    def __init__(self, authentication: BotFrameworkAuthentication, timeout: float) -> None:
+        self.authentication = authentication
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="teams-auth")
+
+    async def authenticate(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        """The claims of a valid request; PermissionError (or a JWT error) for an invalid one, TimeoutError when
+        the validation could not finish in time."""
+        check = self.authentication.authenticate_request(activity, auth_header)
+        work = asyncio.get_running_loop().run_in_executor(self._pool, asyncio.run, check)
+        return await asyncio.wait_for(work, self.timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _IssuedCredentials(AppCredentials):  # type: ignore[misc]

@@ -131,6 +131,25 @@ async def test_the_channels_signing_keys_are_fetched_without_stalling_the_event_
     await rig.connector.wait_for(rig.connector.messages)
 
 
+async def test_a_token_that_cannot_be_checked_in_time_is_answered_503_and_runs_nothing(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    """A hung key server holds a validation thread, not the request: Teams is told to retry, and the next
+    request is checked as soon as the keys arrive."""
+    rig = await authenticated(start_teams, fake_identity, auth_timeout=0.5)
+    fake_identity.keys_delay = 2.0
+    body = message(rig.connector, "hello")
+    started = time.perf_counter()
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 503
+    assert time.perf_counter() - started < 1.5
+    await nothing_happened(rig)
+    fake_identity.keys_delay = 0.0
+    await asyncio.sleep(2.0)  # the first fetch completes and fills the key cache
+    body = message(rig.connector, "again")
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages)
+
+
 @pytest.mark.parametrize("channel", ["webchat", "directline"])
 async def test_an_authenticated_activity_from_another_channel_is_refused(
     start_teams: StartTeams, fake_identity: FakeIdentity, channel: str
