@@ -3,6 +3,7 @@ and Slack Connect partners who get their own team's role, not the host's."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,14 @@ def test_an_empty_permissions_file_variable_is_not_trial_mode(tmp_path: Path, mo
     monkeypatch.setenv("PERMISSIONS_FILE", "")
     with pytest.raises(PermissionsError):
         load_permission_rules(Settings(_env_file=None))  # type: ignore[call-arg]
+
+
+def test_old_teams_entries_are_warned_about_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "permissions.yml"
+    path.write_text('roles: {staff: {tools: ["*"]}}\nusers:\n  "teams:aad-1": staff\n  "teams:tenant-1:aad-2": staff\n')
+    with caplog.at_level(logging.WARNING, logger="bot.runtime"):
+        rules = load_permission_rules(Settings(_env_file=None, permissions_file=path))  # type: ignore[call-arg]
+    [warning] = [r.getMessage() for r in caplog.records if "names no tenant" in r.getMessage()]
+    assert "'teams:aad-1'" in warning and "teams:<tenant id>:<AAD object id>" in warning
+    # It still matches that user, in any allowed tenant: the warning is how the operator learns it.
+    assert rules.role_of("teams:tenant-1:aad-1") == rules.role_of("teams:tenant-9:aad-1") == "staff"
