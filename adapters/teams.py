@@ -35,7 +35,7 @@ from adapters.teams_auth import (
     local_mode_refusal,
 )
 from bot.agent import Agent
-from bot.config import ConfigError, Settings, teams_problem
+from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
 from bot.models import (
     Approval,
@@ -440,7 +440,7 @@ def make_mount(
         settings = runtime.settings
         if not settings.microsoft_app_id and not settings.teams_local_mode:
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
-        if problem := teams_problem(settings):
+        if problem := settings.teams_problem():
             raise ConfigError(problem)
         bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
         if settings.microsoft_app_id and settings.teams_local_mode:

@@ -31,7 +31,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.config import ConfigError, Settings, teams_problem
+from bot.config import ConfigError, Settings
 from bot.permissions import WILDCARD
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class AuthConfig:
         # MultiTenant path, where an empty app id disables authentication.
         self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
         self.APP_TENANTID = settings.microsoft_app_tenant_id
-        if problem := teams_problem(settings):
+        if problem := settings.teams_problem():
             raise ConfigError(problem)
         # Other clouds (and tests against local servers): any of these switches botframework to its
         # parameterized validation, which then needs them all (teams_problem made sure of that).

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import describe, metrics
-from bot.config import ConfigError, Settings, teams_problem
+from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
 from bot.runtime import Runtime, build_runtime, permissions_path
 from bot.store import StoreUnavailable
@@ -168,7 +168,7 @@ async def _until_signalled() -> None:
 
 def require_platform_settings(settings: Settings) -> None:
     """Stop before anything starts when a platform's settings cannot be served (one line, exit 1)."""
-    if settings.teams_enabled and (problem := teams_problem(settings)):
+    if settings.teams_enabled and (problem := settings.teams_problem()):
         raise ConfigError(problem)
 
 

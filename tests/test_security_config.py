@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings, teams_problem
+from bot.config import Settings
 from bot.permissions import PermissionsError
 from bot.runtime import load_permission_rules
 from tests.support.fake_openai import FakeOpenAI, offered_tools, text
@@ -129,7 +129,7 @@ async def test_teams_with_an_app_id_but_no_allowed_tenants_stops_start_up(tmp_pa
 
 def test_the_teams_settings_that_can_be_served() -> None:
     def problem(**values: Any) -> str | None:
-        return teams_problem(Settings(_env_file=None, **values))  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values).teams_problem()  # type: ignore[call-arg]
 
     app = {"microsoft_app_id": "app", "microsoft_app_password": "pw"}
     assert problem() is None and problem(teams_local_mode=True) is None  # off, or local mode: nothing to check
@@ -154,7 +154,7 @@ def test_teams_is_served_only_when_configured_and_local_mode_listens_on_loopback
     # An app id means authentication: local mode is then ignored, and the default is every interface again.
     both = settings(teams_local_mode=True, microsoft_app_id="app", teams_allowed_tenants="t1")
     assert both.teams_enabled and both.listen_host == "0.0.0.0"
-    assert teams_problem(both) is None
+    assert both.teams_problem() is None
 
 
 def test_an_empty_permissions_file_variable_is_not_trial_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
