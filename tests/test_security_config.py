@@ -16,7 +16,7 @@ from bot.runtime import load_permission_rules
 from tests.support.fake_openai import FakeOpenAI, offered_tools, text
 from tests.support.fake_slack import MakeSlackBot, event_body, mention
 from tests.support.harness import TEST_OPENAI_KEY
-from tests.support.processes import free_port, read_log, run_command, start_propbot, stop, wait_healthy
+from tests.support.processes import ROOT, free_port, read_log, run_command, start_propbot, stop, wait_healthy
 from tools.db import Database
 
 
@@ -31,10 +31,12 @@ async def test_a_slack_only_deployment_does_not_serve_teams(
 
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "MICROSOFT_", "REDIS"))}
+    prefixes = ("SLACK_", "OPENAI_", "MICROSOFT_", "TEAMS_", "REDIS")
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     keep.pop("PERMISSIONS_FILE", None)
     return {
         **keep,
+        "PYTHONPATH": str(ROOT),  # this checkout's code, whichever copy of propbot the venv has installed
         "OPENAI_API_KEY": TEST_OPENAI_KEY,
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'propbot.db'}",
         "HOST": "127.0.0.1",
