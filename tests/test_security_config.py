@@ -112,8 +112,8 @@ async def test_trial_mode_is_announced_loudly_at_start_up(tmp_path: Path) -> Non
         await wait_healthy(f"http://127.0.0.1:{env['PORT']}", process, log)
     finally:
         stop(process)
-    [warning] = [line for line in read_log(log).splitlines() if "TRIAL MODE" in line]
-    assert "WARNING" in warning and "every user may use and approve every tool" in warning
+    [warning] = [line for line in read_log(log).splitlines() if "TRIAL MODE" in line and "WARNING" in line]
+    assert "every user may use and approve every tool" in warning
     assert "self-approval still needs ALLOW_SELF_APPROVAL=true" in warning
 
 
