@@ -118,6 +118,9 @@ def check_teams(settings: Settings) -> Finding:
     if settings.microsoft_app_id and not settings.allowed_tenants:
         fix = "list the Azure tenant ids whose users may use propbot (or *); serve refuses to start without"
         return Finding("FAIL", "teams", f"MICROSOFT_APP_ID is set but TEAMS_ALLOWED_TENANTS is not – {fix}")
+    if problem := settings.teams_problem():
+        # The rest of what stops serve and worker: a SingleTenant/MSI bot without its tenant, half the endpoints.
+        return Finding("FAIL", "teams", problem)
     return Finding("ok", "teams", describe.teams(settings))
 
 

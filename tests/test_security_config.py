@@ -129,6 +129,16 @@ async def test_teams_with_an_app_id_but_no_allowed_tenants_stops_start_up(tmp_pa
     assert not (tmp_path / "propbot.db").exists()
 
 
+async def test_check_fails_on_teams_settings_that_serve_would_refuse(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    single = {"MICROSOFT_APP_ID": "00000000-0000-0000-0000-00000000b075", "MICROSOFT_APP_TYPE": "SingleTenant"}
+    env = base_env(tmp_path, OPENAI_BASE_URL=fake_openai.base_url, OPENAI_MODEL="fake-model", **single)
+    code, out, _ = await run_command(["check"], {**env, "TEAMS_ALLOWED_TENANTS": "tenant-1"}, tmp_path)
+    assert code == 1
+    assert "FAIL teams        MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set" in out, out
+    code, _, err = await run_command(["serve"], {**env, "TEAMS_ALLOWED_TENANTS": "tenant-1"}, tmp_path)
+    assert code == 1 and "MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set" in err
+
+
 def test_the_teams_settings_that_can_be_served() -> None:
     def problem(**values: Any) -> str | None:
         return Settings(_env_file=None, **values).teams_problem()  # type: ignore[call-arg]
