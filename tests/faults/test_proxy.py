@@ -33,7 +33,8 @@ async def test_commands_are_numbered_across_pipelines(proxy: RedisFaultProxy) ->
     async with client(proxy) as r:
         await r.set("a", "1")
         pipe = r.pipeline(transaction=True)
-        pipe.set("b", "2").get("a")
+        pipe.set("b", "2")
+        pipe.get("a")
         assert await pipe.execute() == [True, "1"]
     assert proxy.commands[-5:] == ["SET", "MULTI", "SET", "GET", "EXEC"]
 
