@@ -21,6 +21,8 @@ from bot.models import (
 )
 from bot.runtime import Runtime
 
+QUIT = "/quit"
+
 
 class ConsoleActivity:
     """An audit listener that shows tool activity as it happens."""
@@ -30,7 +32,9 @@ class ConsoleActivity:
 
     async def record(self, event: AuditEvent) -> None:
         args = json.dumps(event.arguments, separators=(",", ":"))
-        self.out.write(f"  · {event.kind} {event.tool}({args}) -> {event.outcome}\n")
+        outcome = "" if event.outcome in ("", event.kind) else f" -> {event.outcome}"
+        result = f" {event.result}" if event.result else ""
+        self.out.write(f"  · {event.kind} {event.tool}({args}){outcome}{result}\n")
         self.out.flush()
 
 
@@ -52,18 +56,27 @@ class ConsoleChat:
         self.conversation = Conversation(platform="console", workspace=workspace, channel="terminal")
 
     async def _read(self, prompt: str) -> str | None:
+        """The next line, or None at end of input (Ctrl-D)."""
         self.out.write(prompt)
         self.out.flush()
         line = await asyncio.to_thread(self.inp.readline)
-        return line.rstrip("\n") if line else None
+        if not line:
+            # Ctrl-D ends input without a newline; without one the shell's prompt lands after ours.
+            self._say("")
+            return None
+        return line.rstrip("\n")
 
     def _say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
     async def run(self) -> None:
-        self._say(f"propbot terminal chat as {self.user} (approver: {self.approver}). Empty line or Ctrl-D quits.")
-        while (line := await self._read("you> ")) is not None and line.strip():
+        self._say(f"propbot terminal chat as {self.user} (approver: {self.approver}). Ctrl-D or {QUIT} quits.")
+        while (line := await self._read("you> ")) is not None:
+            if line.strip() == QUIT:
+                return
+            if not line.strip():
+                continue  # a stray Enter is not a message, and not a reason to leave
             message = Incoming(conversation=self.conversation, user=self.user, text=line, event_id=str(uuid.uuid4()))
             await self._show(await self.runtime.agent.handle(message))
 

@@ -106,28 +106,42 @@ def _api_error(response: Any) -> str:
 
 
 class UserNames:
-    """Display names from users.info, cached so a busy channel does not hit Slack's rate limits."""
+    """Display names (and Enterprise Grid orgs) from users.info, cached so a busy channel does not hit Slack's
+    rate limits."""
 
     def __init__(self, client: AsyncWebClient, ttl: float = NAME_TTL) -> None:
         self.client = client
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._cache: dict[str, tuple[float, str | None, str | None]] = {}
 
-    async def get(self, user: str) -> str | None:
+    async def _lookup(self, user: str) -> tuple[str | None, str | None]:
         hit = self._cache.get(user)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+            return hit[1], hit[2]
         data = await call(self.client, "users.info", user=user)
         info: dict[str, Any] = (data or {}).get("user") or {}
         profile: dict[str, Any] = info.get("profile") or {}
         name = profile.get("display_name") or info.get("real_name") or info.get("name") or None
+        org = (info.get("enterprise_user") or {}).get("enterprise_id")
+        found = (name if isinstance(name, str) else None, org if isinstance(org, str) and org else None)
         # A failed lookup is cached briefly, so an outage does not add a call to every message.
-        self._cache[user] = (time.monotonic() + (self.ttl if data else 60.0), name)
-        return name if isinstance(name, str) else None
+        self._cache[user] = (time.monotonic() + (self.ttl if data else 60.0), *found)
+        return found
+
+    async def get(self, user: str) -> str | None:
+        return (await self._lookup(user))[0]
 
     async def quick(self, user: str) -> str | None:
         try:
             return await asyncio.wait_for(self.get(user), NAME_BUDGET)
+        except TimeoutError:
+            return None
+
+    async def org(self, user: str) -> str | None:
+        """The Enterprise Grid org Slack's profile of the user names (`enterprise_user.enterprise_id`), if any.
+        Payloads do not carry it: an event names the user's workspace only."""
+        try:
+            return (await asyncio.wait_for(self._lookup(user), NAME_BUDGET))[1]
         except TimeoutError:
             return None
 
@@ -217,9 +231,17 @@ class SlackListeners:
         # Besides the installation's own people: the teams or Grid orgs of SLACK_ALLOWED_TEAMS ("*": anyone).
         self.allowed_teams = allowed_teams
 
-    def _allowed(self, principal: str, context: AsyncBoltContext) -> bool:
-        team = principal.split(":")[1]
-        return team == installation(context) or "*" in self.allowed_teams or team in self.allowed_teams
+    async def _allowed(self, principal: str, user: str, context: AsyncBoltContext) -> bool:
+        """Whether propbot answers this person at all: their own team is this installation's workspace or Grid
+        org or one in SLACK_ALLOWED_TEAMS, or their Slack profile puts them in one of those Grid orgs (the
+        other workspaces of your org, a partner listed by its `E…` id). Unknown means no."""
+        authorized = context.authorize_result
+        home = {installation(context), *((authorized.team_id, authorized.enterprise_id) if authorized else ())}
+        allowed = self.allowed_teams | {team for team in home if team}
+        if "*" in allowed or principal.split(":")[1] in allowed:
+            return True
+        org = await self.names.org(user)
+        return org is not None and org in allowed
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
@@ -254,7 +276,7 @@ class SlackListeners:
             log.info("ignored an empty or incomplete %s event", event.get("type"))
             return
         principal = user_principal(str(user), event.get("user_team") or event.get("team"), context)
-        if not self._allowed(principal, context):
+        if not await self._allowed(principal, str(user), context):
             # A Slack Connect partner's people: propbot answers only the teams it is told to.
             log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
             return
@@ -300,7 +322,7 @@ class SlackListeners:
             log.warning("ignored a decision click without a usable user or approval id")
             return
         principal = user_principal(user_id, user.get("team_id"), context)
-        if not self._allowed(principal, context):
+        if not await self._allowed(principal, user_id, context):
             log.info("refused a Slack click: %s is not in SLACK_ALLOWED_TEAMS", principal)
             if channel:
                 note = "You are not allowed to use propbot in this workspace; nothing was changed."

@@ -25,7 +25,15 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters import teams_cards as cards
-from adapters.teams_auth import AppTokens, AuthConfig, CredentialFactory, loopback_peer
+from adapters.teams_auth import (
+    AUTH_TIMEOUT,
+    AppTokens,
+    AuthConfig,
+    CredentialFactory,
+    InboundAuth,
+    audience_refusal,
+    local_mode_refusal,
+)
 from bot.agent import Agent
 from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
@@ -79,7 +87,7 @@ def _well_formed(activity: Activity | None) -> TypeGuard[Activity]:
     )
 
 
-def _tenant(activity: Activity) -> str:
+def _tenant(activity: Activity, missing: str = "local") -> str:
     tenant = _dict(_dict(activity.channel_data).get("tenant"))
     # botbuilder-schema 4.17 maps ConversationAccount.tenant_id to the JSON key "tenantID"; Teams sends
     # "tenantId", which deserialises into the conversation's additional_properties instead.
@@ -88,7 +96,7 @@ def _tenant(activity: Activity) -> str:
     for candidate in (tenant.get("id"), getattr(conversation, "tenant_id", None), extra.get("tenantId")):
         if isinstance(candidate, str) and candidate:
             return candidate
-    return "local"
+    return missing
 
 
 def _principal(activity: Activity) -> str:
@@ -134,7 +142,13 @@ class TeamsBot:
     """The Teams route, the bot's turn logic, and the core's Responder for the "teams" platform."""
 
     def __init__(
-        self, settings: Settings, agent: Agent, dispatcher: Dispatcher, *, invoke_wait: float = INVOKE_WAIT
+        self,
+        settings: Settings,
+        agent: Agent,
+        dispatcher: Dispatcher,
+        *,
+        invoke_wait: float = INVOKE_WAIT,
+        auth_timeout: float = AUTH_TIMEOUT,
     ) -> None:
         self.settings = settings
         self.agent = agent
@@ -146,6 +160,7 @@ class TeamsBot:
         self.tokens = AppTokens(settings.microsoft_app_id, settings.microsoft_app_password)
         credentials = CredentialFactory(settings, config, self.tokens)
         self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials))
+        self.inbound = InboundAuth(self.adapter.bot_framework_authentication, auth_timeout)
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def on_http(self, request: web.Request) -> web.Response:
@@ -156,23 +171,32 @@ class TeamsBot:
             activity = None
         if not _well_formed(activity):
             return web.json_response({"error": "not a Bot Framework activity"}, status=400)
-        if not self.app_id and not (loopback_peer(request.remote) and _loopback(activity.service_url)):
+        local = (
+            None
+            if self.app_id
+            else local_mode_refusal(request.remote, request.headers, _loopback(activity.service_url))
+        )
+        if local is not None:
             # Local mode authenticates nothing, so it serves this machine only: a caller elsewhere could
             # claim any aadObjectId (and so any role), and a public serviceUrl would make the bot POST to it.
-            log.warning("local mode refused an activity from a non-loopback peer or serviceUrl")
+            log.warning("local mode refused an activity: %s", local)
             return web.json_response({"error": "unauthorized: local mode serves loopback only"}, status=401)
         if not self.dispatcher.tasks.accepting:
             return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
         auth_header = request.headers.get("Authorization", "")
         try:
-            auth = await self._authenticate(activity, auth_header)
+            auth = await self.inbound.authenticate(activity, auth_header)
+        except TimeoutError:
+            log.warning("Teams request not accepted: its token could not be checked in time (signing keys slow?)")
+            return web.json_response({"error": "temporarily unavailable"}, status=503)
         except Exception as exc:  # PermissionError, or a JWT decode error for a malformed token
             log.warning("Teams request refused: %s", type(exc).__name__)
             return web.json_response({"error": "unauthorized"}, status=401)
-        tenant = _tenant(activity)
-        if "*" not in self.tenants and tenant not in self.tenants:
-            log.warning("refused a Teams activity from tenant %s: it is not in TEAMS_ALLOWED_TENANTS", tenant)
-            return web.json_response({"error": "this tenant may not use propbot"}, status=403)
+        tenant = _tenant(activity, "" if self.app_id else "local")
+        refused = audience_refusal(activity.channel_id, tenant, self.tenants, authenticated=bool(self.app_id))
+        if refused is not None:
+            log.warning("refused a Teams %s activity: %s", activity.type, refused)
+            return web.json_response({"error": "this tenant or channel may not use propbot"}, status=403)
         try:
             invoke = await self.adapter.process_activity(auth, activity, self.on_turn)
         except StoreUnavailable:
@@ -190,11 +214,9 @@ class TeamsBot:
             return web.Response(status=int(invoke.status))
         return web.json_response(payload, status=int(invoke.status))
 
-    async def _authenticate(self, activity: Activity, auth_header: str) -> Any:
-        """botframework's JWT validation, on a worker thread: it fetches the signing keys with `requests` (at
-        first use, daily, and for an unknown key id), which on the event loop would stall every other request."""
-        authentication = self.adapter.bot_framework_authentication
-        return await asyncio.to_thread(asyncio.run, authentication.authenticate_request(activity, auth_header))
+    async def close(self) -> None:
+        self.inbound.close()
+        await self.tokens.close()
 
     # -- inbound turns -----------------------------------------------------------------------------
     async def on_turn(self, ctx: TurnContext) -> None:
@@ -249,7 +271,10 @@ class TeamsBot:
         """An Action.Execute click; the invoke's answer replaces the card in place."""
         action = _dict(_dict(activity.value).get("action"))
         data = _dict(action.get("data"))
-        decision = self._decision(activity, data.get("approval_id"), cards.VERBS.get(action.get("verb", ""), ""))
+        verb = action.get("verb")
+        decision = self._decision(
+            activity, data.get("approval_id"), cards.VERBS.get(verb, "") if isinstance(verb, str) else ""
+        )
         if decision is None:
             error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
             return _response({"type": "application/vnd.microsoft.error", "value": error}, 400)
@@ -417,7 +442,7 @@ class TeamsBot:
 
 
 def make_mount(
-    *, invoke_wait: float = INVOKE_WAIT
+    *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
 ) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]]]]:
     async def mount_with(
         app: web.Application, runtime: Runtime, dispatcher: Dispatcher
@@ -425,12 +450,11 @@ def make_mount(
         settings = runtime.settings
         if not settings.microsoft_app_id and not settings.teams_local_mode:
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
-        if settings.microsoft_app_id and not settings.allowed_tenants:
-            raise ConfigError(
-                "TEAMS_ALLOWED_TENANTS should list the Azure tenant ids whose users may use propbot (or * for "
-                "any): a MultiTenant bot's app id is public, so any tenant could install it"
-            )
-        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait)
+        if problem := settings.teams_problem():
+            raise ConfigError(problem)
+        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
+        if settings.microsoft_app_id and settings.teams_local_mode:
+            log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
         if not settings.microsoft_app_id:
             log.warning(
                 "Teams runs in LOCAL MODE (TEAMS_LOCAL_MODE=true, no MICROSOFT_APP_ID): requests are not "
@@ -444,7 +468,7 @@ def make_mount(
             )
         dispatcher.register("teams", bot)
         app.router.add_post("/api/messages", bot.on_http)
-        return bot.tokens.close
+        return bot.close
 
     return mount_with
 

@@ -15,23 +15,31 @@ import asyncio
 import ipaddress
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
 
 import aiohttp
 from botbuilder.integration.aiohttp import ConfigurationServiceClientCredentialFactory
+from botbuilder.schema import Activity
 from botframework.connector.auth import (
     AppCredentials,
+    AuthenticateRequestResult,
     AuthenticationConstants,
+    BotFrameworkAuthentication,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
 )
 
 from bot.config import ConfigError, Settings
+from bot.permissions import WILDCARD
 
 log = logging.getLogger(__name__)
 
 # Refresh this long before the token expires, so a call in flight never carries an expired one.
 REFRESH_MARGIN = 300.0
+# Seconds a request's token validation may take (fetching the signing keys included) before it is answered 503.
+AUTH_TIMEOUT = 10.0
 TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
@@ -45,18 +53,11 @@ class AuthConfig:
         # MultiTenant path, where an empty app id disables authentication.
         self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
         self.APP_TENANTID = settings.microsoft_app_tenant_id
-        if self.APP_ID and self.APP_TYPE == "SingleTenant" and not (self.APP_PASSWORD and self.APP_TENANTID):
-            raise ConfigError("MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot")
-        if self.APP_ID and self.APP_TYPE == "UserAssignedMSI" and not self.APP_TENANTID:
-            raise ConfigError("MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot")
+        if problem := settings.teams_problem():
+            raise ConfigError(problem)
         # Other clouds (and tests against local servers): any of these switches botframework to its
-        # parameterized validation, which then needs them all.
-        if settings.microsoft_openid_metadata_url or settings.microsoft_token_issuer or settings.microsoft_login_url:
-            if not (settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer):
-                raise ConfigError(
-                    "MICROSOFT_OPENID_METADATA_URL and MICROSOFT_TOKEN_ISSUER should be set together "
-                    "(and MICROSOFT_LOGIN_URL for outbound tokens)"
-                )
+        # parameterized validation, which then needs them all (teams_problem made sure of that).
+        if settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer:
             self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
             self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
             self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.microsoft_token_issuer
@@ -70,9 +71,73 @@ class AuthConfig:
 def loopback_peer(remote: str | None) -> bool:
     """Whether the TCP peer of a request is this machine (what local mode trusts, and all it trusts)."""
     try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
+        address = ipaddress.ip_address(remote or "")
     except ValueError:
-        return False
+        return False  # no peer address (a Unix socket) or not an IP: not known to be this machine
+    # On a dual-stack socket (HOST=::) an IPv4 peer arrives as ::ffff:127.0.0.1, which Python 3.11 does not
+    # call loopback by itself.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+# Headers a reverse proxy or tunnel (nginx, ngrok, dev tunnels) adds. Through one, every request's TCP peer
+# is the proxy on this machine, so the peer alone would let the whole internet in.
+PROXY_HEADERS: Final = ("Forwarded", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Host")
+
+
+def local_mode_refusal(remote: str | None, headers: Mapping[str, str], service_url_is_loopback: bool) -> str | None:
+    """Why local mode (no authentication at all) will not serve a request; None when it comes from this machine
+    and the bot's replies would go back to this machine too."""
+    if not loopback_peer(remote):
+        return "the peer is not this machine"
+    if any(name in headers for name in PROXY_HEADERS):
+        return "it came through a proxy or tunnel"
+    if not service_url_is_loopback:
+        return "its serviceUrl is not on this machine"
+    return None
+
+
+def audience_refusal(
+    channel_id: str | None, tenant: str, tenants: frozenset[str], *, authenticated: bool
+) -> str | None:
+    """Why an activity is not for propbot; None when it is. A valid token proves the Bot Framework sent it, not
+    that a Teams user of an allowed tenant did: other channels of the same Azure Bot (Web Chat is on by default)
+    let the client name its own user, and a MultiTenant app can be installed by any tenant. (Local test clients
+    such as the Bot Framework Emulator use other channel ids and may send no tenant.)"""
+    if authenticated and channel_id != "msteams":
+        return f"channel {channel_id!r} is not Microsoft Teams"
+    if authenticated and not tenant:
+        return "it names no tenant"
+    if WILDCARD not in tenants and tenant not in tenants:
+        return f"tenant {tenant} is not in TEAMS_ALLOWED_TENANTS"
+    return None
+
+
+class InboundAuth:
+    """botframework's JWT validation of each request, run on threads of its own with a deadline.
+
+    The validation fetches the channel's OpenID metadata and signing keys with `requests` (at first use, daily,
+    and for an unknown key id), without a timeout: on the event loop that would stall every other request,
+    and on asyncio's default executor a hung key server could take every thread, and with them the DNS
+    lookups of every outbound call. Here it can hold at most these few threads, and a request waits at most
+    `timeout` before it is answered 503 (the Bot Framework retries)."""
+
+    THREADS: Final = 4
+
+    def __init__(self, authentication: BotFrameworkAuthentication, timeout: float) -> None:
+        self.authentication = authentication
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="teams-auth")
+
+    async def authenticate(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        """The claims of a valid request; PermissionError (or a JWT error) for an invalid one, TimeoutError when
+        the validation could not finish in time."""
+        check = self.authentication.authenticate_request(activity, auth_header)
+        work = asyncio.get_running_loop().run_in_executor(self._pool, asyncio.run, check)
+        return await asyncio.wait_for(work, self.timeout)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _IssuedCredentials(AppCredentials):  # type: ignore[misc]

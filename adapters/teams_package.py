@@ -22,13 +22,22 @@ class PackageError(Exception):
     """One line a person can act on."""
 
 
+def canonical_guid(app_id: str) -> str:
+    """The 8-4-4-4-12 lowercase form Teams' manifest schema demands, from any spelling uuid.UUID reads
+    ('{GUID}', 32 bare hex digits, 'urn:uuid:...', upper case); PackageError for anything else."""
+    try:
+        return str(uuid.UUID(app_id.strip()))
+    except ValueError:
+        raise PackageError(
+            f"MICROSOFT_APP_ID should be a GUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301 "
+            f"(the Azure Bot's app id), got {app_id!r}"
+        ) from None
+
+
 def manifest(app_id: str, domain: str | None = None, source: Path = APP_PACKAGE) -> dict[str, Any]:
     if not app_id:
         raise PackageError("MICROSOFT_APP_ID should be set: the Azure Bot's app id goes into the Teams manifest")
-    try:
-        uuid.UUID(app_id)
-    except ValueError:
-        raise PackageError(f"MICROSOFT_APP_ID should be a GUID (the Azure Bot's app id), got {app_id!r}") from None
+    app_id = canonical_guid(app_id)
     if domain is not None and not _DOMAIN.match(domain):
         raise PackageError(f"--domain should be a host name such as propbot.example.com, got {domain!r}")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from bot.models import (
 from bot.permissions import Permissions
 from bot.rate_limit import RateLimiter
 from bot.store import Busy, Store, StoreUnavailable
-from bot.tool_runner import ToolRunner, TurnScope
+from bot.tool_runner import CallOutcome, ToolRunner, TurnScope
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ class Agent:
         """Call the model until it answers in text, asks for an approval, or runs out of rounds.
 
         `history` is extended in place; it stays a valid request at every step. With `may_act=False` the model
-        is offered no tools (it may only answer in words), and any call it makes anyway is refused.
+        is offered no tools (it may only answer in words), and any call it makes anyway is answered unrun.
         """
         allowed = self.permissions.allowed_tools(user, self.registry.names()) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
@@ -230,7 +231,7 @@ class Agent:
             if not answer.tool_calls:
                 text = answer.message.get("content") or "(no answer)"
                 return LoopResult([TextReply(text=text, presentations=presentations)])
-            outcomes = await self.tools.run_calls(scope, answer.tool_calls)
+            outcomes = await self.tools.run_calls(scope, answer.tool_calls) if may_act else _unrun(answer.tool_calls)
             for outcome in outcomes:
                 history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
                 if outcome.result is not None and outcome.result.presentation is not None:
@@ -243,3 +244,12 @@ class Agent:
                 out.extend(ApprovalRequest(approval=a) for a in approvals)
                 return LoopResult(out)
         return LoopResult([replies.out_of_rounds(self.settings.max_tool_rounds, presentations)])
+
+
+_UNRUN = json.dumps({"ok": False, "error": "No tools may be used in this reply; report the outcome in words."})
+
+
+def _unrun(calls: list[dict[str, Any]]) -> list[CallOutcome]:
+    """Answers for calls a model made where it was offered no tools. They are not run, and not audited as the
+    user's refused calls: the user asked for none of them."""
+    return [CallOutcome(str(c.get("id")), str((c.get("function") or {}).get("name") or ""), _UNRUN) for c in calls]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
+from bot.text import shorten
+
 log = logging.getLogger("propbot.audit")
+
+REDACTED = "[redacted]"
 
 
 class AuditEvent(BaseModel):
@@ -20,8 +25,29 @@ class AuditEvent(BaseModel):
     outcome: str = ""
     duration: float = 0.0
     detail: str = ""
+    # What the tool did, in its own identifiers: "request_id=MR-12 status=scheduled" (see result_summary).
+    result: str = ""
     approval_id: str | None = None
     at: float = Field(default_factory=time.time)
+
+
+_RESULT_KEYS: Final = frozenset({"id", "status", "count"})
+_RESULT_PAIRS: Final = 4
+
+
+def result_summary(data: Any, sensitive: Iterable[str] = ()) -> str:
+    """The identifying part of a tool's result data, whatever the tool: its top-level `id`, `*_id`, `status`
+    and `count` values, e.g. "request_id=MR-12 status=scheduled property_id=P-1001". Enough to find what a
+    call created or changed without copying its whole answer (which may hold personal data) into the trail."""
+    if not isinstance(data, dict):
+        return ""
+    hidden = set(sensitive)
+    pairs = [
+        f"{key}={REDACTED if key in hidden else value}"
+        for key, value in data.items()
+        if (key in _RESULT_KEYS or key.endswith("_id")) and isinstance(value, str | int | float) and value != ""
+    ]
+    return shorten(" ".join(pairs[:_RESULT_PAIRS]), 200)
 
 
 class AuditSink(Protocol):
@@ -32,7 +58,10 @@ class LogAudit:
     """Audit to the log only: used when there is no Redis to keep a trail in."""
 
     async def record(self, event: AuditEvent) -> None:
-        log.info("audit %s tool=%s user=%s outcome=%s", event.kind, event.tool, event.user, event.outcome)
+        log.info(
+            "audit %s tool=%s user=%s outcome=%s%s",
+            *(event.kind, event.tool, event.user, event.outcome, f" {event.result}" if event.result else ""),
+        )
 
 
 class FanoutAudit:

@@ -41,6 +41,7 @@ def _fields(event: AuditEvent) -> dict[str, str]:
         "outcome": event.outcome,
         "duration": repr(event.duration),
         "detail": event.detail,
+        "result": event.result,
         "approval_id": event.approval_id or "",
     }
 
@@ -60,6 +61,7 @@ def _event(raw: dict[Any, Any] | None) -> AuditEvent:
         outcome=fields.get("outcome", ""),
         duration=float(fields.get("duration") or 0),
         detail=fields.get("detail", ""),
+        result=fields.get("result", ""),
         approval_id=fields.get("approval_id") or None,
         at=float(fields.get("at") or 0),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,14 @@ def _secrets(settings: Settings) -> list[str]:
         )
         if s
     ]
+
+
+def _log_level(command: str, settings: Settings) -> str:
+    """LOG_LEVEL when it is set (environment or .env). Otherwise `check` prints its findings and nothing else
+    (each log line would only repeat one of them), and `chat` shows the conversation and warnings only."""
+    if "log_level" in settings.model_fields_set:
+        return settings.log_level
+    return {"check": "ERROR", "chat": "WARNING"}.get(command, settings.log_level)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"propbot: configuration error: {exc}", file=sys.stderr)
         return 1
-    setup_logging(settings.log_level, settings.log_format, _secrets(settings))
+    # slack_bolt's AsyncApp falls back to this variable when it is handed a client rather than a token, and
+    # then warns that the token will be unused. Settings has read it and the Slack client carries it, so
+    # nothing else needs it (and no child process inherits it).
+    os.environ.pop("SLACK_BOT_TOKEN", None)
+    setup_logging(_log_level(args.command, settings), settings.log_format, _secrets(settings))
     try:
         if args.command == "check":
             from bot.check import run_check
@@ -99,8 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))
-    except (ConfigError, PermissionsError) as exc:
-        # Exit 1 for every configuration problem; 2 stays argparse's code for a command line it cannot read.
+    # Exit 1 for every configuration problem; 2 stays argparse's code for a command line it cannot read.
+    except ConfigError as exc:
+        print(f"propbot: configuration error: {exc}", file=sys.stderr)
+        return 1
+    except PermissionsError as exc:
         print(f"propbot: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

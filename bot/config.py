@@ -172,6 +172,30 @@ class Settings(BaseSettings):
     def allowed_slack_teams(self) -> frozenset[str]:
         return frozenset(t.strip() for t in self.slack_allowed_teams.split(",") if t.strip())
 
+    def teams_problem(self) -> str | None:
+        """Why the Teams settings cannot be served, in one line naming the variable; None when they can (or Teams
+        is off). `propbot serve` and `propbot worker` stop on it before anything starts."""
+        if not self.microsoft_app_id:
+            return None  # off, or local mode, which needs nothing else
+        kind = self.microsoft_app_type
+        if kind == "SingleTenant" and not (self.microsoft_app_password and self.microsoft_app_tenant_id):
+            return "MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID should be set for a SingleTenant bot"
+        if kind == "UserAssignedMSI" and not self.microsoft_app_tenant_id:
+            return "MICROSOFT_APP_TENANT_ID should be set for a UserAssignedMSI bot"
+        if not self.allowed_tenants:
+            # A MultiTenant app id is public: anyone can put it in an app package and install it in their tenant.
+            return (
+                "TEAMS_ALLOWED_TENANTS should list the Azure tenant ids whose users may use propbot (or * for any): "
+                "a MultiTenant bot can be installed by any tenant"
+            )
+        endpoints = (self.microsoft_openid_metadata_url, self.microsoft_token_issuer, self.microsoft_login_url)
+        if any(endpoints) and not (self.microsoft_openid_metadata_url and self.microsoft_token_issuer):
+            return (
+                "MICROSOFT_OPENID_METADATA_URL and MICROSOFT_TOKEN_ISSUER should be set together "
+                "(and MICROSOFT_LOGIN_URL for outbound tokens)"
+            )
+        return None
+
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))

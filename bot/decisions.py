@@ -98,11 +98,7 @@ class ApprovalDesk:
         spec = agent.registry.get(approval.tool)
         if spec is None:
             result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
-        elif not agent.permissions.may_use(approval.requested_by, approval.tool):
-            # Roles can change while a request waits (up to APPROVAL_TTL, across restarts): the requester
-            # must still be allowed the tool when it runs, as at any other call.
-            who = approval.requested_by_name or approval.requested_by
-            reason = f"{who} is no longer allowed to use {approval.tool.replace('_', ' ')}; nothing was done."
+        elif (reason := self._no_longer_allowed(approval)) is not None:
             await self._audit("refused", approval, approval.decided_by or "", f"at execution: {reason}")
             result_data = {"ok": False, "error": reason, "executed": False}
         else:
@@ -129,6 +125,23 @@ class ApprovalDesk:
             approval=final,
             replies=answers,
         )
+
+    def _no_longer_allowed(self, approval: Approval) -> str | None:
+        """Why the approved call may not run now, in plain words; None when it may.
+
+        Roles can change while a request waits (up to APPROVAL_TTL, across restarts), and a call left
+        `approved` by a dead process runs later still: the requester must still be allowed the tool and the
+        approver still allowed to approve it, checked against the permissions in force when it runs."""
+        permissions = self.agent.permissions
+        what = approval.tool.replace("_", " ")
+        if not permissions.may_use(approval.requested_by, approval.tool):
+            who = approval.requested_by_name or approval.requested_by
+            return f"{who} is no longer allowed to use {what}; nothing was done."
+        approver = approval.decided_by or ""
+        if not (approver and permissions.may_approve(approver, approval.tool, approval.requested_by)[0]):
+            who = approval.decided_by_name or approver or "the approver"
+            return f"{who} is no longer allowed to approve {what}; nothing was done."
+        return None
 
     async def _expire(self, approval: Approval, now: float) -> DecisionResult:
         won, current = await self.agent.store.transition(

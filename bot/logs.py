@@ -90,7 +90,11 @@ def setup_logging(
     root.setLevel(level)
     # Third-party loggers echo request bodies and headers at DEBUG; keep them at WARNING.
     # aiosqlite logs every call from its worker thread, where no turn's context exists.
-    noisy_loggers = ("httpx", "httpcore", "openai", "slack_bolt", "slack_sdk", "botbuilder", "msrest", "urllib3")
+    # openai 3.x sends through httpx2/httpcore2, which log every request at INFO.
+    noisy_loggers = (
+        *("httpx", "httpcore", "httpx2", "httpcore2", "openai"),
+        *("slack_bolt", "slack_sdk", "botbuilder", "msrest", "urllib3"),
+    )
     for noisy in (*noisy_loggers, "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return secret_filter

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.models import Approval
 from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
+from bot.text import shorten
 
 COMMANDS = frozenset({"audit", "approvals"})
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -77,14 +78,21 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.st
     return 0
 
 
-def _when(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+TABLE_WIDTH = 120
 
 
-def _table(rows: list[list[str]], out: TextIO) -> None:
+def _when(at: float, with_year: bool = True) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S" if with_year else "%m-%d %H:%M:%S")
+
+
+def _table(rows: list[list[str]], out: TextIO, width: int | None = None) -> None:
+    """Columns padded to their widest cell; with `width`, the last column is clipped to what is left."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if width is not None:
+        widths[-1] = max(12, width - sum(widths[:-1]) - 2 * (len(widths) - 1))
+        rows = [[*row[:-1], shorten(row[-1], widths[-1])] for row in rows]
     for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def _print_events(events: list[AuditEvent], as_json: bool, out: TextIO) -> None:
@@ -95,28 +103,37 @@ def _print_events(events: list[AuditEvent], as_json: bool, out: TextIO) -> None:
     if not events:
         out.write("no audit events match\n")
         return
-    rows = [["TIME (UTC)", "KIND", "USER", "TOOL", "OUTCOME", "MS", "CONVERSATION", "ARGUMENTS", "DETAIL"]]
+    # Fits TABLE_WIDTH: the year, the conversation and the full approval id are left to --json; kind and
+    # outcome share a column (they differ only for tool calls); long users and tools are clipped, and what
+    # happened (result, error, arguments without nulls, approval id prefix) takes the rest of the line.
+    rows = [["TIME (UTC)", "EVENT", "USER", "TOOL", "MS", "DETAILS"]]
     for e in events:
-        arguments = ", ".join(f"{k}={v}" for k, v in e.arguments.items())
+        what = e.kind if e.outcome in ("", e.kind) else f"{e.kind} {e.outcome}"
+        details = [
+            e.result,
+            e.detail,
+            ", ".join(f"{k}={v}" for k, v in e.arguments.items() if v is not None),
+            f"approval={e.approval_id[:8]}" if e.approval_id else "",
+        ]
         rows.append(
             [
-                _when(e.at),
-                e.kind,
-                e.user,
-                e.tool or "-",
-                e.outcome,
-                f"{e.duration * 1000:.0f}",
-                e.conversation,
-                _clip(arguments, 60),
-                _clip(e.detail or (f"approval {e.approval_id}" if e.approval_id else ""), 60),
+                _when(e.at, with_year=False),
+                shorten(what, 19),
+                _middle(e.user, 20),
+                shorten(e.tool or "-", 22),
+                f"{e.duration * 1000:.0f}" if e.kind == "tool_call" else "",
+                "; ".join(d for d in details if d),
             ]
         )
-    _table(rows, out)
+    _table(rows, out, TABLE_WIDTH)
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _middle(text: str, width: int) -> str:
+    """Principals differ at both ends (slack:T1:U…, teams:<guid>): keep the head and the tail."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 def _in(seconds: float) -> str:
@@ -145,5 +162,5 @@ def _print_approvals(pending: list[Approval], out: TextIO) -> None:
     rows = [["ID", "TOOL", "REQUESTED BY", "CONVERSATION", "EXPIRES IN", "TITLE"]]
     for a in pending:
         who = f"{a.requested_by_name} ({a.requested_by})" if a.requested_by_name else a.requested_by
-        rows.append([a.id, a.tool, who, a.conversation.key, _in(a.expires_at - now), _clip(a.title, 50)])
+        rows.append([a.id, a.tool, who, a.conversation.key, _in(a.expires_at - now), shorten(a.title, 50)])
     _table(rows, out)

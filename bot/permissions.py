@@ -93,10 +93,23 @@ class Permissions:
         """(allowed, reason in plain words when not)."""
         role = self._role(user)
         if role is None or not (WILDCARD in role.approves or tool in role.approves):
-            return False, f"You are not allowed to approve {tool.replace('_', ' ')}."
+            return False, self._not_an_approver(tool)
         if same_person(user, requested_by) and not self.allow_self_approval:
             return False, "You cannot approve your own request; ask another approver."
         return True, ""
+
+    def approver_roles(self, tool: str) -> list[str]:
+        return sorted(name for name, r in self.spec.roles.items() if WILDCARD in r.approves or tool in r.approves)
+
+    def _not_an_approver(self, tool: str) -> str:
+        # Roles, not people: the file names platform principals (slack:T1:U1), which read as noise in a
+        # message and which the adapters would have to turn into mentions.
+        action = tool.replace("_", " ")
+        roles = self.approver_roles(tool)
+        if not roles:
+            return f"You are not allowed to approve {action}, and no role may; an administrator can add it to a role."
+        named = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
+        return f"You are not allowed to approve {action}; ask someone with the {named} role."
 
     def unknown_tools(self, known: Iterable[str]) -> list[str]:
         known_set = set(known) | {WILDCARD}

@@ -88,8 +88,6 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     """Build and start every part; raises ConfigError / PermissionsError with one clear line."""
     permissions = load_permission_rules(settings)
     tools = load_tools(settings)
-    if not settings.redis_url:
-        log.warning("REDIS_URL is not set: using in-memory state (one process only, lost on restart)")
     store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
     db = open_database(settings.database_url)
     try:
@@ -100,10 +98,10 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
         # The driver's message can carry the URL and its password: name the error class only.
         raise ConfigError(f"DATABASE_URL: cannot open the database ({type(exc).__name__})") from None
     llm = LLMClient(settings)
-    sinks: list[AuditSink] = [LogAudit()]
+    # A listener shows each event to a person already (the terminal chat); logging it too printed it twice.
+    sinks: list[AuditSink] = [*listeners] if listeners else [LogAudit()]
     if isinstance(store, RedisStore):
         sinks.append(RedisStreamAudit(store.client))
-    sinks.extend(listeners)
     audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
     agent = Agent(settings, store, llm, tools, permissions, db, audit=audit, cache=ToolCache(store))
     return Runtime(settings, store, db, llm, tools, permissions, agent, audit)

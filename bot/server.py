@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import metrics
+from bot import describe, metrics
 from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime, build_runtime, permissions_path
 from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
 from bot.tasks import TaskTracker
@@ -61,15 +61,12 @@ def enabled_mounts(settings: Settings) -> list[Mount]:
         from adapters.slack import mount as mount_slack
 
         mounts.append(mount_slack)
-    else:
-        log.info("Slack is off: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN) to enable it")
+    # Without an app id nothing would authenticate Teams requests: unless TEAMS_LOCAL_MODE asks for it, the
+    # route is not served at all (the start-up block says which platforms are on and how to turn them on).
     if settings.teams_enabled:
         from adapters.teams import mount as mount_teams
 
         mounts.append(mount_teams)
-    else:
-        # Without an app id nothing would authenticate Teams requests: the route is not served at all.
-        log.info("Teams is off: set MICROSOFT_APP_ID (or TEAMS_LOCAL_MODE=true for a local test client) to enable it")
     return mounts
 
 
@@ -89,6 +86,22 @@ def make_queue(runtime: Runtime) -> TurnQueue | None:
     if not settings.durable_turns or not isinstance(runtime.store, RedisStore):
         return None
     return TurnQueue(runtime.store.client, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
+
+
+def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: bool) -> str:
+    """What this process listens on and runs with, one aspect a line and no secrets: the first thing to read
+    when a deployment does not behave."""
+    settings = runtime.settings
+    durable = settings.durable_turns and isinstance(runtime.store, RedisStore)
+    aspects = [
+        *((("slack", describe.slack(settings)), ("teams", describe.teams(settings))) if serving else ()),
+        ("store", describe.store(settings)),
+        ("database", runtime.db.describe_url()),
+        ("model", describe.model(settings)),
+        ("permissions", describe.permissions(permissions_path(settings), runtime.permissions)),
+        ("turns", describe.turns(settings, durable, worker, dedicated=not serving)),
+    ]
+    return "\n".join([headline, *(f"  {name:<12} {text}" for name, text in aspects)])
 
 
 async def create_app(
@@ -153,7 +166,14 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def require_platform_settings(settings: Settings) -> None:
+    """Stop before anything starts when a platform's settings cannot be served (one line, exit 1)."""
+    if settings.teams_enabled and (problem := settings.teams_problem()):
+        raise ConfigError(problem)
+
+
 async def serve(settings: Settings) -> None:
+    require_platform_settings(settings)
     runtime = await build_runtime(settings)
     app = await create_app(runtime)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -162,7 +182,10 @@ async def serve(settings: Settings) -> None:
     # come back a second later, which shows up as second-long acks.
     site = web.TCPSite(runner, settings.listen_host, settings.port, backlog=1024)
     await site.start()
-    log.info("propbot listening on %s:%d", settings.listen_host, settings.port)
+    if not settings.redis_url:
+        log.warning("REDIS_URL is not set: using in-memory state (one process only, lost on restart)")
+    headline = f"propbot serve listening on http://{settings.listen_host}:{settings.port}"
+    log.info("%s", startup_block(runtime, headline, serving=True, worker=settings.in_process_worker))
     await _until_signalled()
     log.info("shutting down: finishing in-flight turns")
     await runner.cleanup()
@@ -170,6 +193,7 @@ async def serve(settings: Settings) -> None:
 
 async def work(settings: Settings) -> None:
     """`propbot worker`: consume the durable turn queue; no HTTP."""
+    require_platform_settings(settings)
     runtime = await build_runtime(settings)
     if make_queue(runtime) is None:
         await runtime.close()
@@ -177,7 +201,7 @@ async def work(settings: Settings) -> None:
     app = await create_app(runtime, serve_http=False, run_worker=True)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    log.info("propbot worker consuming turns")
+    log.info("%s", startup_block(runtime, "propbot worker consuming turns", serving=False, worker=True))
     await _until_signalled()
     log.info("worker shutting down: finishing in-flight turns")
     await runner.cleanup()

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot import metrics, tracing
-from bot.audit import AuditEvent, AuditSink
+from bot.audit import AuditEvent, AuditSink, result_summary
 from bot.models import Approval, Conversation
 from bot.permissions import Permissions
 from bot.store import Store
@@ -176,6 +176,7 @@ class ToolRunner:
                 outcome=outcome,
                 duration=duration,
                 detail=result.error or "",
+                result=result_summary(result.data, spec.sensitive),
                 approval_id=idempotency_key,
             )
         )

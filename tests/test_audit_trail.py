@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from bot.agent import Agent
-from bot.audit import AuditEvent, FanoutAudit, LogAudit
+from bot.audit import AuditEvent, FanoutAudit, LogAudit, result_summary
 from bot.audit_stream import RedisStreamAudit, read_audit
 from bot.llm import LLMClient
 from bot.models import Approval, ApprovalRequest
@@ -116,6 +117,7 @@ async def test_every_kind_of_event_is_recorded(audited: tuple[Harness, Agent]) -
     executed = next(e for e in events if e.kind == "tool_call" and e.tool == "schedule_maintenance")
     assert executed.approval_id == first.id and executed.user == STAFF and executed.arguments["property_id"] == "P-1001"
     assert executed.conversation == "slack:T1:C1" and executed.duration > 0
+    assert re.fullmatch(r"request_id=MR-\w+ status=scheduled property_id=P-1001", executed.result), executed.result
     approved = next(e for e in events if e.kind == "approved")
     assert approved.user == MANAGER and approved.approval_id == first.id
     limited = next(e for e in events if e.kind == "rate_limited")
@@ -128,7 +130,8 @@ async def test_sensitive_arguments_are_redacted_in_the_stream(audited: tuple[Har
     await ask(h, MANAGER, "add_private_note", property_id="P-1001", note=SECRET_NOTE)
     raw = await h.store.client.xrange(AUDIT_STREAM)  # type: ignore[attr-defined]
     assert raw, "nothing was audited"
-    dumped = json.dumps(raw)
+    # Entry ids, times and durations are digits that can contain "4417" by chance; the note cannot be there.
+    dumped = json.dumps([v for _, fields in raw for k, v in fields.items() if k not in ("at", "duration")])
     assert SECRET_NOTE not in dumped and "4417" not in dumped
     [event] = [e for e in await read_audit(h.store.client) if e.tool == "add_private_note"]  # type: ignore[attr-defined]
     assert event.arguments == {"property_id": "P-1001", "note": "[redacted]"}
@@ -219,6 +222,60 @@ async def test_cli_audit_and_approvals(audited: tuple[Harness, Agent], tmp_path:
     assert code == 0, err
     assert pending.id in out and "schedule_maintenance" in out and STAFF in out and "slack:T1:C1" in out
     assert " 59m" in out  # expires in (approval_ttl defaults to an hour)
+
+
+async def test_a_cancel_records_which_request_it_cancelled(audited: tuple[Harness, Agent]) -> None:
+    h, _ = audited
+    [approval] = [
+        r.approval
+        for r in await ask(h, STAFF, "cancel_maintenance_request", request_id="MR-5001")
+        if isinstance(r, ApprovalRequest)
+    ]
+    await h.decide(approval.id, MANAGER)
+    [event] = [e for e in await read_audit(h.store.client) if e.kind == "tool_call"]  # type: ignore[attr-defined]
+    assert event.result.startswith("request_id=MR-5001 status=cancelled"), event.result
+
+
+def test_result_summary_keeps_identifying_keys_only() -> None:
+    data = {"request_id": "MR-1", "status": "done", "gate_id": "4417", "notes": "call first", "items": [1], "count": 2}
+    assert result_summary(data, sensitive=("gate_id",)) == "request_id=MR-1 status=done gate_id=[redacted] count=2"
+    assert result_summary([{"id": "P-1"}]) == "" and result_summary(None) == ""
+
+
+async def test_cli_table_fits_120_columns_and_json_keeps_everything(redis_url: str, tmp_path: Path) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    teams_user = "teams:00000000-0000-0000-0000-000000000001"
+    long_args = {"request_id": "MR-5001", "reason": "the tenant asked us to wait until the landlord agrees " * 3}
+    try:
+        sink = RedisStreamAudit(client)
+        for kind, outcome in [("approval_requested", "approval_requested"), ("tool_call", "exception")]:
+            await sink.record(
+                AuditEvent(
+                    kind=kind,
+                    user=teams_user,
+                    conversation="teams:tenant-0001:19:abcdefabcdefabcdef@thread.tacv2;messageid=1700000000000",
+                    tool="cancel_maintenance_request",
+                    arguments=long_args,
+                    outcome=outcome,
+                    duration=1.234,
+                    detail="cancel_maintenance_request failed because of an internal error." * 2,
+                    result="request_id=MR-5001 status=cancelled property_id=P-1004",
+                    approval_id="Zq3h0Jx5tB9mW2yR8uLk1A",
+                )
+            )
+    finally:
+        await client.aclose()
+    code, out, err = await run_cli(tmp_path, redis_url, "audit")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and max(len(line) for line in lines) <= 120, "\n".join(lines)
+    assert lines[0].split() == ["TIME", "(UTC)", "EVENT", "USER", "TOOL", "MS", "DETAILS"]
+    assert "tool_call exception" in lines[2] and "1234" in lines[2]
+    assert "request_id=MR-5001" in lines[2] and "cancel_maintenance" in lines[2] and "teams:" in lines[2]
+    code, out, _ = await run_cli(tmp_path, redis_url, "audit", "--json")
+    [_, raw] = [json.loads(line) for line in out.splitlines()]
+    assert raw["user"] == teams_user and raw["arguments"] == long_args and raw["conversation"].endswith("0000")
+    assert raw["result"].endswith("property_id=P-1004") and raw["approval_id"] == "Zq3h0Jx5tB9mW2yR8uLk1A"
 
 
 async def test_cli_needs_redis_and_checks_its_arguments(tmp_path: Path) -> None:

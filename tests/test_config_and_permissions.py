@@ -53,6 +53,24 @@ def test_example_permissions_file_loads_and_resolves_roles() -> None:
     assert not ok and "not allowed" in reason
 
 
+def test_a_refused_approver_is_told_which_roles_may_approve() -> None:
+    perms = parse_permissions(
+        "default_role: viewer\n"
+        "roles:\n"
+        "  viewer: {tools: [a]}\n"
+        "  lead: {tools: [a, fix_sink], approves: [fix_sink]}\n"
+        "  owner: {tools: ['*'], approves: ['*']}\n"
+        "  staff: {tools: [a, fix_sink, demolish]}\n"
+    )
+    ok, reason = perms.may_approve("slack:T1:U1", "fix_sink", requested_by="slack:T1:U2")
+    assert not ok and reason == "You are not allowed to approve fix sink; ask someone with the lead or owner role."
+    _, reason = perms.may_approve("slack:T1:U1", "demolish", requested_by="slack:T1:U2")
+    assert reason == "You are not allowed to approve demolish; ask someone with the owner role."
+    nobody = parse_permissions("default_role: viewer\nroles:\n  viewer: {tools: [a]}\n")
+    _, reason = nobody.may_approve("slack:T1:U1", "demolish", requested_by="slack:T1:U2")
+    assert reason.startswith("You are not allowed to approve demolish, and no role may;") and reason.count(".") == 1
+
+
 def test_workspace_wildcard() -> None:
     perms = parse_permissions(
         "default_role: viewer\nroles:\n  viewer: {tools: [a]}\n  staff: {tools: [a, b]}\n"

@@ -79,3 +79,15 @@ async def test_an_unknown_card_verb_is_answered_with_an_error_body(start_teams: 
     status, body = await rig.post(execute(rig.connector, "propbot.delete-everything", "x", card_id="1"))
     assert status == 200 and body["statusCode"] == 400 and body["type"] == "application/vnd.microsoft.error"
     await nothing_happened(rig)
+
+
+async def test_a_card_action_whose_verb_is_not_a_string_is_answered_with_an_error_body(
+    start_teams: StartTeams,
+) -> None:
+    """Found by the fuzzer: `"verb": []` used to raise TypeError (unhashable) and answer 500."""
+    rig = await start_teams()
+    click = execute(rig.connector, "propbot.approve", "x", card_id="1")
+    click["value"]["action"]["verb"] = []
+    status, body = await rig.post(click)
+    assert status == 200 and body["statusCode"] == 400
+    await nothing_happened(rig)

@@ -67,3 +67,34 @@ def test_an_app_id_that_is_not_a_guid_is_refused(env: pytest.MonkeyPatch, capsys
     assert main(["teams-package"]) == 2
     assert "should be a GUID" in capsys.readouterr().err
     assert not Path("propbot-teams.zip").exists()
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}",
+        "3f2504e04f8911d39a0c0305e82c3301",
+        "urn:uuid:3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+        " 3F2504E0-4F89-11D3-9A0C-0305E82C3301 ",
+    ],
+)
+def test_other_guid_spellings_are_written_in_the_canonical_form(
+    env: pytest.MonkeyPatch, tmp_path: Path, spelling: str
+) -> None:
+    env.setenv("MICROSOFT_APP_ID", spelling)
+    out = tmp_path / "teams.zip"
+    assert main(["teams-package", "--out", str(out)]) == 0
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["id"] == APP_ID and manifest["bots"][0]["botId"] == APP_ID
+
+
+@pytest.mark.parametrize("app_id", ["3f2504e0-4f89-11d3-9a0c", "3f2504e0-4f89-11d3-9a0c-0305e82c33g1", "my-bot"])
+def test_a_near_guid_is_refused_in_one_line(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], app_id: str
+) -> None:
+    env.setenv("MICROSOFT_APP_ID", app_id)
+    assert main(["teams-package"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "MICROSOFT_APP_ID should be a GUID" in err
+    assert not Path("propbot-teams.zip").exists()

@@ -4,6 +4,7 @@ machine only, and the bot's own token fetched without stalling the event loop.""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from adapters.teams_auth import local_mode_refusal
 from tests.support.fake_connector import StartTeams, TeamsRig, execute, message
 from tests.support.fake_identity import APP_ID, FakeIdentity, new_key
 from tests.support.fake_openai import offered_tools, text
@@ -71,30 +73,109 @@ async def test_a_bad_token_is_refused_with_401_and_runs_nothing(
     await nothing_happened(rig)
 
 
+class Heartbeat:
+    """Ticks every 10 ms on the event loop; the longest gap between ticks is how long the loop was blocked."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Heartbeat:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _beat(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            self.gaps.append(now - last)
+            last = now
+
+    @property
+    def longest(self) -> float:
+        return max(self.gaps, default=0.0)
+
+
 async def test_the_bots_token_is_fetched_without_stalling_the_event_loop(
     start_teams: StartTeams, fake_identity: FakeIdentity
 ) -> None:
     rig = await authenticated(start_teams, fake_identity)
     fake_identity.token_delay = 1.0  # a slow login endpoint
-    gaps: list[float] = []
-    stop = asyncio.Event()
+    async with Heartbeat() as heart:
+        body = message(rig.connector, "hello")
+        assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+        [reply] = await rig.connector.wait_for(rig.connector.messages)
+    # Checked first: a fetch on the loop (what msal does inside botframework) stalls it for the whole second.
+    assert heart.longest < 0.3, f"the event loop stalled for {heart.longest:.2f}s"
+    assert reply.authorization == "Bearer bot-token-1"
 
-    async def heartbeat() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
 
-    beat = asyncio.create_task(heartbeat())
+async def test_the_channels_signing_keys_are_fetched_without_stalling_the_event_loop(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    """botframework fetches the OpenID metadata and keys with `requests` inside its token validation: at first
+    use, daily, and for an unknown key id. propbot runs that validation on a worker thread."""
+    rig = await authenticated(start_teams, fake_identity)
+    fake_identity.keys_delay = 1.0
+    async with Heartbeat() as heart:
+        body = message(rig.connector, "hello")
+        assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    assert heart.longest < 0.3, f"the event loop stalled for {heart.longest:.2f}s"
+    await rig.connector.wait_for(rig.connector.messages)
+
+
+async def test_a_token_that_cannot_be_checked_in_time_is_answered_503_and_runs_nothing(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    """A hung key server holds a validation thread, not the request: Teams is told to retry, and the next
+    request is checked as soon as the keys arrive."""
+    rig = await authenticated(start_teams, fake_identity, auth_timeout=0.5)
+    fake_identity.keys_delay = 2.0
+    body = message(rig.connector, "hello")
+    started = time.perf_counter()
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 503
+    assert time.perf_counter() - started < 1.5
+    await nothing_happened(rig)
+    fake_identity.keys_delay = 0.0
+    await asyncio.sleep(2.0)  # the first fetch completes and fills the key cache
+    body = message(rig.connector, "again")
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
+    await rig.connector.wait_for(rig.connector.messages)
+
+
+@pytest.mark.parametrize("channel", ["webchat", "directline"])
+async def test_an_authenticated_activity_from_another_channel_is_refused(
+    start_teams: StartTeams, fake_identity: FakeIdentity, channel: str
+) -> None:
+    """Web Chat is on for every Azure Bot, and there the client names its own user: a valid token from the
+    Bot Framework does not make the sender a Teams user of an allowed tenant."""
+    rig = await authenticated(start_teams, fake_identity)
+    body = message(rig.connector, "hello", user="aad-manager")
+    body["channelId"] = channel
+    status, answer = await rig.post(body, headers=signed(fake_identity, body))
+    assert status == 403 and "channel" in answer["error"]
+    await nothing_happened(rig)
+
+
+async def test_an_authenticated_activity_without_a_tenant_is_refused_even_when_any_tenant_is_allowed(
+    start_teams: StartTeams, fake_identity: FakeIdentity
+) -> None:
+    rig = await authenticated(start_teams, fake_identity, teams_allowed_tenants="*")
+    body = message(rig.connector, "hello")
+    del body["channelData"]["tenant"], body["conversation"]["tenantId"]
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 403
+    await nothing_happened(rig)
+    # The same activity with its tenant is served: "*" allows any tenant, not none.
     body = message(rig.connector, "hello")
     assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
-    [reply] = await rig.connector.wait_for(rig.connector.messages)
-    stop.set()
-    await beat
-    assert reply.authorization == "Bearer bot-token-1"
-    assert max(gaps) < 0.3, f"the event loop stalled for {max(gaps):.2f}s"
+    await rig.connector.wait_for(rig.connector.messages)
 
 
 async def test_activities_from_a_tenant_not_allowed_are_refused(
@@ -124,12 +205,40 @@ async def test_a_user_of_another_allowed_tenant_does_not_get_a_same_id_users_rol
 
 
 def non_loopback_address() -> str:
-    """An address of this machine that is not loopback (the source of a connection made to it is itself)."""
+    """An address of this machine that is not loopback, such as eth0's.
+
+    A connection from this machine to that address leaves with it as its source, so the server sees a
+    non-loopback peer through a real socket: the closest one machine gets to a caller elsewhere. 127.0.0.2
+    would not do: all of 127.0.0.0/8 is loopback, this machine, and local mode rightly serves it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.1", 9))  # UDP connect sends nothing; it only picks the outgoing interface
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP connect sends nothing; it only picks the outgoing interface
+        except OSError:
+            pytest.skip("this machine has no network interface besides loopback")
         address = str(probe.getsockname()[0])
-    assert not address.startswith("127."), "this test needs a non-loopback interface (CI machines have eth0)"
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("this machine has no network interface besides loopback")
     return address
+
+
+@pytest.mark.parametrize(
+    ("peer", "proxied", "service_url_is_loopback", "served"),
+    [
+        ("127.0.0.1", False, True, True),
+        ("127.0.0.2", False, True, True),  # all of 127.0.0.0/8 is this machine
+        ("::1", False, True, True),
+        ("::ffff:127.0.0.1", False, True, True),  # an IPv4 peer on a dual-stack socket (HOST=::)
+        ("192.0.2.2", False, True, False),  # this machine's eth0 address is still a network peer
+        ("::ffff:192.0.2.2", False, True, False),
+        ("10.0.0.8", False, True, False),
+        (None, False, True, False),  # a Unix socket: no peer address to trust
+        ("127.0.0.1", True, True, False),  # a proxy or tunnel on this machine, relaying someone else
+        ("127.0.0.1", False, False, False),  # replies would go to another machine
+    ],
+)
+def test_what_local_mode_serves(peer: str | None, proxied: bool, service_url_is_loopback: bool, served: bool) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.7"} if proxied else {}
+    assert (local_mode_refusal(peer, headers, service_url_is_loopback) is None) is served
 
 
 async def test_local_mode_serves_loopback_peers_only(start_teams: StartTeams) -> None:

@@ -56,6 +56,23 @@ async def test_list_filters_by_property_and_status(database: Database) -> None:
     assert len(for_one.presentation.items) == 1
 
 
+async def test_long_descriptions_are_cut_at_a_word_with_an_ellipsis(sqlite_database: Database) -> None:
+    words = "The kitchen sink drips constantly and the cabinet underneath has started to swell from the water"
+    created = await call(
+        "schedule_maintenance", sqlite_database, key="k-long", property_id="P-1001", issue_type="plumbing",
+        priority="low", description=f"{words}. {words}.", preferred_date=None,
+    )  # fmt: skip
+    listed = await call("list_maintenance_requests", sqlite_database, property_id="P-1001")
+    assert listed.presentation is not None
+    [title] = [i.title for i in listed.presentation.items if i.title.startswith(created.data["request_id"])]
+    description = title.split(" · ", 1)[1]
+    assert description.endswith("…") and len(description) <= 80
+    assert words.startswith(description.removesuffix("…")) and words[len(description) - 1] == " "
+    [item] = [r for r in listed.data["requests"] if r["request_id"] == created.data["request_id"]]
+    assert item["description"].endswith("…") and len(item["description"]) <= 160
+    assert f"{words}. {words}.".startswith(item["description"].removesuffix("…") + " ")
+
+
 async def test_list_unknown_property_is_a_failure_result(database: Database) -> None:
     result = await call("list_maintenance_requests", database, property_id="P-4242")
     assert not result.ok

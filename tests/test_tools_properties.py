@@ -77,9 +77,34 @@ async def test_search_austin_finds_two_bedroom_places(database: Database) -> Non
     assert presentation is not None
     assert presentation.title == f"{len(found)} properties in Austin, TX"
     first = presentation.items[0]
-    assert [f.label for f in first.fields] == ["Type", "Bedrooms", "Rent", "ID"]
-    assert first.fields[3].value == found[0]["id"]
-    assert first.fields[2].value == f"${found[0]['monthly_rent']:,}/mo"
+    fields = {f.label: f.value for f in first.fields}
+    assert list(fields) == ["Type", "Size", "Rent", "Status", "ID"]
+    assert fields["ID"] == found[0]["id"]
+    assert fields["Rent"] == f"${found[0]['monthly_rent']:,}/mo"
+    assert fields["Size"] == f"{found[0]['bedrooms']} bd · {found[0]['bathrooms']:g} ba"
+    assert fields["Status"] == found[0]["status"].capitalize() and found[0]["status"] in ("available", "leased")
+
+
+@pytest.mark.parametrize("status", ["available", "leased"])
+async def test_status_filter_keeps_only_available_or_only_leased_units(database: Database, status: str) -> None:
+    result = await call("search_properties", database, location="Austin, TX", status=status)
+    assert result.ok, result.error
+    expected = expected_ids(city="Austin", status=status)
+    assert expected and expected != expected_ids(city="Austin")  # the sample data has both kinds in Austin
+    assert {p["id"] for p in result.data["properties"]} == expected
+    assert {p["status"] for p in result.data["properties"]} == {status}
+    assert result.presentation is not None
+    assert result.presentation.title == f"{len(expected)} {status} properties in Austin, TX"
+    assert {f.value for i in result.presentation.items for f in i.fields if f.label == "Status"} == {
+        status.capitalize()
+    }
+
+
+async def test_without_a_status_both_kinds_are_found_and_a_bad_status_is_refused(sqlite_database: Database) -> None:
+    both = await call("search_properties", sqlite_database, location="Austin, TX", status=None)
+    assert {p["status"] for p in both.data["properties"]} == {"available", "leased"}
+    with pytest.raises(ToolArgumentError, match="status"):
+        await call("search_properties", sqlite_database, location="Austin", status="vacant")
 
 
 @pytest.mark.parametrize("location", ["Austin", "austin", "AUSTIN, tx", "Austin TX", "Austin, Texas", "TX"])

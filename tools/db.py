@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, func, insert, inspect, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
 from tools.schema import Base, MaintenanceRequest, Property
@@ -44,7 +48,13 @@ _SQLITE_WAL_ATTEMPTS: Final = 40
 
 def normalize_url(url: str | URL) -> URL:
     """`url` rewritten to name an async driver (aiosqlite / asyncpg); ValueError if unsupported."""
-    parsed = make_url(url) if isinstance(url, str) else url
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except (ArgumentError, ValueError):
+        # Both messages can quote part of the URL, and the URL can carry a password: say nothing of it.
+        raise ValueError(
+            "it cannot be parsed as a URL (use sqlite:///path.db or postgresql://user:password@host/db)"
+        ) from None
     driver = parsed.drivername
     if driver in _SQLITE_DRIVERS:
         return parsed.set(drivername="sqlite+aiosqlite")
@@ -111,7 +121,7 @@ class Database:
                     await conn.exec_driver_sql("ROLLBACK")
                     raise
                 await conn.exec_driver_sql("COMMIT")
-        log.info("database ready at %s", self.describe_url())
+        log.debug("database ready at %s", self.describe_url())
 
     async def _enable_wal(self) -> None:
         # WAL lets readers proceed while one writer commits, which is what a bot with several
@@ -156,8 +166,62 @@ class Database:
             return False
         return True
 
+    async def survey(self, within: float = 5.0) -> str:
+        """What the database holds, found without changing anything (for `propbot check`): SQLite is opened
+        read-only and a missing file is reported, never created; PostgreSQL gets one short-lived connection.
+        Raises DatabaseUnavailable with one line that carries no password."""
+        if self.dialect == "sqlite":
+            where = await asyncio.to_thread(_existing_sqlite_file, self._url.database)
+            if isinstance(where, str):
+                return where
+            # mode=ro: the connection cannot create or change the file. Without a -wal file no process has the
+            # database open in WAL mode and every commit is in the main file, so immutable=1 reads it without
+            # leaving the -wal/-shm files a read-only WAL reader would otherwise create (and could not remove).
+            query = {"mode": "ro", "uri": "true"}
+            if not await asyncio.to_thread(where.with_name(where.name + "-wal").exists):
+                query["immutable"] = "1"
+            url = URL.create("sqlite+aiosqlite", database=f"file:{quote(str(where))}", query=query)
+            engine = create_async_engine(url, poolclass=NullPool)
+        else:
+            engine = create_async_engine(self._url, poolclass=NullPool, connect_args={"timeout": within})
+        try:
+            async with asyncio.timeout(within), engine.connect() as conn:
+                tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+                if Property.__tablename__ not in tables:
+                    return "answers; no propbot tables yet: `propbot serve` creates them"
+                properties = (await conn.execute(select(func.count()).select_from(Property))).scalar_one()
+                requests = (await conn.execute(select(func.count()).select_from(MaintenanceRequest))).scalar_one()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # The driver's message can quote the URL and its password: the class names the problem well enough.
+            cause: BaseException = exc
+            if isinstance(exc, DBAPIError) and exc.orig is not None:
+                # SQLAlchemy's adapted driver error wraps the driver's own, whose class says the most.
+                cause = exc.orig.__cause__ or exc.orig
+            raise DatabaseUnavailable(f"cannot be read ({type(cause).__name__})") from None
+        finally:
+            await engine.dispose()
+        return f"answers: {properties} properties, {requests} maintenance requests"
+
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+class DatabaseUnavailable(Exception):
+    """One line about what is wrong with the database, without the URL."""
+
+
+def _existing_sqlite_file(database: str | None) -> Path | str:
+    """The SQLite file to open read-only, or a sentence when there is nothing to open yet."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return "SQLite in memory or a URI: nothing to look at before start-up"
+    where = Path(database).resolve()
+    if not where.exists():
+        if os.access(where.parent, os.W_OK | os.X_OK):
+            return "no file yet: `propbot serve` creates it and loads the sample data"
+        raise DatabaseUnavailable(f"no file yet, and {where.parent} is not a directory propbot can write to")
+    if not os.access(where, os.R_OK):
+        raise DatabaseUnavailable(f"{where} cannot be read by this user")
+    return where
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Detail, Presentation, PresentationItem
+from bot.text import shorten
 from tools.properties import normalize_property_id
 from tools.registry import ToolContext, ToolResult, tool
 from tools.schema import (
@@ -148,8 +149,7 @@ async def list_maintenance_requests(args: ListMaintenanceRequestsArgs, ctx: Tool
     for req, p in rows:
         item = _request_data(req, p)
         # A list is for choosing; the full text is one get away and costs tokens on every turn.
-        if len(req.description) > 160:
-            item["description"] = req.description[:157] + "..."
+        item["description"] = shorten(req.description, 160)
         requests.append(item)
 
     scope = f" for {prop.address}" if prop is not None else ""
@@ -159,7 +159,7 @@ async def list_maintenance_requests(args: ListMaintenanceRequestsArgs, ctx: Tool
         title=f"{len(rows)} {status}maintenance {noun}{scope}",
         items=[
             PresentationItem(
-                title=f"{req.id} · {req.description[:80]}",
+                title=f"{req.id} · {shorten(req.description, 80)}",
                 fields=[f for f in _request_fields(req, p) if prop is None or f.label != "Property"],
             )
             for req, p in rows

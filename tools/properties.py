@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 
 from bot.models import Detail, Presentation, PresentationItem
 from tools.registry import ToolContext, ToolResult, tool
-from tools.schema import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyType
+from tools.schema import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
 
 SEARCH_LIMIT: Final = 20
 
@@ -125,6 +125,9 @@ class SearchPropertiesArgs(BaseModel):
     min_bedrooms: int | None = Field(
         default=None, ge=0, le=20, description="At least this many bedrooms (0 includes studios)."
     )
+    status: PropertyStatus | None = Field(
+        default=None, description="Only units that are available to rent now, or only leased ones; null for both."
+    )
 
     @model_validator(mode="after")
     def _price_range(self) -> Self:
@@ -141,9 +144,10 @@ def _search_cache_key(args: SearchPropertiesArgs) -> dict[str, Any]:
 
 @tool(cache_ttl=60, cache_key=_search_cache_key)
 async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> ToolResult:
-    """Search the rental portfolio by location, with optional type, monthly-rent and bedroom filters.
+    """Search the rental portfolio by location, with optional type, monthly-rent, bedroom and availability filters.
 
-    Returns at most 20 properties, cheapest first, each with its id for get_property.
+    Returns at most 20 properties, cheapest first, each with its status (available or leased) and its id for
+    get_property.
     """
     location = parse_location(args.location)
     if location is None:
@@ -160,6 +164,8 @@ async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> Too
         conditions.append(Property.monthly_rent <= args.max_price)
     if args.min_bedrooms is not None:
         conditions.append(Property.bedrooms >= args.min_bedrooms)
+    if args.status is not None:
+        conditions.append(Property.status == args.status)
 
     async with ctx.db.session() as session:
         total = (await session.execute(select(func.count()).select_from(Property).where(*conditions))).scalar_one()
@@ -189,9 +195,10 @@ async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> Too
     if known_cities:
         data["cities_with_listings"] = known_cities
     noun = "property" if total == 1 else "properties"
-    title = f"{total} {noun} in {place}"
+    which = f"{args.status} " if args.status is not None else ""
+    title = f"{total} {which}{noun} in {place}"
     if total > len(rows):
-        title = f"Cheapest {len(rows)} of {total} properties in {place}"
+        title = f"Cheapest {len(rows)} of {total} {which}properties in {place}"
     presentation = Presentation(
         title=title,
         items=[
@@ -199,8 +206,9 @@ async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> Too
                 title=f"{p.address}, {p.city}, {p.state}",
                 fields=[
                     Detail(label="Type", value=p.property_type.capitalize()),
-                    Detail(label="Bedrooms", value=rooms(p.bedrooms, p.bathrooms)),
+                    Detail(label="Size", value=rooms(p.bedrooms, p.bathrooms)),
                     Detail(label="Rent", value=money(p.monthly_rent)),
+                    Detail(label="Status", value=p.status.capitalize()),
                     Detail(label="ID", value=p.id),
                 ],
             )
@@ -255,8 +263,7 @@ async def get_property(args: GetPropertyArgs, ctx: ToolContext) -> ToolResult:
         fields=[
             Detail(label="ID", value=prop.id),
             Detail(label="Type", value=prop.property_type.capitalize()),
-            Detail(label="Bedrooms", value=rooms(prop.bedrooms, prop.bathrooms)),
-            Detail(label="Size", value=f"{prop.sqft:,} sq ft"),
+            Detail(label="Size", value=f"{rooms(prop.bedrooms, prop.bathrooms)} · {prop.sqft:,} sq ft"),
             Detail(label="Rent", value=money(prop.monthly_rent)),
             Detail(label="Status", value=prop.status.capitalize()),
             Detail(label="Year built", value=str(prop.year_built)),

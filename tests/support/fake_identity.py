@@ -25,6 +25,7 @@ from jwt.algorithms import RSAAlgorithm
 ISSUER = "https://api.botframework.test"
 APP_ID = "00000000-0000-0000-0000-00000000b075"
 KEY_ID = "propbot-test-key"
+ENDORSEMENTS = ("msteams", "webchat", "directline", "emulator")
 
 
 def new_key() -> rsa.RSAPrivateKey:
@@ -34,7 +35,8 @@ def new_key() -> rsa.RSAPrivateKey:
 class FakeIdentity:
     def __init__(self) -> None:
         self.key = new_key()
-        self.token_delay = 0.0
+        self.token_delay = 0.0  # seconds the login endpoint takes to issue the bot's token
+        self.keys_delay = 0.0  # seconds the signing keys take to arrive
         self.token_requests: list[dict[str, list[str]]] = []
         self.issued = 0
         self._server: ThreadingHTTPServer | None = None
@@ -59,8 +61,12 @@ class FakeIdentity:
                 if self.path == "/openid":
                     self._json({"issuer": ISSUER, "jwks_uri": identity.base_url + "/keys"})
                 elif self.path == "/keys":
+                    time.sleep(identity.keys_delay)
                     jwk = json.loads(RSAAlgorithm.to_jwk(identity.key.public_key()))
-                    self._json({"keys": [{**jwk, "kid": KEY_ID, "use": "sig", "endorsements": ["msteams"]}]})
+                    # Endorsed for several channels, as the Bot Framework's published keys are: botframework
+                    # checks that the key endorses the activity's channelId.
+                    key = {**jwk, "kid": KEY_ID, "use": "sig", "endorsements": list(ENDORSEMENTS)}
+                    self._json({"keys": [key]})
                 else:
                     self.send_error(404)
 

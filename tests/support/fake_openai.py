@@ -105,6 +105,9 @@ class FakeOpenAI:
         self.model_time = 0.0  # total seconds spent "thinking", for overhead measurements
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # What GET /v1/models lists, and the one key it accepts when set (None: any key).
+        self.models = ["fake-model"]
+        self.api_key: str | None = None
 
     def push(self, *items: Message | Fault | Responder) -> None:
         self.script.extend(items)
@@ -112,6 +115,7 @@ class FakeOpenAI:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -123,6 +127,17 @@ class FakeOpenAI:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _models(self, http: web.Request) -> web.Response:
+        if self.api_key is not None and http.headers.get("Authorization") != f"Bearer {self.api_key}":
+            error = {
+                "message": "Incorrect API key provided",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+            return web.json_response({"error": error}, status=401)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _handle(self, http: web.Request) -> web.Response:
         body = await http.json()

@@ -73,6 +73,8 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.users: dict[str, str] = {"UMANAGER": "Maria Manager", "UMANAGER2": "Max Manager", "USTAFF": "Sam Staff"}
+        # The Enterprise Grid org users.info names for a user (`enterprise_user.enterprise_id`).
+        self.orgs: dict[str, str] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.reactions: set[tuple[str, str, str]] = set()
         self.injected: dict[str, list[Injected]] = {}
@@ -175,11 +177,15 @@ class FakeSlack:
         return {"ok": True, "url": self.socket_url}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        name = self.users.get(str(args.get("user")))
-        if name is None:
+        user = str(args.get("user"))
+        name, org = self.users.get(user), self.orgs.get(user)
+        if name is None and org is None:
             return {"ok": False, "error": "user_not_found"}
-        handle = name.split()[0].lower()
-        return {"ok": True, "user": {"id": args["user"], "name": handle, "real_name": name, "profile": {}}}
+        name = name or user.title()
+        info: dict[str, Any] = {"id": user, "name": name.split()[0].lower(), "real_name": name, "profile": {}}
+        if org is not None:
+            info["enterprise_user"] = {"id": user, "enterprise_id": org, "enterprise_name": org, "teams": []}
+        return {"ok": True, "user": info}
 
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         problems = check_message(args)

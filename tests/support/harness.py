@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.agent import Agent
+from bot.audit import AuditEvent, AuditSink
 from bot.config import Settings
 from bot.llm import LLMClient
 from bot.models import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
@@ -101,14 +102,28 @@ class Harness:
         )
         return await (agent or self.agent).decide(decision)
 
-    async def another_agent(self, permissions: str | None = None) -> Agent:
+    async def another_agent(self, permissions: str | None = None, audit: AuditSink | None = None) -> Agent:
         """A second 'process': its own store client on the same Redis, its own model client, and its own
         permissions file when `permissions` is given (an edit deployed while approvals wait)."""
         store = make_store(self.settings.redis_url, history_ttl=self.settings.history_ttl)
         perms = self.permissions if permissions is None else parse_permissions(permissions)
-        agent = Agent(self.settings, store, LLMClient(self.settings), registry, perms, self.db, cache=ToolCache(store))
+        llm = LLMClient(self.settings)
+        agent = Agent(self.settings, store, llm, registry, perms, self.db, audit=audit, cache=ToolCache(store))
         self.extra.append(agent)
         return agent
+
+
+class AuditList:
+    """An audit sink that keeps what it is given, for tests to read."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    async def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
 
 
 async def close_agent(agent: Agent) -> None:

@@ -8,7 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import aiohttp
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
@@ -86,3 +89,23 @@ async def run_command(
     )
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=within)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, within: float = 30.0) -> None:
+    """Poll `url`/healthz until the process answers 200; fail with its log if it exits or never does."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"propbot exited:\n{read_log(log)}"
+            try:
+                async with session.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"propbot did not become healthy:\n{read_log(log)}")
+
+
+def read_log(log: Path) -> str:
+    return log.read_text(errors="replace")

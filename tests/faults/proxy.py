@@ -1,0 +1,210 @@
+"""A TCP proxy in front of the suite's redis-server that injects one fault at the N-th command.
+
+It reads the RESP stream in both directions, so it knows where each command starts and which reply answers
+it, and can fault at an exact command boundary:
+
+    drop     command N never reaches Redis; the connection is cut (the client sees a connection error)
+    lost     command N runs in Redis, its reply never arrives; the connection is cut (ambiguous for the client)
+    stall    command N runs, its reply is held past the client's socket timeout, then the connection is cut
+    kill     a callback runs first (it SIGKILLs a propbot process), then as `drop`
+
+After the fault Redis stays unreachable for `down_for` seconds (new connections are closed at once), then the
+proxy passes traffic again. Commands are numbered across every connection in arrival order; names listed in
+`uncounted` (a worker's polling) are passed through and never numbered, so the boundaries of a flow are the
+same from run to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+FAULTS = ("drop", "lost", "stall", "kill")
+
+
+class _Incomplete(Exception):
+    pass
+
+
+def _line(buf: bytes, at: int) -> tuple[bytes, int]:
+    end = buf.find(b"\r\n", at)
+    if end < 0:
+        raise _Incomplete
+    return buf[at:end], end + 2
+
+
+def _bulk(buf: bytes, at: int) -> int:
+    """The end of a `$len` (or `!len`, `=len`) string starting at `at`."""
+    header, at = _line(buf, at)
+    size = int(header[1:])
+    if size < 0:
+        return at
+    if len(buf) < at + size + 2:
+        raise _Incomplete
+    return at + size + 2
+
+
+def command_end(buf: bytes, at: int = 0) -> tuple[int, str]:
+    """(end, upper-case command name) of the request starting at `at`; _Incomplete if not all arrived."""
+    if buf[at : at + 1] != b"*":  # an inline command (redis-cli); redis-py always sends arrays
+        line, end = _line(buf, at)
+        return end, (line.split() or [b"?"])[0].decode(errors="replace").upper()
+    header, pos = _line(buf, at)
+    name = "?"
+    for i in range(int(header[1:])):
+        start = pos
+        pos = _bulk(buf, pos)
+        if i == 0:
+            name = buf[start:pos].split(b"\r\n", 2)[1].decode(errors="replace").upper()
+    return pos, name
+
+
+def reply_end(buf: bytes, at: int = 0) -> int:
+    """The end of the reply starting at `at` (RESP2 and RESP3, aggregates nest); _Incomplete if not all arrived."""
+    kind = buf[at : at + 1]
+    if not kind:
+        raise _Incomplete
+    if kind in (b"+", b"-", b":", b"_", b"#", b",", b"("):
+        return _line(buf, at)[1]
+    if kind in (b"$", b"!", b"="):
+        return _bulk(buf, at)
+    if kind in (b"*", b"~", b">", b"%", b"|"):
+        header, pos = _line(buf, at)
+        count = max(0, int(header[1:])) * (2 if kind in (b"%", b"|") else 1)
+        for _ in range(count):
+            pos = reply_end(buf, pos)
+        # An attribute map (`|`) is metadata in front of the reply it describes.
+        return reply_end(buf, pos) if kind == b"|" else pos
+    raise ValueError(f"unexpected RESP reply byte {kind!r}")
+
+
+@dataclass
+class Fault:
+    at: int  # the number of the command to fault (1-based)
+    kind: str
+    down_for: float = 0.0
+    stall: float = 6.0
+    on_kill: Callable[[], None] | None = None
+
+
+@dataclass(eq=False)  # identity, so pairs can sit in a set
+class _Pair:
+    client: asyncio.StreamWriter
+    server: asyncio.StreamWriter
+    pending: deque[int] = field(default_factory=deque)  # numbers (0: uncounted) of commands awaiting replies
+
+
+class RedisFaultProxy:
+    def __init__(self, upstream_port: int, uncounted: frozenset[str] = frozenset()) -> None:
+        self.upstream_port = upstream_port
+        self.uncounted = uncounted
+        self.count = 0
+        self.commands: list[str] = []  # names of the counted commands, in order
+        self.fault: Fault | None = None
+        self.fired = asyncio.Event()
+        self._down_until = 0.0
+        self._pairs: set[_Pair] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pair in list(self._pairs):
+            self._cut(pair)
+
+    def arm(self, fault: Fault | None) -> None:
+        """Number commands from 1 again, and fault at `fault.at` (None: only count)."""
+        self.count = 0
+        self.commands.clear()
+        self.fault = fault
+        self.fired.clear()
+
+    def _cut(self, pair: _Pair) -> None:
+        for writer in (pair.client, pair.server):
+            with contextlib.suppress(Exception):
+                writer.close()
+        self._pairs.discard(pair)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._down_until:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        pair = _Pair(writer, up_writer)
+        self._pairs.add(pair)
+        await asyncio.gather(self._requests(reader, pair), self._replies(up_reader, pair), return_exceptions=True)
+        self._cut(pair)
+
+    async def _requests(self, reader: asyncio.StreamReader, pair: _Pair) -> None:
+        buf = b""
+        while chunk := await reader.read(65536):
+            buf += chunk
+            while buf:
+                try:
+                    end, name = command_end(buf)
+                except _Incomplete:
+                    break
+                command, buf = buf[:end], buf[end:]
+                number = 0
+                if name not in self.uncounted:
+                    self.count += 1
+                    self.commands.append(name)
+                    number = self.count
+                fault = self.fault
+                if fault is not None and number == fault.at and fault.kind in ("drop", "kill"):
+                    self._fire(fault)
+                    self._cut(pair)
+                    return
+                pair.pending.append(number)
+                pair.server.write(command)
+            await pair.server.drain()
+
+    async def _replies(self, reader: asyncio.StreamReader, pair: _Pair) -> None:
+        buf = b""
+        while chunk := await reader.read(65536):
+            buf += chunk
+            out = b""
+            while buf:
+                try:
+                    end = reply_end(buf)
+                except _Incomplete:
+                    break
+                reply, buf = buf[:end], buf[end:]
+                number = pair.pending.popleft() if pair.pending else 0
+                fault = self.fault
+                if fault is not None and number == fault.at and fault.kind in ("lost", "stall"):
+                    pair.client.write(out)
+                    self._fire(fault)
+                    if fault.kind == "stall":
+                        await asyncio.sleep(fault.stall)
+                    self._cut(pair)
+                    return
+                out += reply
+            pair.client.write(out)
+            await pair.client.drain()
+
+    def _fire(self, fault: Fault) -> None:
+        if fault.kind == "kill" and fault.on_kill is not None:
+            fault.on_kill()
+        self._down_until = time.monotonic() + fault.down_for
+        if fault.down_for:
+            for pair in list(self._pairs):  # an outage cuts every open connection, not only this one
+                self._cut(pair)
+        self.fired.set()
