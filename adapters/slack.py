@@ -275,7 +275,11 @@ class SlackListeners:
         if not (isinstance(channel, str) and isinstance(ts, str) and text):
             log.info("ignored an empty or incomplete %s event", event.get("type"))
             return
-        principal = user_principal(str(user), event.get("user_team") or event.get("team"), context)
+        # An event that names no team for its author is from this workspace unless the channel is shared.
+        author_team = event.get("user_team") or event.get("team")
+        if not author_team and body.get("is_ext_shared_channel") is not True:
+            author_team = installation(context)
+        principal = user_principal(str(user), author_team, context)
         if not await self._allowed(principal, str(user), context):
             # A Slack Connect partner's people: propbot answers only the teams it is told to.
             log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
@@ -321,7 +325,11 @@ class SlackListeners:
         if not (user_id and team and isinstance(approval_id, str) and 0 < len(approval_id) <= MAX_APPROVAL_ID):
             log.warning("ignored a decision click without a usable user or approval id")
             return
-        principal = user_principal(user_id, user.get("team_id"), context)
+        # Without `user.team_id`, the payload's `team` (the clicker's side in a Slack Connect channel), never
+        # the home workspace by default: a missing field must not lend anyone the host's roles.
+        team_field = body.get("team")
+        clicker_team = user.get("team_id") or (team_field.get("id") if isinstance(team_field, dict) else None)
+        principal = user_principal(user_id, clicker_team, context)
         if not await self._allowed(principal, user_id, context):
             log.info("refused a Slack click: %s is not in SLACK_ALLOWED_TEAMS", principal)
             if channel:
@@ -389,7 +397,8 @@ def user_principal(user: str, user_team: Any, context: AsyncBoltContext) -> str:
     channel never match `slack:<your team>:*`. A team that is this installation's own (its workspace or its
     Enterprise Grid org) is written as the installation id, so a person has one principal everywhere."""
     home = installation(context)
-    team = str(user_team) if isinstance(user_team, str) and user_team else home
+    # A payload that names no team for its user gets no team: it matches no `*` entry and no allow-list.
+    team = str(user_team) if isinstance(user_team, str) and user_team else "unknown"
     authorized = context.authorize_result
     if authorized is not None and team in (authorized.team_id, authorized.enterprise_id):
         team = home

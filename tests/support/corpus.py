@@ -54,15 +54,18 @@ _MENTION = (
 )
 # A DM is told from other message events by its channel type.
 _EVENT = (*_MENTION, "event.channel_type")
-# A click: which button, on which approval, by whom. Everything else (channel, container, message, team,
-# enterprise) only says where the card is, which propbot stored when it posted the card.
-_CLICK = ("type", "actions.0.action_id", "actions.0.value", "user.id")
+# A click: which button, on which approval, by whom (a person and their team: a click naming no team gets no
+# role). Everything else (channel, container, message, enterprise) only says where the card is, which
+# propbot stored when it posted the card.
+_CLICK = ("type", "actions.0.action_id", "actions.0.value", "user.id", "user.team_id|team.id")
+# An org-wide install's click has `team` null: the clicker's team is `user.team_id` alone.
+_ORG_CLICK = (*_CLICK[:-1], "user.team_id")
 # A partner's click is refused because of the clicker's own team, and the refusal goes to the channel.
 _PARTNER_CLICK = (*_CLICK, "user.team_id", "channel.id|container.channel_id")
 
 SLACK: dict[str, Expect] = {
     "block_actions_workspace.json": Expect(Verdict.APPROVED, needs=_CLICK),
-    "block_actions_grid_org_install.json": Expect(Verdict.APPROVED, needs=_CLICK),
+    "block_actions_grid_org_install.json": Expect(Verdict.APPROVED, needs=_ORG_CLICK),
     "block_actions_slack_connect.json": Expect(Verdict.REFUSED, "not allowed to use propbot", _PARTNER_CLICK),
     "block_actions_in_thread.json": Expect(Verdict.APPROVED, needs=_CLICK),
     "block_actions_ephemeral.json": Expect(Verdict.APPROVED, needs=_CLICK),
