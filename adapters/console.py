@@ -9,8 +9,9 @@ import uuid
 from typing import TextIO
 
 from adapters.plain import approval_text, presentation_text
-from bot.audit import AuditEvent
-from bot.models import (
+from bot.app.runtime import Runtime
+from bot.observability.audit import AuditEvent
+from bot.types import (
     ApprovalRequest,
     Conversation,
     Decision,
@@ -19,7 +20,6 @@ from bot.models import (
     Reply,
     TextReply,
 )
-from bot.runtime import Runtime
 
 QUIT = "/quit"
 

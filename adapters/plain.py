@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.models import Approval, Presentation
+from bot.types import Approval, Presentation
 
 
 def presentation_text(p: Presentation, max_items: int = 20) -> str:

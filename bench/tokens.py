@@ -4,7 +4,7 @@ The naive baseline keeps the whole untrimmed conversation and offers every tool 
 rebuilt from the requests the fake model actually received: each request is (system prompt, a trimmed
 suffix of the conversation, the new messages), so the conversation is the running union of what was
 seen, and the naive request at each point is the system prompt, everything seen so far, and all five
-tool schemas. Both sides are counted with propbot's own `bot.history.TokenCounter`.
+tool schemas. Both sides are counted with propbot's own `bot.core.history.TokenCounter`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.history import Message, TokenCounter, prepare
+from bot.core.history import Message, TokenCounter, prepare
 from tools.registry import BUILTIN_MODULES, load_modules, registry
 
 CITIES = ("Austin, TX", "Denver, CO", "Seattle, WA", "Chicago, IL", "Atlanta, GA", "Phoenix, AZ", "Nashville, TN")
@@ -70,7 +70,7 @@ def compact_old_results(history: list[Message], keep_chars: int) -> list[Message
 
 def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000) -> dict[str, Any]:
     """Propbot's real prompts vs the naive baseline, plus two what-ifs replayed offline through
-    `bot.history.prepare` on the same conversation: a smaller HISTORY_TOKEN_BUDGET, and old tool
+    `bot.core.history.prepare` on the same conversation: a smaller HISTORY_TOKEN_BUDGET, and old tool
     results compacted (a candidate core change)."""
     counter = TokenCounter()
     load_modules(BUILTIN_MODULES)

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from bot.models import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
+from bot.types import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
 from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
 from tests.support.scripts import requests_with_key, schedule_then_report
@@ -107,7 +107,7 @@ async def test_unknown_and_foreign_approval_ids_change_nothing(make_harness: Any
     h: Harness = await make_harness()
     approval = (await ask_for_approval(h)).approval
     assert (await h.decide("no-such-id", MANAGER)).outcome is DecisionOutcome.NOT_FOUND
-    from bot.models import Decision, DecisionAction
+    from bot.types import Decision, DecisionAction
 
     foreign = Decision(
         approval_id=approval.id,

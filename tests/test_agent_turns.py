@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
-from bot.history import TokenCounter
-from bot.models import ApprovalRequest, TextReply
+from bot.core.history import TokenCounter
+from bot.types import ApprovalRequest, TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, offered_tools, text, tool_results
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 

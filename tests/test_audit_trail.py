@@ -15,14 +15,14 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from bot.agent import Agent
-from bot.audit import AuditEvent, FanoutAudit, LogAudit, result_summary
-from bot.audit_stream import RedisStreamAudit, read_audit
-from bot.llm import LLMClient
-from bot.models import Approval, ApprovalRequest
+from bot.core.agent import Agent
+from bot.core.tool_cache import ToolCache
+from bot.llm.openai_model import LLMClient
+from bot.observability.audit import AuditEvent, FanoutAudit, LogAudit, result_summary
+from bot.observability.audit_stream import RedisStreamAudit, read_audit
 from bot.store.keys import AUDIT_STREAM
 from bot.store.redis_store import RedisStore
-from bot.tool_cache import ToolCache
+from bot.types import Approval, ApprovalRequest
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 from tests.support.processes import run_command
 from tests.support.scripts import call_what_the_user_asks

@@ -6,11 +6,11 @@ import asyncio
 import json
 from typing import Any
 
-from bot.dispatch import Dispatcher
-from bot.models import ApprovalRequest, DecisionOutcome, TextReply
+from bot.ingress.dispatch import Dispatcher
+from bot.ingress.tasks import TaskTracker
+from bot.ingress.turn_queue import STREAM, TurnQueue
 from bot.store.redis_store import RedisStore
-from bot.tasks import TaskTracker
-from bot.turn_queue import STREAM, TurnQueue
+from bot.types import ApprovalRequest, DecisionOutcome, TextReply
 from tests.support.fake_openai import call, calls, text
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.scripts import SCHEDULE, requests_with_key

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.config import ConfigError, load_settings
-from bot.permissions import PermissionsError, load_permissions, parse_permissions
+from bot.core.permissions import PermissionsError, load_permissions, parse_permissions
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "permissions.example.yml"
 

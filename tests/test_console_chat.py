@@ -93,7 +93,7 @@ async def test_the_chat_shows_the_conversation_and_each_event_once(tmp_path: Pat
 
     code, out, err = await run_chat(tmp_path, fake_openai, script, *approver, LOG_LEVEL="INFO")
     assert code == 0, err
-    assert "INFO bot.agent" in err and "turn finished" in err  # LOG_LEVEL set: the log is back
+    assert "INFO bot.core.agent" in err and "turn finished" in err  # LOG_LEVEL set: the log is back
     assert "audit " not in err and "HTTP Request" not in err  # events are shown once, on the chat's side
     assert out.count("· approval_requested schedule_maintenance") == 1
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from adapters import slack_blocks
-from adapters.slack import strip_mention
-from adapters.teams import _principal, _tenant, _well_formed, conversation_of, strip_bot_mention
+from adapters.slack import blocks as slack_blocks
+from adapters.slack.listeners import strip_mention
+from adapters.teams.route import _principal, _tenant, _well_formed, conversation_of, strip_bot_mention
 from tests.support.fake_connector import BOT_ID, StartTeams, TeamsRig
 from tests.support.fake_openai import text
 from tests.support.fake_slack import MakeSlackBot, SlackBot, event_body

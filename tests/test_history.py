@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.history import OLD_RESULT_CHARS, TokenCounter, compact_old_results, prepare, sanitize, trim
+from bot.core.history import OLD_RESULT_CHARS, TokenCounter, compact_old_results, prepare, sanitize, trim
 from tests.support.fake_openai import validate
 
 COUNTER = TokenCounter()

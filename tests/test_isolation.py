@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.slack_blocks import APPROVE_ACTION
-from bot.models import ApprovalRequest, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, TextReply
+from adapters.slack.blocks import APPROVE_ACTION
+from bot.types import ApprovalRequest, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, TextReply
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
 from tests.support.fake_slack import MakeSlackBot, click
 from tests.support.harness import MANAGER, STAFF, Harness

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.logs import REDACTED, JsonFormatter, SecretFilter
-from bot.models import ApprovalRequest, DecisionOutcome
+from bot.observability.logs import REDACTED, JsonFormatter, SecretFilter
+from bot.types import ApprovalRequest, DecisionOutcome
 from tests.support import log_guard
 from tests.support.fake_openai import Fault, call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, STAFF, TEST_OPENAI_KEY, Harness

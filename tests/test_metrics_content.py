@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.models import ApprovalRequest, DecisionOutcome, TextReply
-from bot.runtime import Runtime
-from bot.server import create_app
+from bot.app.runtime import Runtime
+from bot.app.server import create_app
+from bot.types import ApprovalRequest, DecisionOutcome, TextReply
 from tests.support.fake_openai import call, calls, last_message, text
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 from tests.support.scripts import SCHEDULE

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import ApprovalStatus
+from bot.types import ApprovalStatus
 from tests.support.cards import post_card, posted_card
 from tests.support.corpus import PAYLOADS, SLACK, SOCKET, TEAMS, load, unique
 from tests.support.corpus_routes import SlackRoute, TeamsRoute

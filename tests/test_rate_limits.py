@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from bot.agent import Agent
-from bot.audit import AuditEvent
-from bot.llm import LLMClient
-from bot.models import TextReply
-from bot.permissions import parse_permissions
+from bot.core.agent import Agent
+from bot.core.permissions import parse_permissions
+from bot.llm.openai_model import LLMClient
+from bot.observability.audit import AuditEvent
 from bot.store.factory import make_store
+from bot.types import TextReply
 from tests.support import harness
 from tests.support.fake_openai import FakeOpenAI, text
 from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER, Harness, close_agent

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.models import DecisionOutcome, TextReply
-from bot.runtime import Runtime
-from bot.server import create_app
+from bot.app.runtime import Runtime
+from bot.app.server import create_app
+from bot.types import DecisionOutcome, TextReply
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
 from tests.support.redis_server import RedisServer

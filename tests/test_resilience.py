@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from bot.agent import Agent
-from bot.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from bot.config import load_settings
-from bot.llm import LLMClient
-from bot.models import TextReply
+from bot.core.agent import Agent
+from bot.llm.circuit import CircuitBreaker, CircuitOpen, CircuitState
+from bot.llm.openai_model import LLMClient
+from bot.types import TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, Harness, close_agent
 from tests.support.waiting import eventually

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot.app.runtime import load_permission_rules
 from bot.config import Settings
-from bot.permissions import PermissionsError
-from bot.runtime import load_permission_rules
+from bot.core.permissions import PermissionsError
 from tests.support.fake_openai import FakeOpenAI, offered_tools, text
 from tests.support.fake_slack import MakeSlackBot, event_body, mention
 from tests.support.harness import TEST_OPENAI_KEY
@@ -180,7 +180,7 @@ def test_an_empty_permissions_file_variable_is_not_trial_mode(tmp_path: Path, mo
 def test_old_teams_entries_are_warned_about_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "permissions.yml"
     path.write_text('roles: {staff: {tools: ["*"]}}\nusers:\n  "teams:aad-1": staff\n  "teams:tenant-1:aad-2": staff\n')
-    with caplog.at_level(logging.WARNING, logger="bot.runtime"):
+    with caplog.at_level(logging.WARNING, logger="bot.app.runtime"):
         rules = load_permission_rules(Settings(_env_file=None, permissions_file=path))  # type: ignore[call-arg]
     [warning] = [r.getMessage() for r in caplog.records if "names no tenant" in r.getMessage()]
     assert "'teams:aad-1'" in warning and "teams:<tenant id>:<AAD object id>" in warning

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.models import ApprovalStatus, DecisionOutcome
-from bot.permissions import parse_permissions, same_person
+from bot.core.permissions import parse_permissions, same_person
+from bot.types import ApprovalStatus, DecisionOutcome
 from tests.support.fake_openai import call, calls, last_message, offered_tools, text
 from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER, AuditList, Harness
 from tests.support.scripts import SCHEDULE, requests_with_key, schedule_then_report

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bot import describe
+from bot.app import describe
 from bot.config import Settings
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack

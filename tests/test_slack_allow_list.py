@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import ApprovalStatus
+from bot.types import ApprovalStatus
 from tests.support.cards import has_buttons, post_card
 from tests.support.fake_openai import FakeOpenAI, offered_tools, text
 from tests.support.fake_slack import MakeSlackBot, SlackBot, click, event_body, mention
@@ -50,7 +50,7 @@ async def send_shared(bot: SlackBot, event: dict[str, Any]) -> None:
 @pytest.fixture
 def slack_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """The adapter's INFO lines, where it says whom it ignored and why."""
-    caplog.set_level(logging.INFO, logger="adapters.slack")
+    caplog.set_level(logging.INFO, logger="adapters.slack.listeners")
     return caplog
 
 

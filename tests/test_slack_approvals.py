@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.models import ApprovalStatus
+from bot.types import ApprovalStatus
 from tests.support.cards import has_buttons, post_card
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
 from tests.support.fake_slack import MakeSlackBot, click, mention

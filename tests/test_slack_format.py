@@ -10,9 +10,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import slack_blocks, slack_format
-from adapters.slack import EVENTS_PATH
-from bot.models import Approval, Conversation, Detail, Presentation, PresentationItem, TextReply
+from adapters.slack import blocks as slack_blocks
+from adapters.slack import format as slack_format
+from adapters.slack.listeners import EVENTS_PATH
+from bot.types import Approval, Conversation, Detail, Presentation, PresentationItem, TextReply
 from tests.support.fake_slack import check_message
 
 # What Slack turns into a ping or a special link: only ever from a literal "<".

@@ -14,13 +14,13 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import ApprovalStatus
+from bot.types import ApprovalStatus
 from tests.support.cards import post_card
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import BOT_TOKEN, FakeSlack, MakeSlackBot, click
 from tests.support.processes import propbot_env, start_propbot, stop
 from tools.db import Database
-from tools.schema import MaintenanceRequest
+from tools.tables import MaintenanceRequest
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from bot.models import Approval, ApprovalStatus, Conversation, Detail
 from bot.store import StoreUnavailable, keys
 from bot.store.base import Store
 from bot.store.factory import make_store
 from bot.store.memory_store import MemoryStore
 from bot.store.redis_store import RedisStore
+from bot.types import Approval, ApprovalStatus, Conversation, Detail
 from tests.support.redis_server import RedisClusterServer, RedisServer
 
 PENDING, APPROVED, DONE = ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.DONE

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.logs import setup_logging
-from bot.models import Incoming, TextReply
+from bot.observability.logs import setup_logging
+from bot.types import Incoming, TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text
 from tests.support.harness import MANAGER, TEST_OPENAI_KEY, Harness
 
@@ -97,7 +97,7 @@ async def test_every_line_of_a_turn_carries_conversation_and_request_id(
 
 
 def test_text_format_carries_the_same_context(json_log: io.StringIO) -> None:
-    from bot.logs import log_context
+    from bot.observability.logs import log_context
 
     stream = io.StringIO()
     setup_logging("INFO", "text", stream=stream)

@@ -6,9 +6,9 @@ import asyncio
 import json
 from typing import Any
 
-from adapters.teams_cards import APPROVE_VERB, CANCEL_VERB
-from bot.models import ApprovalStatus
-from bot.server import DISPATCHER
+from adapters.teams.cards import APPROVE_VERB, CANCEL_VERB
+from bot.app.server import DISPATCHER
+from bot.types import ApprovalStatus
 from tests.support.cards import ask
 from tests.support.fake_connector import StartTeams, execute, message
 from tests.support.scripts import requests_with_key, schedule_then_report

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.teams_package import APP_PACKAGE
-from bot.cli import main
+from adapters.teams.package import APP_PACKAGE
+from bot.app.cli import main
 
 APP_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 

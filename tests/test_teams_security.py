@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.teams_auth import local_mode_refusal
+from adapters.teams.auth import local_mode_refusal
 from tests.support.fake_connector import StartTeams, TeamsRig, execute, message
 from tests.support.fake_identity import APP_ID, FakeIdentity, new_key
 from tests.support.fake_openai import offered_tools, text
@@ -255,7 +255,7 @@ async def test_local_mode_serves_loopback_peers_only(start_teams: StartTeams) ->
 
 
 def test_old_teams_entries_still_match_and_are_listed_for_the_warning() -> None:
-    from bot.permissions import parse_permissions
+    from bot.core.permissions import parse_permissions
 
     legacy = PERMISSIONS_YAML.replace('"teams:tenant-1:aad-manager"', '"teams:aad-manager"')
     perms = parse_permissions(legacy)

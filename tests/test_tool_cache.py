@@ -13,14 +13,14 @@ from typing import Any
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
-from bot.models import ApprovalRequest, DecisionOutcome
+from bot.core.tool_cache import ToolCache, digest
 from bot.store.memory_store import MemoryStore
 from bot.store.redis_store import RedisStore
-from bot.tool_cache import ToolCache, digest
+from bot.types import ApprovalRequest, DecisionOutcome
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.scripts import call_what_the_user_asks
 from tools.registry import BUILTIN_MODULES, ToolResult, load_modules, registry
-from tools.schema import Property
+from tools.tables import Property
 
 
 async def use(h: Harness, tool: str, user: str = MANAGER, **args: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tests.test_tools_properties import call, context
 from tools.db import Database
 from tools.registry import ToolArgumentError, registry
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS
-from tools.schema import MaintenanceRequest
+from tools.tables import MaintenanceRequest
 
 TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 

@@ -16,7 +16,7 @@ import tools.properties
 from tools.db import Database, normalize_url
 from tools.registry import ToolArgumentError, ToolContext, ToolResult, registry
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
-from tools.schema import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property
+from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property
 
 assert tools.properties and tools.maintenance  # imported for their @tool registrations
 

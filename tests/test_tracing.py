@@ -12,9 +12,9 @@ from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot import tracing
 from bot.config import load_settings
-from bot.models import ApprovalRequest, TextReply
+from bot.observability import tracing
+from bot.types import ApprovalRequest, TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.scripts import SCHEDULE

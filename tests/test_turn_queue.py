@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.dispatch import Dispatcher
-from bot.models import Approval, DecisionResult, Incoming, Reply, TextReply
+from bot.ingress.dispatch import Dispatcher
+from bot.ingress.tasks import TaskTracker
+from bot.ingress.turn_queue import STREAM, TurnQueue
 from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
-from bot.tasks import TaskTracker
-from bot.turn_queue import STREAM, TurnQueue
+from bot.types import Approval, DecisionResult, Incoming, Reply, TextReply
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
 from tests.support.redis_server import RedisServer

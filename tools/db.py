@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
-from tools.schema import Base, MaintenanceRequest, Property
+from tools.tables import Base, MaintenanceRequest, Property
 
 log = logging.getLogger(__name__)
 

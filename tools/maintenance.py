@@ -16,11 +16,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Detail, Presentation, PresentationItem
-from bot.text import shorten
+from bot.types import Detail, Presentation, PresentationItem
 from tools.properties import normalize_property_id
 from tools.registry import ToolContext, ToolResult, tool
-from tools.schema import (
+from tools.tables import (
     ACTIVE_REQUEST_STATUSES,
     IssueType,
     MaintenanceRequest,
@@ -28,6 +27,7 @@ from tools.schema import (
     Property,
     RequestStatus,
 )
+from tools.text import shorten
 
 LIST_LIMIT: Final = 25
 DESCRIPTION_MIN: Final = 3

@@ -9,9 +9,9 @@ from typing import Any, Final, Self
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import ColumnElement, and_, func, select
 
-from bot.models import Detail, Presentation, PresentationItem
+from bot.types import Detail, Presentation, PresentationItem
 from tools.registry import ToolContext, ToolResult, tool
-from tools.schema import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
+from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
 
 SEARCH_LIMIT: Final = 20
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from bot.models import Detail, Presentation
+from bot.types import Detail, Presentation
 
 if TYPE_CHECKING:
     from tools.db import Database

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from bot.models import Approval, ApprovalStatus
+from bot.types import Approval, ApprovalStatus
 
 
 class StoreUnavailable(Exception):

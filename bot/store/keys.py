@@ -23,7 +23,7 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
     pb:{cache}:gen:<tool>         integer, the tool's cache generation; a write INCRs it
     pb:{cache}:v:<tool>:<hash>    string `<generation>|<ToolResult JSON>` (PX cache_ttl); stale once
                                   the generation moves on, so invalidation never needs SCAN/DEL
-    pb:audit                      stream, the audit trail (see bot.audit_stream)
+    pb:audit                      stream, the audit trail (see bot.observability.audit_stream)
 
 `<conversation>` is `Conversation.key` (`slack:T1:C1`), which starts with the platform name, so the
 tag is never empty and history + lock always land in the same slot (a `}` inside the key would

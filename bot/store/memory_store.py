@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from bot.models import Approval, ApprovalStatus
+from bot.types import Approval, ApprovalStatus
 
 # Fields a change may never touch: the id names the record and status moves only via `transition`.
 _FROZEN_FIELDS = frozenset({"id", "status"})

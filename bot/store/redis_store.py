@@ -25,10 +25,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, NoScriptError, RedisClusterException, RedisError
 
-from bot.models import Approval, ApprovalStatus
 from bot.store import keys, redis_scripts
 from bot.store.base import StoreUnavailable
 from bot.store.memory_store import encode_changes
+from bot.types import Approval, ApprovalStatus
 
 DEFAULT_HISTORY_TTL = 30 * 24 * 3600.0
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.models import ApprovalStatus
-from bot.server import DISPATCHER
+from bot.app.server import DISPATCHER
+from bot.types import ApprovalStatus
 from tests.support.cards import Card, ask, post_card
 from tests.support.corpus import SLACK, SOCKET, TEAMS, Expect, Verdict, corpus_model, load, unique
 from tests.support.fake_connector import ConnectorCall, TeamsRig

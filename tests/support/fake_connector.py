@@ -227,10 +227,10 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     sessions: list[aiohttp.ClientSession] = []
 
     # Imported here so that loading this plugin does not import botbuilder or the server for every test.
-    from adapters.teams import INVOKE_WAIT, make_mount
-    from adapters.teams_auth import AUTH_TIMEOUT
-    from bot.runtime import Runtime
-    from bot.server import create_app
+    from adapters.teams.auth import AUTH_TIMEOUT
+    from adapters.teams.route import INVOKE_WAIT, make_mount
+    from bot.app.runtime import Runtime
+    from bot.app.server import create_app
     from tools.registry import registry
 
     async def start(

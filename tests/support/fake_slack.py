@@ -25,13 +25,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack import mount
-from bot.agent import Agent
-from bot.dispatch import Dispatcher
-from bot.llm import LLMClient
-from bot.permissions import parse_permissions
-from bot.runtime import Runtime
-from bot.server import DISPATCHER, create_app
+from adapters.slack.listeners import mount
+from bot.app.runtime import Runtime
+from bot.app.server import DISPATCHER, create_app
+from bot.core.agent import Agent
+from bot.core.permissions import parse_permissions
+from bot.ingress.dispatch import Dispatcher
+from bot.llm.openai_model import LLMClient
 from bot.store.factory import make_store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, test_settings

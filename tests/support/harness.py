@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from bot.agent import Agent
-from bot.audit import AuditEvent, AuditSink
 from bot.config import Settings
-from bot.llm import LLMClient
-from bot.models import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
-from bot.permissions import Permissions, parse_permissions
+from bot.core.agent import Agent
+from bot.core.permissions import Permissions, parse_permissions
+from bot.core.tool_cache import ToolCache
+from bot.llm.openai_model import LLMClient
+from bot.observability.audit import AuditEvent, AuditSink
 from bot.store import Store
 from bot.store.factory import make_store
-from bot.tool_cache import ToolCache
+from bot.types import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
 from tests.support.fake_openai import FakeOpenAI
 from tools.db import Database
 from tools.registry import BUILTIN_MODULES, load_modules, registry

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tests.support.fake_openai import call, calls, last_message, text, tool_results
 from tools.db import Database
-from tools.schema import MaintenanceRequest
+from tools.tables import MaintenanceRequest
 
 SCHEDULE = {
     "property_id": "P-1001",

@@ -8,8 +8,8 @@ from typing import Any
 import redis
 from botbuilder.schema import Activity
 
-from bot.tasks import TaskTracker
-from bot.turn_queue import STREAM
+from bot.ingress.tasks import TaskTracker
+from bot.ingress.turn_queue import STREAM
 from tests.support.waiting import eventually
 
 

@@ -11,14 +11,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import describe, metrics
+from bot.app import describe
+from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import ConfigError, Settings
-from bot.dispatch import Dispatcher
-from bot.runtime import Runtime, build_runtime, permissions_path
+from bot.ingress.dispatch import Dispatcher
+from bot.ingress.tasks import TaskTracker
+from bot.ingress.turn_queue import TurnQueue
+from bot.observability import metrics
 from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
-from bot.tasks import TaskTracker
-from bot.turn_queue import TurnQueue
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ async def metrics_view(request: web.Request) -> web.Response:
 def enabled_mounts(settings: Settings) -> list[Mount]:
     mounts: list[Mount] = []
     if settings.slack_enabled:
-        from adapters.slack import mount as mount_slack
+        from adapters.slack.listeners import mount as mount_slack
 
         mounts.append(mount_slack)
     # Without an app id nothing would authenticate Teams requests: unless TEAMS_LOCAL_MODE asks for it, the
     # route is not served at all (the start-up block says which platforms are on and how to turn them on).
     if settings.teams_enabled:
-        from adapters.teams import mount as mount_teams
+        from adapters.teams.route import mount as mount_teams
 
         mounts.append(mount_teams)
     return mounts

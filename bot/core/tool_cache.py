@@ -18,7 +18,7 @@ import logging
 
 from pydantic import BaseModel, ValidationError
 
-from bot import metrics
+from bot.observability import metrics
 from bot.store import Store, StoreUnavailable
 from tools.registry import ToolResult, ToolSpec
 

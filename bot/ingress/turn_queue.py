@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from bot.models import Incoming
 from bot.store import StoreUnavailable
+from bot.types import Incoming
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot import metrics
-from bot.audit import AuditEvent
-from bot.models import (
+from bot.core.permissions import same_person
+from bot.observability import metrics
+from bot.observability.audit import AuditEvent
+from bot.store import Busy, StoreUnavailable
+from bot.types import (
     Approval,
     ApprovalStatus,
     Decision,
@@ -22,11 +24,9 @@ from bot.models import (
     Reply,
     TextReply,
 )
-from bot.permissions import same_person
-from bot.store import Busy, StoreUnavailable
 
 if TYPE_CHECKING:
-    from bot.agent import Agent
+    from bot.core.agent import Agent
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Translation, as in slack-bolt's own aiohttp adapter, plus the answers Bolt leaves to the app: a body it
 cannot route is the sender's mistake (4xx naming why), a message the store could not accept is Slack's cue
-to deliver it again (503). The listeners that make sense of a payload are in `adapters.slack`.
+to deliver it again (503). The listeners that make sense of a payload are in `adapters.slack.listeners`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from botframework.connector.auth import (
 )
 
 from bot.config import ConfigError, Settings
-from bot.permissions import WILDCARD
+from bot.core.permissions import WILDCARD
 
 log = logging.getLogger(__name__)
 

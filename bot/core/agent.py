@@ -11,14 +11,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot import metrics, replies, tracing
-from bot.audit import AuditSink, LogAudit
 from bot.config import Settings
-from bot.decisions import ApprovalDesk
-from bot.history import Message, TokenCounter, prepare, sanitize, trim
-from bot.llm import LLMClient, ModelError
-from bot.logs import log_context
-from bot.models import (
+from bot.core import texts as replies
+from bot.core.approvals import ApprovalDesk
+from bot.core.history import Message, TokenCounter, prepare, sanitize, trim
+from bot.core.permissions import Permissions
+from bot.core.rate_limit import RateLimiter
+from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
+from bot.llm.openai_model import LLMClient, ModelError
+from bot.observability import metrics, tracing
+from bot.observability.audit import AuditSink, LogAudit
+from bot.observability.logs import log_context
+from bot.store import Busy, Store, StoreUnavailable
+from bot.types import (
     ApprovalRequest,
     Conversation,
     Decision,
@@ -28,10 +33,6 @@ from bot.models import (
     Reply,
     TextReply,
 )
-from bot.permissions import Permissions
-from bot.rate_limit import RateLimiter
-from bot.store import Busy, Store, StoreUnavailable
-from bot.tool_runner import CallOutcome, ToolRunner, TurnScope
 from tools.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,14 @@ class Agent:
         self.limiter = RateLimiter(store, settings, self.audit)
 
     async def decide(self, decision: Decision) -> DecisionResult:
-        """A button click: see bot.decisions."""
+        """A button click: see bot.core.approvals."""
         return await self.desk.decide(decision)
 
     async def expire_due(self) -> list[DecisionResult]:
         return await self.desk.expire_due()
 
     async def recover_stalled(self, older_than: float = 300.0) -> list[DecisionResult]:
-        """Finish approved tool runs a dead process left behind (see bot.decisions)."""
+        """Finish approved tool runs a dead process left behind (see bot.core.approvals)."""
         return await self.desk.recover_stalled(older_than)
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:

@@ -10,13 +10,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from bot import replies
-from bot.agent import Agent
-from bot.logs import conversation_var, request_var
-from bot.models import Approval, DecisionResult, Incoming, Platform, Reply
+from bot.core import texts as replies
+from bot.core.agent import Agent
+from bot.ingress.tasks import TaskTracker
+from bot.ingress.turn_queue import TurnQueue
+from bot.observability.logs import conversation_var, request_var
 from bot.store import StoreUnavailable
-from bot.tasks import TaskTracker
-from bot.turn_queue import TurnQueue
+from bot.types import Approval, DecisionResult, Incoming, Platform, Reply
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters import slack_format as fmt
 from adapters.plain import approval_text, presentation_text
-from bot.models import Approval, ApprovalStatus, Presentation, TextReply
+from adapters.slack import format as fmt
+from bot.types import Approval, ApprovalStatus, Presentation, TextReply
 
 Block = dict[str, Any]
 

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import ops_cli
+from bot.app import ops as ops_cli
 from bot.config import ConfigError, Settings, load_settings, require_model_settings
-from bot.logs import setup_logging
-from bot.permissions import PermissionsError
-from bot.tracing import setup_tracing
+from bot.core.permissions import PermissionsError
+from bot.observability.logs import setup_logging
+from bot.observability.tracing import setup_tracing
 
 log = logging.getLogger("propbot")
 
@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _chat(settings: Settings, user: str, approver: str | None) -> int:
     from adapters.console import ConsoleActivity, ConsoleChat
-    from bot.runtime import build_runtime
+    from bot.app.runtime import build_runtime
 
     runtime = await build_runtime(settings, listeners=[ConsoleActivity(sys.stdout)])
     try:
@@ -83,13 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(_log_level(args.command, settings), settings.log_format, _secrets(settings))
     try:
         if args.command == "check":
-            from bot.check import run_check
+            from bot.app.check import run_check
 
             return asyncio.run(run_check(settings))
         if args.command in ops_cli.COMMANDS:
             return asyncio.run(ops_cli.run(args, settings))
         if args.command == "teams-package":
-            from adapters.teams_package import PackageError, build
+            from adapters.teams.package import PackageError, build
 
             try:
                 print(f"wrote {build(settings.microsoft_app_id, Path(args.out), args.domain)}")
@@ -101,12 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # serve, worker and chat run turns; the other commands have nothing to trace.
         setup_tracing(settings)
         if args.command == "serve":
-            from bot.server import serve
+            from bot.app.server import serve
 
             asyncio.run(serve(settings))
             return 0
         if args.command == "worker":
-            from bot.server import work
+            from bot.app.server import work
 
             asyncio.run(work(settings))
             return 0

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.agent import Agent
-from bot.audit import AuditSink, FanoutAudit, LogAudit
-from bot.audit_stream import RedisStreamAudit
 from bot.config import ConfigError, Settings
-from bot.llm import LLMClient
-from bot.permissions import Permissions, load_permissions
+from bot.core.agent import Agent
+from bot.core.permissions import Permissions, load_permissions
+from bot.core.tool_cache import ToolCache
+from bot.llm.openai_model import LLMClient
+from bot.observability.audit import AuditSink, FanoutAudit, LogAudit
+from bot.observability.audit_stream import RedisStreamAudit
 from bot.store import Store
 from bot.store.factory import make_store
 from bot.store.redis_store import RedisStore
-from bot.tool_cache import ToolCache
 from tools.db import Database
 from tools.registry import BUILTIN_MODULES, Registry, load_modules, registry
 

@@ -9,7 +9,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
-from bot.text import shorten
+from tools.text import shorten
 
 log = logging.getLogger("propbot.audit")
 

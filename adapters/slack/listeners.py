@@ -1,7 +1,7 @@
 """Slack through slack-bolt: events and button clicks in, Block Kit out.
 
-The adapter translates and decides nothing: Bolt verifies and routes, `bot.dispatch` runs turns,
-`bot.agent` decides approvals. Mount it with `bot.server.create_app`.
+The adapter translates and decides nothing: Bolt verifies and routes, `bot.ingress.dispatch` runs turns,
+`bot.core.agent` decides approvals. Mount it with `bot.app.server.create_app`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_blocks as blocks
-from adapters.slack_format import escape
-from adapters.slack_http import events_handler, on_bolt_error, on_rate_limited
-from bot.agent import Agent
+from adapters.slack import blocks
+from adapters.slack.format import escape
+from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
+from bot.app.runtime import Runtime
 from bot.config import Settings
-from bot.dispatch import Dispatcher
-from bot.models import (
+from bot.core.agent import Agent
+from bot.ingress.dispatch import Dispatcher
+from bot.ingress.tasks import TaskTracker
+from bot.types import (
     Approval,
     ApprovalRequest,
     Conversation,
@@ -44,8 +46,6 @@ from bot.models import (
     Reply,
     TextReply,
 )
-from bot.runtime import Runtime
-from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 # slack_sdk logs request bodies at DEBUG and Bolt logs rejected bodies at INFO, and Bolt copies the root
@@ -147,7 +147,7 @@ class UserNames:
 
 
 class SlackResponder:
-    """The core's way back into Slack (bot.dispatch.Responder)."""
+    """The core's way back into Slack (bot.ingress.dispatch.Responder)."""
 
     def __init__(self, client: AsyncWebClient, agent: Agent, tasks: TaskTracker) -> None:
         self.client = client
@@ -425,7 +425,7 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
         # Our listeners drop every bot-written message themselves and log why; Bolt's own filter would drop
         # propbot's echoes silently.
         ignoring_self_events_enabled=False,
-        # Unhandled payloads go to `on_bolt_error` (adapters.slack_http) instead of Bolt's multi-line warning.
+        # Unhandled payloads go to `on_bolt_error` (adapters.slack.http) instead of Bolt's multi-line warning.
         raise_error_for_unhandled_request=True,
     )
 
@@ -442,7 +442,7 @@ async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) 
     SlackListeners(dispatcher, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if settings.slack_app_token:
-        from adapters.slack_socket import socket_mode
+        from adapters.slack.socket import socket_mode
 
         stop_socket = socket_mode(app, bolt, settings.slack_app_token)
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); %s is not served", EVENTS_PATH)

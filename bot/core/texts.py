@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.llm import ModelError
-from bot.models import Presentation, TextReply
+from bot.llm.openai_model import ModelError
+from bot.types import Presentation, TextReply
 
 
 def unavailable() -> TextReply:

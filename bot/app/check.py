@@ -16,10 +16,10 @@ import openai
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import describe
+from bot.app import describe
+from bot.app.runtime import TRIAL_MODE, load_permission_rules, load_tools, open_database, permissions_path
 from bot.config import ConfigError, Settings
-from bot.permissions import PermissionsError
-from bot.runtime import TRIAL_MODE, load_permission_rules, load_tools, open_database, permissions_path
+from bot.core.permissions import PermissionsError
 from bot.store.factory import make_store
 from tools.db import DatabaseUnavailable
 

@@ -14,13 +14,13 @@ from typing import TextIO
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from bot.audit import AuditEvent
-from bot.audit_stream import read_audit
 from bot.config import Settings
-from bot.models import Approval
+from bot.observability.audit import AuditEvent
+from bot.observability.audit_stream import read_audit
 from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
-from bot.text import shorten
+from bot.types import Approval
+from tools.text import shorten
 
 COMMANDS = frozenset({"audit", "approvals"})
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

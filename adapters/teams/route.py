@@ -24,8 +24,8 @@ from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
-from adapters import teams_cards as cards
-from adapters.teams_auth import (
+from adapters.teams import cards
+from adapters.teams.auth import (
     AUTH_TIMEOUT,
     AppTokens,
     AuthConfig,
@@ -34,10 +34,12 @@ from adapters.teams_auth import (
     audience_refusal,
     local_mode_refusal,
 )
-from bot.agent import Agent
+from bot.app.runtime import Runtime
 from bot.config import ConfigError, Settings
-from bot.dispatch import Dispatcher
-from bot.models import (
+from bot.core.agent import Agent
+from bot.ingress.dispatch import Dispatcher
+from bot.store import StoreUnavailable
+from bot.types import (
     Approval,
     ApprovalRequest,
     Conversation,
@@ -49,8 +51,6 @@ from bot.models import (
     Reply,
     TextReply,
 )
-from bot.runtime import Runtime
-from bot.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

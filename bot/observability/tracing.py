@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
-from bot.logs import conversation_var
+from bot.observability.logs import conversation_var
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

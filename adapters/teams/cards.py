@@ -11,7 +11,7 @@ import time
 from typing import Any, Final
 
 from adapters.plain import expires_text
-from bot.models import Approval, ApprovalStatus, Detail, Presentation
+from bot.types import Approval, ApprovalStatus, Detail, Presentation
 
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
 SCHEMA: Final = "http://adaptivecards.io/schemas/adaptive-card.json"

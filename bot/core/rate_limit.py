@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from bot import metrics, replies
-from bot.audit import AuditEvent, AuditSink
 from bot.config import Settings
-from bot.models import Incoming, TextReply
+from bot.core import texts as replies
+from bot.observability import metrics
+from bot.observability.audit import AuditEvent, AuditSink
 from bot.store import Store
+from bot.types import Incoming, TextReply
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Final
 
-APP_PACKAGE: Final = Path(__file__).resolve().parent.parent / "appPackage"
+APP_PACKAGE: Final = Path(__file__).resolve().parents[2] / "appPackage"
 FILES: Final = ("manifest.json", "color.png", "outline.png")
 _DOMAIN: Final = re.compile(r"^(?=.{1,253}$)([a-z0-9-]+\.)+[a-z]{2,}$", re.IGNORECASE)
 

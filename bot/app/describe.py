@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.config import Settings
-from bot.permissions import WILDCARD, Permissions
+from bot.core.permissions import WILDCARD, Permissions
 
 DEFAULT_MODEL_HOST = "api.openai.com"
 

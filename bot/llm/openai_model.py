@@ -20,9 +20,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bot import metrics, tracing
-from bot.circuit import CircuitBreaker, CircuitOpen
 from bot.config import Settings
+from bot.llm.circuit import CircuitBreaker, CircuitOpen
+from bot.observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 

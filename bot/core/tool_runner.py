@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot import metrics, tracing
-from bot.audit import AuditEvent, AuditSink, result_summary
-from bot.models import Approval, Conversation
-from bot.permissions import Permissions
+from bot.core.permissions import Permissions
+from bot.observability import metrics, tracing
+from bot.observability.audit import AuditEvent, AuditSink, result_summary
 from bot.store import Store
+from bot.types import Approval, Conversation
 from tools.registry import Registry, ToolArgumentError, ToolContext, ToolResult, ToolSpec
 
 log = logging.getLogger(__name__)

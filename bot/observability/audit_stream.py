@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
-from bot import metrics
-from bot.audit import AuditEvent
+from bot.observability import metrics
+from bot.observability.audit import AuditEvent
 from bot.store.keys import AUDIT_STREAM
 
 log = logging.getLogger(__name__)
