@@ -13,7 +13,9 @@ import json
 from typing import Any
 
 from bot.core.history import Message, TokenCounter, prepare
-from tools.registry import BUILTIN_MODULES, load_modules, registry
+from tools import builtin_tools
+
+registry = builtin_tools()
 
 CITIES = ("Austin, TX", "Denver, CO", "Seattle, WA", "Chicago, IL", "Atlanta, GA", "Phoenix, AZ", "Nashville, TN")
 
@@ -73,7 +75,6 @@ def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000
     `bot.core.history.prepare` on the same conversation: a smaller HISTORY_TOKEN_BUDGET, and old tool
     results compacted (a candidate core change)."""
     counter = TokenCounter()
-    load_modules(BUILTIN_MODULES)
     every_tool = registry.schemas(registry.names())
     seen: list[dict[str, Any]] = []
     actual = naive = replayed = half_budget = compacted = 0

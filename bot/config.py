@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite+aiosqlite:///propbot.db", description="a SQLAlchemy URL")
     # Unset: ./permissions.yml when it exists, else trial mode. Set: that file must exist (fail closed).
     permissions_file: Path | None = Field(default=None, description="a path to a YAML file")
-    tool_modules: str = Field(default="", description="comma-separated Python modules that register extra tools")
+    tool_modules: str = Field(default="", description="comma-separated module:registry names of extra tool registries")
 
     # -- behaviour -------------------------------------------------------------------------------
     port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number")

@@ -12,6 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools.presentation import Detail, Presentation, PresentationItem
+
+__all__ = [
+    "Approval",
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Conversation",
+    "Decision",
+    "DecisionAction",
+    "DecisionOutcome",
+    "DecisionResult",
+    "Detail",
+    "Incoming",
+    "Platform",
+    "Presentation",
+    "PresentationItem",
+    "Reply",
+    "TextReply",
+]
+
 Platform = Literal["slack", "teams", "console"]
 
 
@@ -48,29 +68,6 @@ class Incoming(BaseModel):
     event_id: str  # the platform's delivery id, used to drop redeliveries
     user_name: str | None = None
     received_at: float = Field(default_factory=time.time)
-
-
-class Detail(BaseModel):
-    label: str
-    value: str
-
-
-class PresentationItem(BaseModel):
-    title: str
-    fields: list[Detail] = Field(default_factory=list)
-    link: str | None = None
-
-
-class Presentation(BaseModel):
-    """How a tool result looks to a person: rendered as Block Kit or an Adaptive Card."""
-
-    title: str
-    fields: list[Detail] = Field(default_factory=list)
-    items: list[PresentationItem] = Field(default_factory=list)
-    image_url: str | None = None
-    link_url: str | None = None
-    link_text: str | None = None
-    footer: str | None = None
 
 
 class TextReply(BaseModel):

@@ -26,7 +26,9 @@ from bot.types import Approval, ApprovalRequest
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 from tests.support.processes import run_command
 from tests.support.scripts import call_what_the_user_asks
-from tools.registry import Registry, ToolContext, registry
+from tools import Registry, ToolContext, builtin_tools
+
+registry = builtin_tools()
 
 SECRET_NOTE = "gate code 4417, alarm pin 9902"
 

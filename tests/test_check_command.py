@@ -156,9 +156,10 @@ async def test_a_database_url_that_is_not_a_url_is_one_line(tmp_path: Path, fake
 async def test_extra_tool_modules_from_config_are_loaded(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     (tmp_path / "acme_tools.py").write_text(
         "from pydantic import BaseModel\n"
-        "from tools.registry import ToolContext, tool\n\n"
+        "from tools import Registry, ToolContext\n\n"
+        "tools = Registry()\n\n"
         "class Args(BaseModel):\n    city: str\n\n"
-        "@tool()\n"
+        "@tools.tool()\n"
         "async def rent_roll(args: Args, ctx: ToolContext) -> dict[str, str]:\n"
         '    """Total rent due in a city."""\n'
         '    return {"city": args.city}\n'
@@ -166,7 +167,7 @@ async def test_extra_tool_modules_from_config_are_loaded(tmp_path: Path, fake_op
     code, out, err = await check(
         tmp_path,
         **model_env(fake_openai),
-        TOOL_MODULES="acme_tools",
+        TOOL_MODULES="acme_tools:tools",
         PYTHONPATH=str(tmp_path),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
     )

@@ -17,8 +17,10 @@ from bot.types import TextReply
 from tests.support import harness
 from tests.support.fake_openai import FakeOpenAI, text
 from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER, Harness, close_agent
+from tools import builtin_tools
 from tools.db import Database
-from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+registry = builtin_tools()
 
 
 class Recorded:
@@ -87,7 +89,6 @@ async def test_zero_disables_the_limits(make_harness: Any) -> None:
 async def cluster_agent(
     fake_openai: FakeOpenAI, redis_cluster_url: str, sqlite_database: Database
 ) -> AsyncIterator[list[Agent]]:
-    load_modules(BUILTIN_MODULES)
     settings = harness.test_settings(fake_openai, redis_url=redis_cluster_url, rate_limit_user_per_minute=3)
     perms = parse_permissions(PERMISSIONS_YAML, allow_self_approval=False)
     agents = []

@@ -19,7 +19,9 @@ from bot.types import TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text, tool_results
 from tests.support.harness import MANAGER, Harness, close_agent
 from tests.support.waiting import eventually
-from tools.registry import Registry, ToolContext, registry
+from tools import Registry, ToolContext, builtin_tools
+
+registry = builtin_tools()
 
 PAUSING = "pausing calls"
 

@@ -19,8 +19,10 @@ from bot.store.redis_store import RedisStore
 from bot.types import ApprovalRequest, DecisionOutcome
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.scripts import call_what_the_user_asks
-from tools.registry import BUILTIN_MODULES, ToolResult, load_modules, registry
+from tools import ToolResult, builtin_tools
 from tools.tables import Property
+
+registry = builtin_tools()
 
 
 async def use(h: Harness, tool: str, user: str = MANAGER, **args: Any) -> dict[str, Any]:
@@ -60,7 +62,6 @@ async def test_second_identical_search_is_served_from_the_cache(make_harness: An
 
 def test_letter_case_of_a_location_is_not_merged() -> None:
     """The title repeats the asked text when matches span places, so 'tx' and 'TX' differ."""
-    load_modules(BUILTIN_MODULES)
     spec = registry.get("search_properties")
     assert spec is not None
     lower, upper = (spec.args_model.model_validate({"location": where}) for where in ("tx", "TX"))

@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import tools.maintenance
 from tests.test_tools_properties import call, context
+from tools import ToolArgumentError, builtin_tools
 from tools.db import Database
-from tools.registry import ToolArgumentError, registry
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS
 from tools.tables import MaintenanceRequest
+
+registry = builtin_tools()
 
 TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 

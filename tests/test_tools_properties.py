@@ -13,10 +13,12 @@ from sqlalchemy import func, insert, inspect, select
 
 import tools.maintenance
 import tools.properties
+from tools import ToolArgumentError, ToolContext, ToolResult, builtin_tools
 from tools.db import Database, normalize_url
-from tools.registry import ToolArgumentError, ToolContext, ToolResult, registry
 from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
 from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property
+
+registry = builtin_tools()
 
 assert tools.properties and tools.maintenance  # imported for their @tool registrations
 

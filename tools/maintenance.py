@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.types import Detail, Presentation, PresentationItem
+from tools.presentation import Detail, Presentation, PresentationItem
 from tools.properties import normalize_property_id
-from tools.registry import ToolContext, ToolResult, tool
+from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import (
     ACTIVE_REQUEST_STATUSES,
     IssueType,
@@ -28,6 +28,8 @@ from tools.tables import (
     RequestStatus,
 )
 from tools.text import shorten
+
+registry = Registry()
 
 LIST_LIMIT: Final = 25
 DESCRIPTION_MIN: Final = 3
@@ -125,7 +127,7 @@ def _list_cache_key(args: ListMaintenanceRequestsArgs) -> dict[str, Any]:
     return {"property_id": pid, "status": args.status}
 
 
-@tool(cache_ttl=30, cache_key=_list_cache_key)
+@registry.tool(cache_ttl=30, cache_key=_list_cache_key)
 async def list_maintenance_requests(args: ListMaintenanceRequestsArgs, ctx: ToolContext) -> ToolResult:
     """List maintenance requests, newest first (at most 25), optionally for one property and/or one status."""
     pid = normalize_property_id(args.property_id) if args.property_id is not None else None
@@ -214,7 +216,7 @@ async def _by_key(session: AsyncSession, key: str) -> MaintenanceRequest | None:
 _MAINTENANCE_READS = ("get_property", "list_maintenance_requests")
 
 
-@tool(risky=True, read_only=False, describe=_describe_schedule, invalidates=_MAINTENANCE_READS)
+@registry.tool(risky=True, read_only=False, describe=_describe_schedule, invalidates=_MAINTENANCE_READS)
 async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) -> ToolResult:
     """Create a scheduled maintenance request for a property. Needs a person's approval before it runs."""
     key = ctx.idempotency_key or f"auto:{uuid.uuid4()}"
@@ -278,7 +280,7 @@ async def _describe_cancel(args: CancelMaintenanceRequestArgs, ctx: ToolContext)
     ]
 
 
-@tool(risky=True, read_only=False, describe=_describe_cancel, invalidates=_MAINTENANCE_READS)
+@registry.tool(risky=True, read_only=False, describe=_describe_cancel, invalidates=_MAINTENANCE_READS)
 async def cancel_maintenance_request(args: CancelMaintenanceRequestArgs, ctx: ToolContext) -> ToolResult:
     """Cancel an open, scheduled or in-progress maintenance request. Needs a person's approval before it runs."""
     rid = normalize_request_id(args.request_id)

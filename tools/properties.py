@@ -9,9 +9,11 @@ from typing import Any, Final, Self
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import ColumnElement, and_, func, select
 
-from bot.types import Detail, Presentation, PresentationItem
-from tools.registry import ToolContext, ToolResult, tool
+from tools.presentation import Detail, Presentation, PresentationItem
+from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
+
+registry = Registry()
 
 SEARCH_LIMIT: Final = 20
 
@@ -142,7 +144,7 @@ def _search_cache_key(args: SearchPropertiesArgs) -> dict[str, Any]:
     return {**args.model_dump(mode="json"), "location": " ".join(args.location.split())}
 
 
-@tool(cache_ttl=60, cache_key=_search_cache_key)
+@registry.tool(cache_ttl=60, cache_key=_search_cache_key)
 async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> ToolResult:
     """Search the rental portfolio by location, with optional type, monthly-rent, bedroom and availability filters.
 
@@ -231,7 +233,7 @@ class GetPropertyArgs(BaseModel):
     property_id: str = Field(description="The property id from search_properties, e.g. 'P-1001'.")
 
 
-@tool(cache_ttl=30, cache_key=lambda args: normalize_property_id(args.property_id))
+@registry.tool(cache_ttl=30, cache_key=lambda args: normalize_property_id(args.property_id))
 async def get_property(args: GetPropertyArgs, ctx: ToolContext) -> ToolResult:
     """Full details of one property (size, rent, status, year built) and its number of open maintenance requests."""
     pid = normalize_property_id(args.property_id)

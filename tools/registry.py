@@ -2,7 +2,9 @@
 
 A tool is an async function whose first parameter is a pydantic model (the arguments the model sends)
 and whose second is a `ToolContext`. The model's JSON schema is what OpenAI sees, so the docstring and
-the field descriptions are the prompt for the tool.
+the field descriptions are the prompt for the tool. Each tool module has a `Registry` of its own
+(`registry = Registry()`, `@registry.tool(...)`); the composition root merges the built-in ones and those
+TOOL_MODULES names (`module:registry`) into the one the agent uses. Nothing is registered globally.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
-from bot.types import Detail, Presentation
+from tools.presentation import Detail, Presentation
 
 if TYPE_CHECKING:
     from tools.db import Database
@@ -200,6 +202,12 @@ class Registry:
         self._tools[spec.name] = spec
         return spec
 
+    def include(self, other: Registry) -> Registry:
+        """Add every tool of `other` (a module's registry) to this one; returns self."""
+        for spec in other.specs():
+            self.register(spec)
+        return self
+
     def get(self, name: str) -> ToolSpec | None:
         return self._tools.get(name)
 
@@ -269,15 +277,25 @@ def build_spec(func: Callable[..., Awaitable[Any]], *, name: str | None, **meta:
     )
 
 
-registry = Registry()
-tool = registry.tool
+def load_registry(specs: Iterable[str]) -> Registry:
+    """One registry from `module:attribute` specs (the built-in ones and TOOL_MODULES). A spec without
+    `:attribute` means the module's `registry`. Registries are merged; two tools of one name are an error."""
+    merged = Registry()
+    for spec in specs:
+        module_name, _, attribute = spec.strip().partition(":")
+        if not module_name:
+            continue
+        module = importlib.import_module(module_name)
+        found = getattr(module, attribute or "registry", None)
+        if not isinstance(found, Registry):
+            raise ToolDefinitionError(f"{spec}: no Registry named {attribute or 'registry'!r} in {module_name}")
+        merged.include(found)
+    return merged
 
 
-def load_modules(names: Iterable[str]) -> None:
-    """Import modules that register tools with `@tool` (the built-in ones and any from config)."""
-    for module in names:
-        if module:
-            importlib.import_module(module)
+BUILTIN_REGISTRIES = ("tools.properties:registry", "tools.maintenance:registry")
 
 
-BUILTIN_MODULES = ("tools.properties", "tools.maintenance")
+def builtin_tools() -> Registry:
+    """The property and maintenance tools propbot ships with."""
+    return load_registry(BUILTIN_REGISTRIES)

@@ -17,8 +17,8 @@ from bot.observability.audit_stream import RedisStreamAudit
 from bot.store import Store
 from bot.store.factory import make_store
 from bot.store.redis_store import RedisStore
+from tools import BUILTIN_REGISTRIES, Registry, ToolDefinitionError, load_registry
 from tools.db import Database
-from tools.registry import BUILTIN_MODULES, Registry, load_modules, registry
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,12 @@ class Runtime:
 
 
 def load_tools(settings: Settings) -> Registry:
-    load_modules([*BUILTIN_MODULES, *settings.extra_tool_modules])
-    return registry
+    try:
+        return load_registry([*BUILTIN_REGISTRIES, *settings.extra_tool_modules])
+    except ImportError as exc:
+        raise ConfigError(f"TOOL_MODULES should name importable modules: {exc}") from None
+    except ToolDefinitionError as exc:
+        raise ConfigError(f"TOOL_MODULES: {exc}") from None
 
 
 DEFAULT_PERMISSIONS_FILE = Path("permissions.yml")

@@ -231,7 +231,9 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     from adapters.teams.route import INVOKE_WAIT, make_mount
     from bot.app.runtime import Runtime
     from bot.app.server import create_app
-    from tools.registry import registry
+    from tools import builtin_tools
+
+    registry = builtin_tools()
 
     async def start(
         invoke_wait: float = INVOKE_WAIT, bind: str = "127.0.0.1", auth_timeout: float = AUTH_TIMEOUT, **overrides: Any

@@ -35,8 +35,10 @@ from bot.llm.openai_model import LLMClient
 from bot.store.factory import make_store
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, test_settings
+from tools import builtin_tools
 from tools.db import Database
-from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+registry = builtin_tools()
 
 BOT_TOKEN = "xoxb-test-0000-slack-bot-token-do-not-log"
 APP_TOKEN = "xapp-1-test-0000-slack-app-token-do-not-log"
@@ -385,7 +387,6 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 @pytest.fixture
 async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: str) -> AsyncIterator[MakeSlackBot]:
     """`await slack_bots(db, **settings)`: a served propbot with Slack, on the suite's Redis and `db`."""
-    load_modules(BUILTIN_MODULES)
     servers: list[TestServer] = []
     session = aiohttp.ClientSession()
 

@@ -19,8 +19,10 @@ from bot.store import Store
 from bot.store.factory import make_store
 from bot.types import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
 from tests.support.fake_openai import FakeOpenAI
+from tools import builtin_tools
 from tools.db import Database
-from tools.registry import BUILTIN_MODULES, load_modules, registry
+
+registry = builtin_tools()
 
 TEST_OPENAI_KEY = "sk-test-openai-key-do-not-log-0001"
 
@@ -138,7 +140,6 @@ MakeHarness = Callable[..., "AsyncIterator[Harness]"]
 async def make_harness(
     fake_openai: FakeOpenAI, redis_url: str, database: Database
 ) -> AsyncIterator[Callable[..., Any]]:
-    load_modules(BUILTIN_MODULES)
     built: list[Harness] = []
 
     async def make(
