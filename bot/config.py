@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.errors import ConfigError
 
-class ConfigError(Exception):
-    """One clear line naming the variable and what it should hold."""
+__all__ = ["ConfigError", "Settings", "load_settings", "require_model_settings"]
 
 
 class Settings(BaseSettings):

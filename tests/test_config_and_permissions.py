@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import ConfigError, load_settings
-from bot.core.permissions import PermissionsError, load_permissions, parse_permissions
+from bot.config import load_settings
+from bot.core.permissions import load_permissions, parse_permissions
+from bot.errors import ConfigError, PermissionsError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "permissions.example.yml"
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import load_settings
+from bot.errors import ConfigError
 from bot.observability.logs import REDACTED, JsonFormatter, SecretFilter
 from bot.types import ApprovalRequest, DecisionOutcome
 from tests.support import log_guard

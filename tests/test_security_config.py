@@ -12,7 +12,7 @@ import pytest
 
 from bot.app.runtime import load_permission_rules
 from bot.config import Settings
-from bot.core.permissions import PermissionsError
+from bot.errors import PermissionsError
 from tests.support.fake_openai import FakeOpenAI, offered_tools, text
 from tests.support.fake_slack import MakeSlackBot, event_body, mention
 from tests.support.harness import TEST_OPENAI_KEY

@@ -13,7 +13,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from bot.store import StoreUnavailable, keys
+from bot.errors import StoreUnavailable
+from bot.store import keys
 from bot.store.base import Store
 from bot.store.factory import make_store
 from bot.store.memory_store import MemoryStore

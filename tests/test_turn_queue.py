@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.errors import StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import STREAM, TurnQueue
-from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
 from bot.types import Approval, DecisionResult, Incoming, Reply, TextReply
 from tests.support.fake_openai import text

@@ -17,7 +17,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from bot.store import StoreUnavailable
+from bot.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

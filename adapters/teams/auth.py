@@ -31,8 +31,9 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.core.permissions import WILDCARD
+from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from adapters.teams.auth import (
     local_mode_refusal,
 )
 from bot.app.runtime import Runtime
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.core.agent import Agent
+from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
-from bot.store import StoreUnavailable
 from bot.types import (
     Approval,
     ApprovalRequest,

@@ -18,8 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import describe
 from bot.app.runtime import TRIAL_MODE, load_permission_rules, load_tools, open_database, permissions_path
-from bot.config import ConfigError, Settings
-from bot.core.permissions import PermissionsError
+from bot.config import Settings
+from bot.errors import ConfigError, PermissionsError
 from bot.store.factory import make_store
 from tools.db import DatabaseUnavailable
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.app import ops as ops_cli
-from bot.config import ConfigError, Settings, load_settings, require_model_settings
-from bot.core.permissions import PermissionsError
+from bot.config import Settings, load_settings, require_model_settings
+from bot.errors import ConfigError, PermissionsError
 from bot.observability.logs import setup_logging
 from bot.observability.tracing import setup_tracing
 

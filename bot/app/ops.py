@@ -15,9 +15,9 @@ from typing import TextIO
 from redis.exceptions import RedisClusterException, RedisError
 
 from bot.config import Settings
+from bot.errors import StoreUnavailable
 from bot.observability.audit import AuditEvent
 from bot.observability.audit_stream import read_audit
-from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
 from bot.types import Approval
 from tools.text import shorten

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.core.agent import Agent
 from bot.core.permissions import Permissions, load_permissions
 from bot.core.tool_cache import ToolCache
+from bot.errors import ConfigError
 from bot.llm.openai_model import LLMClient
 from bot.observability.audit import AuditSink, FanoutAudit, LogAudit
 from bot.observability.audit_stream import RedisStreamAudit

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from bot.app import describe
 from bot.app.runtime import Runtime, build_runtime, permissions_path
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability import metrics
-from bot.store import StoreUnavailable
 from bot.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)

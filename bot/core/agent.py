@@ -18,11 +18,12 @@ from bot.core.history import Message, TokenCounter, prepare, sanitize, trim
 from bot.core.permissions import Permissions
 from bot.core.rate_limit import RateLimiter
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
-from bot.llm.openai_model import LLMClient, ModelError
+from bot.errors import Busy, ModelError, StoreUnavailable
+from bot.llm.openai_model import LLMClient
 from bot.observability import metrics, tracing
 from bot.observability.audit import AuditSink, LogAudit
 from bot.observability.logs import log_context
-from bot.store import Busy, Store, StoreUnavailable
+from bot.store import Store
 from bot.types import (
     ApprovalRequest,
     Conversation,

@@ -11,9 +11,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bot.core.permissions import same_person
+from bot.errors import Busy, StoreUnavailable
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent
-from bot.store import Busy, StoreUnavailable
 from bot.types import (
     Approval,
     ApprovalStatus,

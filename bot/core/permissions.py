@@ -15,11 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.errors import PermissionsError
+
 WILDCARD = "*"
-
-
-class PermissionsError(Exception):
-    """The permissions file is malformed; the message names the line and the problem."""
 
 
 class Role(BaseModel):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bot.llm.openai_model import ModelError
+from typing import assert_never
+
+from bot.errors import ModelError, ModelFailure
 from bot.types import Presentation, TextReply
 
 
@@ -37,19 +39,27 @@ def rate_limited(retry_in: float) -> TextReply:
     )
 
 
-_MODEL_WORDS = {
-    "rate_limited": "The AI service is overloaded right now.",
-    "timeout": "The AI service did not answer in time.",
-    "unavailable": "The AI service cannot be reached right now.",
-    "circuit_open": "The AI service has been failing, so I'm pausing calls to it for a short while.",
-    "auth": "The AI service refused propbot's credentials; an administrator needs to check OPENAI_API_KEY.",
-    "bad_request": "The AI service could not process this conversation.",
-}
+def _model_words(kind: ModelFailure) -> str:
+    # A match over the enum, so mypy fails the build when a new kind has no words.
+    match kind:
+        case ModelFailure.RATE_LIMITED:
+            return "The AI service is overloaded right now."
+        case ModelFailure.TIMEOUT:
+            return "The AI service did not answer in time."
+        case ModelFailure.UNAVAILABLE:
+            return "The AI service cannot be reached right now."
+        case ModelFailure.CIRCUIT_OPEN:
+            return "The AI service has been failing, so I'm pausing calls to it for a short while."
+        case ModelFailure.AUTH:
+            return "The AI service refused propbot's credentials; an administrator needs to check OPENAI_API_KEY."
+        case ModelFailure.BAD_REQUEST:
+            return "The AI service could not process this conversation."
+        case _:
+            assert_never(kind)
 
 
 def model_failed(exc: ModelError) -> TextReply:
-    reason = _MODEL_WORDS.get(exc.kind, "The AI service failed.")
-    return TextReply(text=f"{reason} Nothing was changed; please try again in a minute.", is_error=True)
+    return TextReply(text=f"{_model_words(exc.kind)} Nothing was changed; please try again in a minute.", is_error=True)
 
 
 def out_of_rounds(rounds: int, presentations: list[Presentation]) -> TextReply:

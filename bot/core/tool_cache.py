@@ -18,8 +18,9 @@ import logging
 
 from pydantic import BaseModel, ValidationError
 
+from bot.errors import StoreUnavailable
 from bot.observability import metrics
-from bot.store import Store, StoreUnavailable
+from bot.store import Store
 from tools.registry import ToolResult, ToolSpec
 
 log = logging.getLogger(__name__)

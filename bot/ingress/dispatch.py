@@ -7,15 +7,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 from bot.core import texts as replies
 from bot.core.agent import Agent
+from bot.errors import StoreUnavailable
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
-from bot.store import StoreUnavailable
 from bot.types import Approval, DecisionResult, Incoming, Platform, Reply
 
 log = logging.getLogger(__name__)
@@ -110,12 +109,10 @@ class Dispatcher:
             if result.approval is None:
                 continue
             responder = self.responders.get(result.approval.conversation.platform)
-            if responder is not None:
-                with contextlib.suppress(Exception):
-                    await responder.approval_closed(result.approval, result)
+            if responder is None:
+                continue
+            try:
+                await responder.approval_closed(result.approval, result)
+            except Exception:  # one platform's failure must not stop the others' cards from closing
+                log.exception("could not update the card of approval %s", result.approval.id)
         return len(results)
-
-
-@contextlib.asynccontextmanager
-async def nothing() -> AsyncIterator[None]:
-    yield

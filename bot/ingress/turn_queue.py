@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from bot.store import StoreUnavailable
+from bot.errors import StoreUnavailable
 from bot.types import Incoming
 
 log = logging.getLogger(__name__)

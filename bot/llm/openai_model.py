@@ -21,6 +21,7 @@ from tenacity import (
 )
 
 from bot.config import Settings
+from bot.errors import ModelError, ModelFailure
 from bot.llm.circuit import CircuitBreaker, CircuitOpen
 from bot.observability import metrics, tracing
 
@@ -28,16 +29,6 @@ log = logging.getLogger(__name__)
 
 # A server asking for a longer pause than this is treated as down: the user should not wait minutes.
 MAX_RETRY_AFTER = 20.0
-
-
-class ModelError(Exception):
-    """The model could not answer. `kind` picks the words the user sees."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-        self.attempts = 0
 
 
 @dataclass
@@ -101,17 +92,17 @@ class _Wait:
 
 def _classify(exc: BaseException) -> ModelError:
     if isinstance(exc, openai.RateLimitError):
-        return ModelError("rate_limited", "the model provider is rate limiting us")
+        return ModelError(ModelFailure.RATE_LIMITED, "the model provider is rate limiting us")
     if isinstance(exc, openai.APITimeoutError):
-        return ModelError("timeout", "the model did not answer in time")
+        return ModelError(ModelFailure.TIMEOUT, "the model did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
-        return ModelError("unavailable", "cannot reach the model server")
+        return ModelError(ModelFailure.UNAVAILABLE, "cannot reach the model server")
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return ModelError("auth", "the model server refused our credentials")
+        return ModelError(ModelFailure.AUTH, "the model server refused our credentials")
     if isinstance(exc, openai.APIStatusError):
-        kind = "unavailable" if exc.status_code >= 500 else "bad_request"
+        kind = ModelFailure.UNAVAILABLE if exc.status_code >= 500 else ModelFailure.BAD_REQUEST
         return ModelError(kind, f"HTTP {exc.status_code}")
-    return ModelError("unavailable", type(exc).__name__)
+    return ModelError(ModelFailure.UNAVAILABLE, type(exc).__name__)
 
 
 class LLMClient:
@@ -148,7 +139,7 @@ class LLMClient:
             self.breaker.before_call()
         except CircuitOpen as exc:
             metrics.ERRORS.labels("model_circuit_open").inc()
-            raise ModelError("circuit_open", str(exc)) from None
+            raise ModelError(ModelFailure.CIRCUIT_OPEN, str(exc)) from None
         started = time.perf_counter()
         attempts = 0
         retrying = AsyncRetrying(

@@ -1,5 +1,5 @@
 """Conversation state: history, locks, de-duplication and approvals."""
 
-from bot.store.base import Busy, Store, StoreUnavailable
+from bot.store.base import Store
 
-__all__ = ["Busy", "Store", "StoreUnavailable"]
+__all__ = ["Store"]

@@ -12,14 +12,6 @@ from typing import Any, Protocol
 from bot.types import Approval, ApprovalStatus
 
 
-class StoreUnavailable(Exception):
-    """The backing store cannot be reached; the caller answers 'temporarily unavailable'."""
-
-
-class Busy(Exception):
-    """A conversation stayed locked by another turn for longer than we wait."""
-
-
 class Store(Protocol):
     async def ping(self) -> bool:
         """True when the store answers."""

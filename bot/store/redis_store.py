@@ -25,8 +25,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, NoScriptError, RedisClusterException, RedisError
 
+from bot.errors import StoreUnavailable
 from bot.store import keys, redis_scripts
-from bot.store.base import StoreUnavailable
 from bot.store.memory_store import encode_changes
 from bot.types import Approval, ApprovalStatus
 
@@ -192,7 +192,7 @@ class RedisStore:
     async def ping(self) -> bool:
         try:
             return bool(await self._client.ping())
-        except Exception:
+        except _REDIS_ERRORS:
             return False
 
     async def close(self) -> None:
