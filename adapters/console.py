@@ -9,7 +9,7 @@ import uuid
 from typing import TextIO
 
 from adapters.plain import approval_text, presentation_text
-from bot.app.runtime import Runtime
+from bot.core.port import CorePort
 from bot.observability.audit import AuditEvent
 from bot.types import (
     ApprovalRequest,
@@ -41,13 +41,13 @@ class ConsoleActivity:
 class ConsoleChat:
     def __init__(
         self,
-        runtime: Runtime,
+        core: CorePort,
         user: str,
         approver: str | None,
         inp: TextIO = sys.stdin,
         out: TextIO = sys.stdout,
     ) -> None:
-        self.runtime = runtime
+        self.core = core
         self.user = user
         self.approver = approver or user
         self.inp = inp
@@ -78,7 +78,7 @@ class ConsoleChat:
             if not line.strip():
                 continue  # a stray Enter is not a message, and not a reason to leave
             message = Incoming(conversation=self.conversation, user=self.user, text=line, event_id=str(uuid.uuid4()))
-            await self._show(await self.runtime.agent.handle(message))
+            await self._show(await self.core.answer(message))
 
     async def _show(self, replies: list[Reply]) -> None:
         for reply in replies:
@@ -106,6 +106,6 @@ class ConsoleChat:
             platform="console",
             workspace=self.conversation.workspace,
         )
-        result = await self.runtime.agent.decide(decision)
+        result = await self.core.decide(decision)
         self._say(f"[{result.outcome.value}] {result.message}")
         await self._show(result.replies)

@@ -10,6 +10,7 @@ from typing import Any
 from bot.types import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
 from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
+from tests.support.peek import take_lock
 from tests.support.scripts import requests_with_key, schedule_then_report
 
 
@@ -42,9 +43,9 @@ async def test_staff_request_waits_and_manager_approval_runs_it_once(make_harnes
 async def test_twenty_concurrent_approvals_on_two_store_clients_execute_once(make_harness: Any) -> None:
     h: Harness = await make_harness()
     approval = (await ask_for_approval(h)).approval
-    other = await h.another_agent()
+    other = await h.another_process()
     results = await asyncio.gather(
-        *(h.decide(approval.id, MANAGER if i % 2 else MANAGER2, agent=other if i % 2 else None) for i in range(20))
+        *(h.decide(approval.id, MANAGER if i % 2 else MANAGER2, process=other if i % 2 else None) for i in range(20))
     )
     outcomes = [r.outcome for r in results]
     assert outcomes.count(DecisionOutcome.DONE) == 1, outcomes
@@ -79,9 +80,9 @@ async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
 async def test_sweeper_expires_due_approvals(make_harness: Any) -> None:
     h: Harness = await make_harness(approval_ttl=0.2)
     approval = (await ask_for_approval(h)).approval
-    assert await h.agent.expire_due() == []  # not due yet
+    assert await h.desk.expire_due() == []  # not due yet
     await asyncio.sleep(0.3)
-    swept = await h.agent.expire_due()
+    swept = await h.desk.expire_due()
     assert [r.approval.id for r in swept if r.approval] == [approval.id]
     assert await h.store.pending_approvals() == []
 
@@ -116,7 +117,7 @@ async def test_unknown_and_foreign_approval_ids_change_nothing(make_harness: Any
         platform="slack",
         workspace="T2",
     )
-    assert (await h.agent.decide(foreign)).outcome is DecisionOutcome.NOT_FOUND
+    assert (await h.desk.decide(foreign)).outcome is DecisionOutcome.NOT_FOUND
     assert (await h.store.get_approval(approval.id)).status is ApprovalStatus.PENDING  # type: ignore[union-attr]
 
 
@@ -143,29 +144,29 @@ async def test_an_approval_whose_process_died_after_the_claim_is_finished_once(m
     assert won and await requests_with_key(h.db, approval.id) == 0
     assert (await h.decide(approval.id, MANAGER2)).outcome is DecisionOutcome.ALREADY_DECIDED
 
-    other = await h.another_agent()
-    results = await asyncio.gather(h.agent.recover_stalled(older_than=300), other.recover_stalled(older_than=300))
+    other = await h.another_process()
+    results = await asyncio.gather(h.desk.recover_stalled(older_than=300), other.desk.recover_stalled(older_than=300))
     finished = [r for batch in results for r in batch]
     assert [r.outcome for r in finished] == [DecisionOutcome.DONE]  # one process did it, once
     assert await requests_with_key(h.db, approval.id) == 1
     stored = await h.store.get_approval(approval.id)
     assert stored is not None and stored.status is ApprovalStatus.DONE
     assert "request_id" in json.dumps(tool_results(h.fake.requests[-1])[-1])
-    assert await h.agent.recover_stalled(older_than=300) == []
+    assert await h.desk.recover_stalled(older_than=300) == []
 
 
 async def test_a_recent_claim_is_left_to_the_process_running_it(make_harness: Any) -> None:
     h: Harness = await make_harness()
     approval = (await ask_for_approval(h)).approval
     await h.store.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, time.time(), {})
-    assert await h.agent.recover_stalled(older_than=300) == []
+    assert await h.desk.recover_stalled(older_than=300) == []
     assert await requests_with_key(h.db, approval.id) == 0
 
 
 async def test_a_decision_is_kept_when_its_conversation_cannot_be_continued(make_harness: Any) -> None:
     h: Harness = await make_harness(lock_wait=0.3)
     approval = (await ask_for_approval(h)).approval
-    held = await h.store.acquire_lock(approval.conversation.key, ttl=30)  # a long turn holds the channel
+    held = await take_lock(h.store, approval.conversation.key, ttl=30)  # a long turn holds the channel
     assert held is not None
     result = await h.decide(approval.id, MANAGER)
     assert result.outcome is DecisionOutcome.DONE and await requests_with_key(h.db, approval.id) == 1

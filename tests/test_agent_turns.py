@@ -68,9 +68,9 @@ async def test_channels_are_isolated_and_survive_a_restart(make_harness: Any) ->
     request_b = json.dumps(h.fake.requests[-1]["messages"])
     assert "secret of channel A" not in request_b
 
-    restarted = await h.another_agent()  # a new process: new store client, same Redis
+    restarted = await h.another_process()  # a new process: new store client, same Redis
     h.fake.push(text("ok"))
-    await restarted.handle(h.incoming(MANAGER, "again in A", channel="CA"))
+    await restarted.agent.handle(h.incoming(MANAGER, "again in A", channel="CA"))
     request_a = json.dumps(h.fake.requests[-1]["messages"])
     assert "secret of channel A" in request_a and "noted A" in request_a
     assert "secret of channel B" not in request_a

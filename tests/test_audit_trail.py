@@ -15,13 +15,10 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
-from bot.core.agent import Agent
-from bot.core.tool_cache import ToolCache
-from bot.llm.openai_model import LLMClient
 from bot.observability.audit import AuditEvent, FanoutAudit, LogAudit, result_summary
 from bot.observability.audit_stream import RedisStreamAudit, read_audit
 from bot.store.keys import AUDIT_STREAM
-from bot.store.redis_store import RedisStore
+from bot.store.redis import connect
 from bot.types import Approval, ApprovalRequest
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 from tests.support.processes import run_command
@@ -52,19 +49,14 @@ def with_note_tool() -> Registry:
 
 
 @pytest.fixture
-async def audited(make_harness: Any) -> AsyncIterator[tuple[Harness, Agent]]:
-    """An agent whose audit goes to the log and to the Redis stream, as build_runtime wires it."""
-    h: Harness = await make_harness(rate_limit_user_per_minute=3)
+async def audited(make_harness: Any, redis_url: str) -> AsyncIterator[Harness]:
+    """A process whose audit goes to the log and to the Redis stream, as build_runtime wires it."""
+    client = connect(redis_url)
+    audit = FanoutAudit([LogAudit(), RedisStreamAudit(client)])
+    h: Harness = await make_harness(rate_limit_user_per_minute=3, tools=with_note_tool(), audit=audit)
     h.fake.default = call_what_the_user_asks
-    store = h.store
-    assert isinstance(store, RedisStore)
-    audit = FanoutAudit([LogAudit(), RedisStreamAudit(store.client)])
-    agent = Agent(
-        h.settings, store, LLMClient(h.settings), with_note_tool(), h.permissions, h.db, audit, ToolCache(store)
-    )
-    h.agent = agent  # Harness.say and decide go through it
-    yield h, agent
-    await agent.llm.close()
+    yield h
+    await client.aclose()
 
 
 async def ask(h: Harness, user: str, tool: str, **args: Any) -> list[Any]:
@@ -86,8 +78,8 @@ SCHEDULE = {
 }
 
 
-async def test_every_kind_of_event_is_recorded(audited: tuple[Harness, Agent]) -> None:
-    h, _ = audited
+async def test_every_kind_of_event_is_recorded(audited: Harness) -> None:
+    h = audited
     client = h.store.client  # type: ignore[attr-defined]
     await ask(h, MANAGER, "get_property", property_id="P-1001")  # tool_call ok
     await ask(h, MANAGER, "get_property", property_id="P-1001")  # tool_call cached
@@ -106,7 +98,7 @@ async def test_every_kind_of_event_is_recorded(audited: tuple[Harness, Agent]) -
     await ask(h, STAFF, "get_property", property_id="P-1002")  # STAFF's 3rd message
     await ask(h, STAFF, "get_property", property_id="P-1002")  # rate_limited (3 per minute)
     await h.store.update_approval_fields(third.id, {"expires_at": time.time() - 1})
-    await h.agent.expire_due()  # expired
+    await h.desk.expire_due()  # expired
 
     events = await read_audit(client, limit=100)
     kinds = [(e.kind, e.outcome, e.tool) for e in events]
@@ -127,15 +119,15 @@ async def test_every_kind_of_event_is_recorded(audited: tuple[Harness, Agent]) -
     assert [e.at for e in events] == sorted(e.at for e in events)
 
 
-async def test_sensitive_arguments_are_redacted_in_the_stream(audited: tuple[Harness, Agent]) -> None:
-    h, _ = audited
+async def test_sensitive_arguments_are_redacted_in_the_stream(audited: Harness) -> None:
+    h = audited
     await ask(h, MANAGER, "add_private_note", property_id="P-1001", note=SECRET_NOTE)
-    raw = await h.store.client.xrange(AUDIT_STREAM)  # type: ignore[attr-defined]
+    raw = await h.redis.xrange(AUDIT_STREAM)
     assert raw, "nothing was audited"
     # Entry ids, times and durations are digits that can contain "4417" by chance; the note cannot be there.
-    dumped = json.dumps([v for _, fields in raw for k, v in fields.items() if k not in ("at", "duration")])
+    dumped = json.dumps([v for _, fields in raw for k, v in (fields or {}).items() if k not in ("at", "duration")])
     assert SECRET_NOTE not in dumped and "4417" not in dumped
-    [event] = [e for e in await read_audit(h.store.client) if e.tool == "add_private_note"]  # type: ignore[attr-defined]
+    [event] = [e for e in await read_audit(h.redis) if e.tool == "add_private_note"]
     assert event.arguments == {"property_id": "P-1001", "note": "[redacted]"}
 
 
@@ -178,11 +170,11 @@ async def test_retention_by_length_and_by_age(redis_url: str) -> None:
         await client.aclose()
 
 
-async def test_a_redis_failure_never_breaks_the_turn(audited: tuple[Harness, Agent], redis_server: Any) -> None:
-    h, agent = audited
-    before = REGISTRY.get_sample_value("propbot_errors_total", {"kind": "audit_unavailable"}) or 0.0
+async def test_a_redis_failure_never_breaks_the_turn(make_harness: Any) -> None:
     dead = RedisStreamAudit(Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5))
-    agent.audit = agent.tools.audit = FanoutAudit([LogAudit(), dead])
+    h: Harness = await make_harness(audit=FanoutAudit([LogAudit(), dead]))
+    h.fake.default = call_what_the_user_asks
+    before = REGISTRY.get_sample_value("propbot_errors_total", {"kind": "audit_unavailable"}) or 0.0
     replies = await ask(h, MANAGER, "get_property", property_id="P-1001")
     assert '"ok": true' in replies[-1].text
     after = REGISTRY.get_sample_value("propbot_errors_total", {"kind": "audit_unavailable"}) or 0.0
@@ -198,8 +190,8 @@ async def run_cli(tmp_path: Path, redis_url: str | None, *args: str) -> tuple[in
     return await run_command(list(args), env, tmp_path)
 
 
-async def test_cli_audit_and_approvals(audited: tuple[Harness, Agent], tmp_path: Path, redis_url: str) -> None:
-    h, _ = audited
+async def test_cli_audit_and_approvals(audited: Harness, tmp_path: Path, redis_url: str) -> None:
+    h = audited
     await ask(h, MANAGER, "add_private_note", property_id="P-1001", note=SECRET_NOTE)
     await ask(h, VIEWER, "get_property", property_id="P-1001")
     [pending] = [
@@ -226,15 +218,15 @@ async def test_cli_audit_and_approvals(audited: tuple[Harness, Agent], tmp_path:
     assert " 59m" in out  # expires in (approval_ttl defaults to an hour)
 
 
-async def test_a_cancel_records_which_request_it_cancelled(audited: tuple[Harness, Agent]) -> None:
-    h, _ = audited
+async def test_a_cancel_records_which_request_it_cancelled(audited: Harness) -> None:
+    h = audited
     [approval] = [
         r.approval
         for r in await ask(h, STAFF, "cancel_maintenance_request", request_id="MR-5001")
         if isinstance(r, ApprovalRequest)
     ]
     await h.decide(approval.id, MANAGER)
-    [event] = [e for e in await read_audit(h.store.client) if e.kind == "tool_call"]  # type: ignore[attr-defined]
+    [event] = [e for e in await read_audit(h.redis) if e.kind == "tool_call"]
     assert event.result.startswith("request_id=MR-5001 status=cancelled"), event.result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import STREAM, TurnQueue
-from bot.store.redis_store import RedisStore
+from bot.store.redis import RedisStore
 from bot.types import ApprovalRequest, DecisionOutcome, TextReply
 from tests.support.fake_openai import call, calls, text
 from tests.support.harness import MANAGER, STAFF, Harness
@@ -20,7 +20,7 @@ from tests.test_turn_queue import RecordingResponder
 
 async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_cluster_url: str) -> None:
     h: Harness = await make_harness(url=redis_cluster_url)
-    assert isinstance(h.store, RedisStore) and "Cluster" in type(h.store.client).__name__
+    assert isinstance(h.store, RedisStore) and "Cluster" in type(h.redis).__name__
 
     # Conversations in many channels land on different slots / masters.
     h.fake.default = lambda r: text("ok")
@@ -36,17 +36,17 @@ async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_c
     replies = await h.say(STAFF, "schedule it", channel="CAPPROVE")
     [request] = [r for r in replies if isinstance(r, ApprovalRequest)]
     h.fake.default = lambda r: text("done")
-    other = await h.another_agent()
+    other = await h.another_process()
     results = await asyncio.gather(
-        *(h.decide(request.approval.id, MANAGER, agent=other if i % 2 else None) for i in range(10))
+        *(h.decide(request.approval.id, MANAGER, process=other if i % 2 else None) for i in range(10))
     )
     assert [r.outcome for r in results].count(DecisionOutcome.DONE) == 1
     assert await requests_with_key(h.db, request.approval.id) == 1
 
     # The durable turn queue works on the cluster too.
-    queue = TurnQueue(h.store.client, claim_idle=5)
+    queue = TurnQueue(h.redis, claim_idle=5)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100))
@@ -56,4 +56,4 @@ async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_c
     await worker
     reply = responder.delivered[0][1][0]
     assert isinstance(reply, TextReply) and reply.text == "done"
-    assert await h.store.client.xlen(STREAM) == 0
+    assert await h.redis.xlen(STREAM) == 0

@@ -93,7 +93,7 @@ async def test_sigterm_lets_an_in_flight_turn_finish(
         code = await asyncio.to_thread(server.wait, 20)
         assert code == 0, read(log)
         # Nothing is left behind for a worker to pick up again, and the lock was released.
-        keys = await client.runtime.store.client.keys("pb:{slack:*:lock")  # type: ignore[attr-defined]
+        keys = await client.runtime.redis.keys("pb:{slack:*:lock")  # type: ignore[union-attr]
         assert keys == []
     finally:
         stop(server)

@@ -11,6 +11,7 @@ from bot.types import ApprovalRequest, ApprovalStatus, Decision, DecisionAction,
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
 from tests.support.fake_slack import MakeSlackBot, click
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.peek import history_of
 from tests.support.scripts import SCHEDULE
 from tools.db import Database
 
@@ -31,7 +32,7 @@ async def test_the_same_channel_id_in_two_workspaces_never_shares_history(make_h
     await h.say(MANAGER, "and again?", channel="C1", workspace="T1")
     t1_request = h.fake.requests[-1]
     assert "4417" in said(t1_request) and "what is the gate code?" not in said(t1_request)
-    assert await h.store.load_history("slack:T1:C1") != await h.store.load_history("slack:T2:C1")
+    assert await history_of(h.store, "slack:T1:C1") != await history_of(h.store, "slack:T2:C1")
 
 
 async def ask_for_approval(h: Harness) -> Any:
@@ -53,7 +54,7 @@ async def test_an_approval_cannot_be_decided_from_another_platform(make_harness:
             platform=platform,  # type: ignore[arg-type]
             workspace=workspace,
         )
-        assert (await h.agent.decide(decision)).outcome is DecisionOutcome.NOT_FOUND
+        assert (await h.desk.decide(decision)).outcome is DecisionOutcome.NOT_FOUND
     stored = await h.store.get_approval(approval.id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING and stored.decided_by is None
 
@@ -91,5 +92,5 @@ async def test_long_input_is_cut_with_a_notice_and_the_model_sees_only_the_cut(m
     assert isinstance(replies[1], TextReply) and replies[1].text == "read it"
     [user_message] = [m for m in h.fake.requests[0]["messages"] if m["role"] == "user"]
     assert user_message["content"] == "A" * 100
-    history = await h.store.load_history(h.conversation().key)
+    history = await history_of(h.store, h.conversation().key)
     assert "B" not in json.dumps(history)

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app.runtime import Runtime
 from bot.app.server import create_app
 from bot.types import ApprovalRequest, DecisionOutcome, TextReply
 from tests.support.fake_openai import call, calls, last_message, text
@@ -47,7 +46,7 @@ def model(request: dict[str, Any]) -> dict[str, Any]:
 async def test_metrics_move_with_turns_tools_approvals_duplicates_and_rate_limits(make_harness: Any) -> None:
     h: Harness = await make_harness(rate_limit_user_per_minute=2)
     h.fake.default = model
-    runtime = Runtime(h.settings, h.store, h.db, h.agent.llm, h.agent.registry, h.permissions, h.agent)
+    runtime = h.process
     app = await create_app(runtime, mounts=[], run_worker=False)
     async with TestClient(TestServer(app)) as client:
         before = await scrape(client)

@@ -10,13 +10,12 @@ from prometheus_client import REGISTRY
 
 from bot.core.agent import Agent
 from bot.core.permissions import parse_permissions
-from bot.llm.openai_model import LLMClient
 from bot.observability.audit import AuditEvent
-from bot.store.factory import make_store
 from bot.types import TextReply
 from tests.support import harness
 from tests.support.fake_openai import FakeOpenAI, text
-from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER, Harness, close_agent
+from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER, Harness, start_process, stop_process
+from tests.support.peek import history_of
 from tools import builtin_tools
 from tools.db import Database
 
@@ -49,7 +48,7 @@ async def test_user_over_the_limit_is_refused_and_the_model_is_not_called(make_h
     assert is_rate_refusal(third) and "wait 30 seconds" in third[0].text  # type: ignore[union-attr]
     assert len(h.fake.requests) == 2
     assert refused("user") == before + 1
-    history = await h.store.load_history(h.conversation().key)
+    history = await history_of(h.store, h.conversation().key)
     assert "three" not in str(history)  # nothing of the refused message was kept
     # Others in the workspace are unaffected.
     assert not is_rate_refusal(await h.say(STAFF, "me too"))
@@ -91,14 +90,12 @@ async def cluster_agent(
 ) -> AsyncIterator[list[Agent]]:
     settings = harness.test_settings(fake_openai, redis_url=redis_cluster_url, rate_limit_user_per_minute=3)
     perms = parse_permissions(PERMISSIONS_YAML, allow_self_approval=False)
-    agents = []
-    for _ in range(2):  # two "processes" sharing the cluster
-        store = make_store(redis_cluster_url, history_ttl=60)
-        assert await store.ping()
-        agents.append(Agent(settings, store, LLMClient(settings), registry, perms, sqlite_database))
-    yield agents
-    for agent in agents:
-        await close_agent(agent)
+    processes = [start_process(settings, perms, sqlite_database) for _ in range(2)]  # two sharing the cluster
+    for process in processes:
+        assert await process.store.ping()
+    yield [p.agent for p in processes]
+    for process in processes:
+        await stop_process(process)
 
 
 async def test_limits_are_shared_across_processes_on_redis_cluster(

@@ -6,7 +6,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app.runtime import Runtime
 from bot.app.server import create_app
 from bot.types import DecisionOutcome, TextReply
 from tests.support.fake_openai import text
@@ -37,7 +36,7 @@ async def test_turn_during_an_outage_says_unavailable_then_recovers(
 
 async def test_healthz_reports_the_outage_and_the_recovery(make_harness: Any, redis_server: RedisServer) -> None:
     h: Harness = await make_harness()
-    runtime = Runtime(h.settings, h.store, h.db, h.agent.llm, h.agent.registry, h.permissions, h.agent)
+    runtime = h.process
     app = await create_app(runtime, mounts=[], run_worker=False)
     async with TestClient(TestServer(app)) as client:
         ok = await client.get("/healthz")

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
+from bot.app.runtime import model_config
 from bot.config import load_settings
-from bot.core.agent import Agent
+from bot.llm import OpenAIChatModel
 from bot.llm.circuit import CircuitBreaker, CircuitOpen, CircuitState
-from bot.llm.openai_model import LLMClient
 from bot.types import TextReply
 from tests.support.fake_openai import Fault, call, calls, last_message, text, tool_results
-from tests.support.harness import MANAGER, Harness, close_agent
+from tests.support.harness import MANAGER, Harness
 from tests.support.waiting import eventually
 from tools import Registry, ToolContext, builtin_tools
 
@@ -119,7 +119,7 @@ def test_an_abandoned_probe_frees_its_slot() -> None:
 
 def test_threshold_and_cooldown_come_from_settings() -> None:
     settings = load_settings(_env_file=None, circuit_failure_threshold=2, circuit_cooldown=7.5)
-    llm = LLMClient(settings)
+    llm = OpenAIChatModel(model_config(settings))
     assert (llm.breaker.failure_threshold, llm.breaker.cooldown) == (2, 7.5)
     assert (
         load_settings(_env_file=None).circuit_failure_threshold,
@@ -231,9 +231,9 @@ def with_slow_tool(stopped: list[str]) -> Registry:
 
 
 async def test_a_slow_tool_is_stopped_and_the_model_hears_why(make_harness: Any) -> None:
-    h: Harness = await make_harness()
     stopped: list[str] = []
-    agent = Agent(h.settings, h.store, LLMClient(h.settings), with_slow_tool(stopped), h.permissions, h.db)
+    h: Harness = await make_harness(tools=with_slow_tool(stopped))
+    agent = h.agent
 
     def model(request: dict[str, Any]) -> dict[str, Any]:
         if last_message(request)["role"] == "user":
@@ -241,12 +241,9 @@ async def test_a_slow_tool_is_stopped_and_the_model_hears_why(make_harness: Any)
         return text("tool said: " + json.dumps(tool_results(request)))
 
     h.fake.default = model
-    try:
-        started = time.perf_counter()
-        reply = only_text(await agent.handle(h.incoming(MANAGER, "look it up")))
-        elapsed = time.perf_counter() - started
-    finally:
-        await close_agent(agent)
+    started = time.perf_counter()
+    reply = only_text(await agent.handle(h.incoming(MANAGER, "look it up")))
+    elapsed = time.perf_counter() - started
     assert elapsed < 2.0, f"the turn took {elapsed:.1f}s; the tool should have been stopped at 0.2s"
     [result] = tool_results(h.fake.requests[-1])
     assert result["ok"] is False and "was stopped" in result["error"]

@@ -21,8 +21,8 @@ async def test_a_role_removed_while_the_request_waited_refuses_the_approved_call
     # Redeployed with staff demoted to viewer; the approval survived in Redis.
     demoted = PERMISSIONS_YAML.replace('"slack:T1:USTAFF": staff', '"slack:T1:USTAFF": viewer')
     audit = AuditList()
-    later = await h.another_agent(permissions=demoted, audit=audit)
-    result = await h.decide(approval_id, MANAGER, agent=later)
+    later = await h.another_process(permissions=demoted, audit=audit)
+    result = await h.decide(approval_id, MANAGER, process=later)
     assert result.outcome is DecisionOutcome.FAILED
     assert "no longer allowed to use schedule maintenance" in result.message and "nothing was done" in result.message
     assert await requests_with_key(h.db, approval_id) == 0
@@ -49,8 +49,8 @@ async def test_an_approvers_role_removed_before_a_recovered_run_refuses_it(make_
     assert won
     demoted = PERMISSIONS_YAML.replace('"slack:T1:UMANAGER": manager', '"slack:T1:UMANAGER": staff')
     audit = AuditList()
-    later = await h.another_agent(permissions=demoted, audit=audit)
-    [result] = await later.recover_stalled(older_than=300)
+    later = await h.another_process(permissions=demoted, audit=audit)
+    [result] = await later.desk.recover_stalled(older_than=300)
     assert result.outcome is DecisionOutcome.FAILED
     assert "no longer allowed to approve schedule maintenance" in result.message
     assert await requests_with_key(h.db, approval_id) == 0
@@ -96,13 +96,13 @@ async def test_a_call_made_anyway_after_a_decision_is_not_run_nor_blamed_on_the_
     trail does not record it as a refused call of the requester, who asked for nothing."""
     audit = AuditList()
     h: Harness = await make_harness()
-    agent = await h.another_agent(audit=audit)
+    agent = await h.another_process(audit=audit)
     h.fake.default = schedule_then_report
     [request] = await h.agent.handle(h.incoming(STAFF, "schedule a plumber at P-1001"))
     approval_id = request.approval.id  # type: ignore[union-attr]
     h.fake.default = None
     h.fake.push(calls(call("cancel_maintenance_request", {"request_id": "MR-5001"})), text("done, reported"))
-    result = await h.decide(approval_id, MANAGER, agent=agent)
+    result = await h.decide(approval_id, MANAGER, process=agent)
     assert result.outcome is DecisionOutcome.DONE
     assert [r.text for r in result.replies] == ["done, reported"]  # type: ignore[union-attr]
     unrun = [m for m in h.fake.requests[-1]["messages"] if m["role"] == "tool"][-1]

@@ -17,9 +17,10 @@ from bot.errors import StoreUnavailable
 from bot.store import keys
 from bot.store.base import Store
 from bot.store.factory import make_store
-from bot.store.memory_store import MemoryStore
-from bot.store.redis_store import RedisStore
+from bot.store.memory import MemoryStore
+from bot.store.redis import RedisStore
 from bot.types import Approval, ApprovalStatus, Conversation, Detail
+from tests.support.peek import history_of, take_lock
 from tests.support.redis_server import RedisClusterServer, RedisServer
 
 PENDING, APPROVED, DONE = ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.DONE
@@ -126,71 +127,71 @@ async def test_delivery_memory_expires(backend: Backend) -> None:
 # -- conversation lock ---------------------------------------------------------------------------
 async def test_lock_is_exclusive_and_released_only_by_owner(backend: Backend) -> None:
     store, other = backend.store, backend.other()
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
-    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
-    assert await other.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
+    assert await take_lock(other, CONVERSATION.key, ttl=30) is None
     assert not await other.release_lock(CONVERSATION.key, "not-the-token")
     assert not await other.extend_lock(CONVERSATION.key, "not-the-token", ttl=30)
-    assert await other.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await take_lock(other, CONVERSATION.key, ttl=30) is None
     assert await store.release_lock(CONVERSATION.key, token)
     assert not await store.release_lock(CONVERSATION.key, token)  # already released
-    second = await other.acquire_lock(CONVERSATION.key, ttl=30)
+    second = await take_lock(other, CONVERSATION.key, ttl=30)
     assert second is not None and second != token
     # A different conversation has its own lock.
-    assert await store.acquire_lock("slack:T1:C2", ttl=30) is not None
+    assert await take_lock(store, "slack:T1:C2", ttl=30) is not None
 
 
 async def test_lock_expires_and_extend_keeps_it(backend: Backend) -> None:
     store = backend.store
-    stale = await store.acquire_lock(CONVERSATION.key, ttl=0.1)
+    stale = await take_lock(store, CONVERSATION.key, ttl=0.1)
     assert stale is not None
     await asyncio.sleep(0.2)
-    fresh = await store.acquire_lock(CONVERSATION.key, ttl=0.3)
+    fresh = await take_lock(store, CONVERSATION.key, ttl=0.3)
     assert fresh is not None
     # The expired owner must not release or extend the new owner's lock.
     assert not await store.release_lock(CONVERSATION.key, stale)
     assert not await store.extend_lock(CONVERSATION.key, stale, ttl=30)
     assert await store.extend_lock(CONVERSATION.key, fresh, ttl=30)
     await asyncio.sleep(0.4)  # past the original 0.3 s
-    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
     assert await store.release_lock(CONVERSATION.key, fresh)
 
 
 # -- history -------------------------------------------------------------------------------------
 async def test_history_round_trip(backend: Backend) -> None:
     store = backend.store
-    assert await store.load_history(CONVERSATION.key) == []
+    assert await history_of(store, CONVERSATION.key) == []
     messages: list[dict[str, Any]] = [
         {"role": "user", "content": "Is 4B free? Ünïcode ✓"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
         {"role": "tool", "tool_call_id": "c1", "content": '{"free": true}'},
     ]
     await store.save_history(CONVERSATION.key, messages)
-    loaded = await backend.other().load_history(CONVERSATION.key)
+    loaded = await history_of(backend.other(), CONVERSATION.key)
     assert loaded == messages
     loaded[0]["content"] = "mutated"
     messages.append({"role": "user", "content": "mutated too"})
-    assert (await store.load_history(CONVERSATION.key))[0]["content"] == "Is 4B free? Ünïcode ✓"
-    assert len(await store.load_history(CONVERSATION.key)) == 3
-    assert await store.load_history("slack:T1:C2") == []
+    assert (await history_of(store, CONVERSATION.key))[0]["content"] == "Is 4B free? Ünïcode ✓"
+    assert len(await history_of(store, CONVERSATION.key)) == 3
+    assert await history_of(store, "slack:T1:C2") == []
     await store.save_history(CONVERSATION.key, messages[:1])
-    assert await store.load_history(CONVERSATION.key) == messages[:1]
+    assert await history_of(store, CONVERSATION.key) == messages[:1]
 
 
 async def test_save_history_releases_the_lock_in_the_same_call(backend: Backend) -> None:
     store, other = backend.store, backend.other()
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
-    assert await other.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
-    owner = await other.acquire_lock(CONVERSATION.key, ttl=30)
+    assert await history_of(other, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+    owner = await take_lock(other, CONVERSATION.key, ttl=30)
     assert owner is not None
     # A stale token saves the history but leaves the new owner's lock alone.
     await store.save_history(CONVERSATION.key, [], release_token=token)
-    assert await store.load_history(CONVERSATION.key) == []
-    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is None
+    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
     assert await other.release_lock(CONVERSATION.key, owner)
+    assert await history_of(store, CONVERSATION.key) == []
 
 
 async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Backend) -> None:
@@ -200,13 +201,13 @@ async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Bac
     assert token is not None and history == []  # a new conversation: the lock, an empty history
     token, history = await store.lock_and_load(key, ttl=30)
     assert token is None and history == []  # held
-    first = await store.acquire_lock("slack:T1:C-other", ttl=30)
+    first = await take_lock(store, "slack:T1:C-other", ttl=30)
     assert first is not None
     messages = [{"role": "user", "content": "remember me"}]
     await store.save_history("slack:T1:C-other", messages, release_token=first)
     token, history = await backend.other().lock_and_load("slack:T1:C-other", ttl=30)
     assert token is not None and history == messages
-    assert await store.acquire_lock("slack:T1:C-other", ttl=30) is None
+    assert await take_lock(store, "slack:T1:C-other", ttl=30) is None
     assert await store.release_lock("slack:T1:C-other", token)
 
 
@@ -220,9 +221,9 @@ async def test_history_expires_after_inactivity(backend: Backend) -> None:
     await asyncio.sleep(0.1)
     await store.save_history(CONVERSATION.key, [{"role": "user", "content": "again"}])  # renews
     await asyncio.sleep(0.15)
-    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "again"}]
+    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "again"}]
     await asyncio.sleep(0.2)
-    assert await store.load_history(CONVERSATION.key) == []
+    assert await history_of(store, CONVERSATION.key) == []
 
 
 # -- approvals -----------------------------------------------------------------------------------
@@ -388,7 +389,7 @@ async def test_save_and_release_is_one_transaction(redis_backend: Backend) -> No
     clients = node_clients(backend)
     # Warm the script cache the way any earlier release would; a cold cache costs a SCRIPT LOAD once.
     assert not await store.release_lock(CONVERSATION.key, "warm-up")
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     before = await command_calls(clients)
     await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
@@ -401,20 +402,20 @@ async def test_save_and_release_is_one_transaction(redis_backend: Backend) -> No
     # (no SCRIPT EXISTS / LOAD before the pipeline, no second trip).
     expected = ["multi", "set", "evalsha", "exec", "get", "del"]
     assert ours == {f"cmdstat_{name}": 1 for name in expected}
-    assert await store.acquire_lock(CONVERSATION.key, ttl=30) is not None
+    assert await take_lock(store, CONVERSATION.key, ttl=30) is not None
 
 
 async def test_scripts_survive_an_empty_script_cache(redis_backend: Backend) -> None:
     backend = redis_backend
     store = redis_only(backend)
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     for client in node_clients(backend):
         await client.script_flush()
         await client.aclose()
     await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
-    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     for client in node_clients(backend):
         await client.script_flush()
@@ -436,10 +437,9 @@ async def test_outage_raises_store_unavailable_and_recovers(redis_backend: Backe
         calls: list[Callable[[], Any]] = [
             lambda: store.first_delivery("Ev1", ttl=60),
             lambda: store.forget_delivery("Ev1"),
-            lambda: store.acquire_lock(CONVERSATION.key, ttl=30),
+            lambda: store.lock_and_load(CONVERSATION.key, ttl=30),
             lambda: store.release_lock(CONVERSATION.key, "t"),
             lambda: store.extend_lock(CONVERSATION.key, "t", ttl=30),
-            lambda: store.load_history(CONVERSATION.key),
             lambda: store.save_history(CONVERSATION.key, [], release_token="t"),
             lambda: store.create_approval(new_approval(), keep_for=60),
             lambda: store.get_approval(approval.id),
@@ -457,10 +457,10 @@ async def test_outage_raises_store_unavailable_and_recovers(redis_backend: Backe
     assert await store.ping()
     assert await store.first_delivery("Ev1", ttl=60)
     assert await store.get_approval(approval.id) is None
-    token = await store.acquire_lock(CONVERSATION.key, ttl=30)
+    token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
-    assert await store.load_history(CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
 
 
 async def test_unavailable_message_has_no_credentials(redis_server: RedisServer) -> None:
@@ -468,7 +468,7 @@ async def test_unavailable_message_has_no_credentials(redis_server: RedisServer)
     store = RedisStore.from_url(f"redis://:s3cret-pass@127.0.0.1:{closed_port}/0")
     try:
         with pytest.raises(StoreUnavailable) as caught:
-            await store.load_history(CONVERSATION.key)
+            await history_of(store, CONVERSATION.key)
         assert "s3cret" not in str(caught.value)
         assert not await store.ping()
     finally:

@@ -11,8 +11,8 @@ from redis.asyncio import Connection
 
 from bot.store import keys
 from bot.store.base import Store
-from bot.store.memory_store import MemoryStore
-from bot.store.redis_store import RedisStore
+from bot.store.memory import MemoryStore
+from bot.store.redis import RedisStore
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.fake_connector import TENANT, StartTeams, message
 from tests.support.fake_openai import call, calls, last_message, text
+from tests.support.peek import history_of
 
 ADDRESS = "1208 S Congress Ave"  # P-1001 in the sample data; only the tool knows it
 
@@ -30,7 +31,7 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
     assert reply.authorization is None  # anonymous local mode sends no token
     # The model saw who wrote, and the bot's turn ran as the permissions-file principal.
     assert last_message(fake.requests[0])["content"] == "Mona Manager: what about P-1001?"
-    history = await rig.harness.store.load_history(f"teams:{TENANT}:{conversation}")
+    history = await history_of(rig.harness.store, f"teams:{TENANT}:{conversation}")
     assert history and history[-1]["content"] == "Here is P-1001."
     await asyncio.sleep(0.3)
     assert len(rig.connector.messages()) == 1
@@ -66,8 +67,8 @@ async def test_channel_mention_is_stripped_and_answered_in_the_thread(start_team
     assert reply.conversation_id == threaded
     assert last_message(fake.requests[0])["content"] == "Mona Manager: hello"  # no <at>propbot</at>
     # One history per channel: the key has no ;messageid= part.
-    assert await rig.harness.store.load_history(f"teams:{TENANT}:{channel}")
-    assert await rig.harness.store.load_history(f"teams:{TENANT}:{threaded}") == []
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}")
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{threaded}") == []
 
 
 async def test_the_same_activity_delivered_twice_is_answered_once(start_teams: StartTeams) -> None:

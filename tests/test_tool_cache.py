@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from bot.core.tool_cache import ToolCache, digest
-from bot.store.memory_store import MemoryStore
-from bot.store.redis_store import RedisStore
+from bot.store.memory import MemoryStore
+from bot.store.redis import RedisStore
 from bot.types import ApprovalRequest, DecisionOutcome
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.scripts import call_what_the_user_asks

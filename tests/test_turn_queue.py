@@ -13,7 +13,6 @@ from bot.errors import StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import STREAM, TurnQueue
-from bot.store.redis_store import RedisStore
 from bot.types import Approval, DecisionResult, Incoming, Reply, TextReply
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
@@ -38,17 +37,12 @@ class RecordingResponder:
         return None
 
 
-def client_of(h: Harness) -> Any:
-    assert isinstance(h.store, RedisStore)
-    return h.store.client
-
-
 async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> None:
     h: Harness = await make_harness()
     h.fake.push(text("queued answer"))
-    queue = TurnQueue(client_of(h), claim_idle=5)
+    queue = TurnQueue(h.redis, claim_idle=5)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100))
@@ -60,13 +54,13 @@ async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> No
     await worker
     assert [r.text for r in responder.delivered[0][1] if isinstance(r, TextReply)] == ["queued answer"]
     assert len(h.fake.requests) == 1
-    assert await client_of(h).xlen(STREAM) == 0  # acknowledged and deleted
+    assert await h.redis.xlen(STREAM) == 0  # acknowledged and deleted
 
 
 async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness: Any) -> None:
     h: Harness = await make_harness()
     h.fake.push(text("answered by worker B"))
-    dead = TurnQueue(client_of(h), claim_idle=0.6)
+    dead = TurnQueue(h.redis, claim_idle=0.6)
     hung = asyncio.Event()
 
     async def never_finishes(msg: Incoming) -> None:
@@ -75,16 +69,16 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
 
     stop_dead = asyncio.Event()
     dead_loop = asyncio.create_task(dead.run(never_finishes, stop_dead, block_ms=100))
-    dispatcher_a = Dispatcher(h.agent, TaskTracker(), dead)
+    dispatcher_a = Dispatcher(h.agent, h.desk, TaskTracker(), dead)
     await dispatcher_a.submit(h.incoming(MANAGER, "please answer"))
     await eventually(hung.is_set)
     stop_dead.set()  # the worker stops heart-beating: it looks dead from outside
     await dead_loop
 
-    agent_b = await h.another_agent()
-    live = TurnQueue(client_of(h), claim_idle=0.6)
+    agent_b = await h.another_process()
+    live = TurnQueue(h.redis, claim_idle=0.6)
     responder = RecordingResponder()
-    dispatcher_b = Dispatcher(agent_b, TaskTracker(), live)
+    dispatcher_b = Dispatcher(agent_b.agent, agent_b.desk, TaskTracker(), live)
     dispatcher_b.register("slack", responder)
     stop_live = asyncio.Event()
     live_loop = asyncio.create_task(live.run(dispatcher_b.run_turn, stop_live, block_ms=100))
@@ -104,9 +98,9 @@ async def test_a_slow_live_turn_is_not_stolen(make_harness: Any) -> None:
     h.fake.push(text("slow but single"))
     responders = [RecordingResponder(), RecordingResponder()]
     loops, stops = [], []
-    for i, agent in enumerate([h.agent, await h.another_agent()]):
-        queue = TurnQueue(client_of(h), claim_idle=0.5)
-        dispatcher = Dispatcher(agent, TaskTracker(), queue)
+    for i, process in enumerate([h.process, await h.another_process()]):
+        queue = TurnQueue(h.redis, claim_idle=0.5)
+        dispatcher = Dispatcher(process.agent, process.desk, TaskTracker(), queue)
         dispatcher.register("slack", responders[i])
         stop = asyncio.Event()
         stops.append(stop)
@@ -126,8 +120,8 @@ async def test_enqueue_while_redis_is_down_refuses_and_forgets_the_delivery(
     make_harness: Any, redis_server: RedisServer
 ) -> None:
     h: Harness = await make_harness()
-    queue = TurnQueue(client_of(h))
-    dispatcher = Dispatcher(h.agent, TaskTracker(), queue)
+    queue = TurnQueue(h.redis)
+    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
     msg = h.incoming(MANAGER, "during the outage")
     redis_server.stop()
     try:
@@ -137,4 +131,4 @@ async def test_enqueue_while_redis_is_down_refuses_and_forgets_the_delivery(
         redis_server.start()
     # The platform redelivers; now it is accepted and queued.
     await dispatcher.submit(msg)
-    assert await client_of(h).xlen(STREAM) == 1
+    assert await h.redis.xlen(STREAM) == 1

@@ -30,11 +30,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack.format import escape
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
-from bot.app.runtime import Runtime
 from bot.config import Settings
-from bot.core.agent import Agent
-from bot.ingress.dispatch import Dispatcher
-from bot.ingress.tasks import TaskTracker
+from bot.core.port import CorePort
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -149,10 +146,9 @@ class UserNames:
 class SlackResponder:
     """The core's way back into Slack (bot.ingress.dispatch.Responder)."""
 
-    def __init__(self, client: AsyncWebClient, agent: Agent, tasks: TaskTracker) -> None:
+    def __init__(self, client: AsyncWebClient, core: CorePort) -> None:
         self.client = client
-        self.agent = agent
-        self.tasks = tasks  # shutdown drains the reaction calls with the turns
+        self.core = core  # its spawn() is tracked: shutdown drains the reaction calls with the turns
 
     @contextlib.asynccontextmanager
     async def working(self, msg: Incoming) -> AsyncIterator[None]:
@@ -162,11 +158,11 @@ class SlackResponder:
         if not ts:
             yield
             return
-        added = self.tasks.spawn(self._react("reactions.add", channel, ts), name="slack:react")
+        added = self.core.spawn(self._react("reactions.add", channel, ts), name="slack:react")
         try:
             yield
         finally:
-            self.tasks.spawn(self._unreact(added, channel, ts), name="slack:unreact")
+            self.core.spawn(self._unreact(added, channel, ts), name="slack:unreact")
 
     async def _unreact(self, added: asyncio.Task[Any], channel: str, ts: Any) -> None:
         if await added is not None:
@@ -195,7 +191,7 @@ class SlackResponder:
         if posted is None:
             log.error("approval %s has no card: posting it failed; it will expire unanswered", approval.id)
             return
-        await self.agent.attach_card(approval.id, {"channel": posted.get("channel"), "ts": posted.get("ts")})
+        await self.core.attach_card(approval.id, {"channel": posted.get("channel"), "ts": posted.get("ts")})
 
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         await self.close_card(approval, result, approval.card_ref)
@@ -220,12 +216,12 @@ class SlackListeners:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        core: CorePort,
         responder: SlackResponder,
         names: UserNames,
         allowed_teams: frozenset[str] = frozenset(),
     ) -> None:
-        self.dispatcher = dispatcher
+        self.core = core
         self.responder = responder
         self.names = names
         # Besides the installation's own people: the teams or Grid orgs of SLACK_ALLOWED_TEAMS ("*": anyone).
@@ -300,7 +296,7 @@ class SlackListeners:
             event_id=str(body.get("event_id") or f"{channel}:{ts}"),
         )
         # Raising here answers Slack with a 500, so Slack delivers the event again later.
-        await self.dispatcher.submit(msg)
+        await self.core.submit(msg)
 
     async def on_other_event(self, event: dict[str, Any]) -> None:
         log.info("ignored a Slack event of type %r", event.get("type"))
@@ -309,7 +305,7 @@ class SlackListeners:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
     ) -> None:
         await ack()
-        self.dispatcher.tasks.spawn(self.decide(body, action, context), name="slack:decision")
+        self.core.spawn(self.decide(body, action, context), name="slack:decision")
 
     async def on_other_action(self, ack: AsyncAck, action: dict[str, Any]) -> None:
         await ack()
@@ -344,7 +340,7 @@ class SlackListeners:
             workspace=team,
             user_name=await self.names.get(user_id),
         )
-        result = await self.responder.agent.decide(decision)
+        result = await self.core.decide(decision)
         log.info("slack click %s on %s by %s: %s", decision.action.value, approval_id, decision.user, result.outcome)
         if not result.changed or result.approval is None:
             # Refused, unknown, already decided or store down: only the clicker hears about it.
@@ -430,16 +426,15 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     )
 
 
-async def mount(app: web.Application, runtime: Runtime, dispatcher: Dispatcher) -> Callable[[], Awaitable[None]]:
-    settings = runtime.settings
+async def mount(app: web.Application, core: CorePort, settings: Settings) -> Callable[[], Awaitable[None]]:
     session = aiohttp.ClientSession()
     client = web_client(settings, session)
-    responder = SlackResponder(client, runtime.agent, dispatcher.tasks)
-    dispatcher.register("slack", responder)
+    responder = SlackResponder(client, core)
+    core.register("slack", responder)
     bolt = build_bolt(settings, client)
     bolt.error(on_bolt_error)
     bolt.middleware(on_rate_limited)
-    SlackListeners(dispatcher, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
+    SlackListeners(core, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if settings.slack_app_token:
         from adapters.slack.socket import socket_mode

@@ -34,11 +34,9 @@ from adapters.teams.auth import (
     audience_refusal,
     local_mode_refusal,
 )
-from bot.app.runtime import Runtime
 from bot.config import Settings
-from bot.core.agent import Agent
+from bot.core.port import CorePort
 from bot.errors import ConfigError, StoreUnavailable
-from bot.ingress.dispatch import Dispatcher
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -144,15 +142,13 @@ class TeamsBot:
     def __init__(
         self,
         settings: Settings,
-        agent: Agent,
-        dispatcher: Dispatcher,
+        core: CorePort,
         *,
         invoke_wait: float = INVOKE_WAIT,
         auth_timeout: float = AUTH_TIMEOUT,
     ) -> None:
         self.settings = settings
-        self.agent = agent
-        self.dispatcher = dispatcher
+        self.core = core
         self.app_id = settings.microsoft_app_id
         self.invoke_wait = invoke_wait
         self.tenants = settings.allowed_tenants
@@ -181,7 +177,7 @@ class TeamsBot:
             # claim any aadObjectId (and so any role), and a public serviceUrl would make the bot POST to it.
             log.warning("local mode refused an activity: %s", local)
             return web.json_response({"error": "unauthorized: local mode serves loopback only"}, status=401)
-        if not self.dispatcher.tasks.accepting:
+        if not self.core.accepting:
             return web.json_response({"error": "shutting down"}, status=503)  # Teams retries
         auth_header = request.headers.get("Authorization", "")
         try:
@@ -231,7 +227,7 @@ class TeamsBot:
         elif activity.type == ActivityTypes.message:
             text = strip_bot_mention(activity)
             if text:
-                await self.dispatcher.submit(self._incoming(activity, text))
+                await self.core.submit(self._incoming(activity, text))
             else:
                 log.info("ignored a Teams message with no words for propbot (only a mention, or attachments)")
         elif activity.type == ActivityTypes.invoke:
@@ -278,11 +274,11 @@ class TeamsBot:
         if decision is None:
             error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
             return _response({"type": "application/vnd.microsoft.error", "value": error}, 400)
-        task = self.dispatcher.tasks.spawn(self.agent.decide(decision), name="teams:decide")
+        task = self.core.spawn(self.core.decide(decision), name="teams:decide")
         try:
             result: DecisionResult = await asyncio.wait_for(asyncio.shield(task), self.invoke_wait)
         except TimeoutError:
-            self.dispatcher.tasks.spawn(self._conclude(task, activity), name="teams:decide-late")
+            self.core.spawn(self._conclude(task, activity), name="teams:decide-late")
             return _response({"type": MESSAGE_RESPONSE, "value": "Working on it; the card updates when done."})
         except Exception:
             log.exception("deciding approval %s failed", decision.approval_id)
@@ -290,13 +286,13 @@ class TeamsBot:
             return _response({"type": "application/vnd.microsoft.error", "value": error}, 500)
         approval = result.approval
         if result.replies and approval is not None:
-            self.dispatcher.tasks.spawn(self._post(approval.conversation, result.replies), name="teams:follow-up")
+            self.core.spawn(self._post(approval.conversation, result.replies), name="teams:follow-up")
         if approval is None or result.outcome is DecisionOutcome.UNAVAILABLE:
             return _response({"type": MESSAGE_RESPONSE, "value": result.message})
         if result.outcome is not DecisionOutcome.REFUSED:
             # The invoke answer replaces the card only for the person who clicked; everyone else in a group
             # chat or channel would keep seeing Approve/Cancel on a decided request.
-            self.dispatcher.tasks.spawn(self._replace_card(approval, activity.reply_to_id), name="teams:card")
+            self.core.spawn(self._replace_card(approval, activity.reply_to_id), name="teams:card")
         content = (
             cards.approval_card(approval, notice=result.message)
             if result.outcome is DecisionOutcome.REFUSED
@@ -314,9 +310,9 @@ class TeamsBot:
         # makes `id` optional: without one there is nothing to tell a redelivery by, and the approval's own
         # atomic claim still decides it once.
         delivery = "teams:" + activity.id if isinstance(activity.id, str) and activity.id else None
-        if delivery is not None and not await self.agent.store.first_delivery(delivery, self.settings.dedupe_ttl):
+        if delivery is not None and not await self.core.first_delivery(delivery):
             return
-        self.dispatcher.tasks.spawn(self._conclude(self.agent.decide(decision), activity), name="teams:submit")
+        self.core.spawn(self._conclude(self.core.decide(decision), activity), name="teams:submit")
 
     async def _conclude(self, pending: Awaitable[DecisionResult], activity: Activity) -> None:
         """Show a decision made outside an invoke answer: update the card, or tell the clicker why not."""
@@ -403,7 +399,7 @@ class TeamsBot:
                     card_id = await self._send(ctx, sent)
                     if card_id:
                         ref = {"activity_id": card_id, "reference": conversation.reference}
-                        await self.agent.attach_card(approval.id, ref)
+                        await self.core.attach_card(approval.id, ref)
 
         if not conversation.reference:
             log.error("no conversation reference for %s; replies dropped", conversation.key)
@@ -443,16 +439,13 @@ class TeamsBot:
 
 def make_mount(
     *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
-) -> Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]]]]:
-    async def mount_with(
-        app: web.Application, runtime: Runtime, dispatcher: Dispatcher
-    ) -> Callable[[], Awaitable[None]]:
-        settings = runtime.settings
+) -> Callable[[web.Application, CorePort, Settings], Awaitable[Callable[[], Awaitable[None]]]]:
+    async def mount_with(app: web.Application, core: CorePort, settings: Settings) -> Callable[[], Awaitable[None]]:
         if not settings.microsoft_app_id and not settings.teams_local_mode:
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
         if problem := settings.teams_problem():
             raise ConfigError(problem)
-        bot = TeamsBot(settings, runtime.agent, dispatcher, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
+        bot = TeamsBot(settings, core, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
         if settings.microsoft_app_id and settings.teams_local_mode:
             log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
         if not settings.microsoft_app_id:
@@ -466,7 +459,7 @@ def make_mount(
                 settings.microsoft_app_id,
                 ", ".join(sorted(settings.allowed_tenants)),
             )
-        dispatcher.register("teams", bot)
+        core.register("teams", bot)
         app.router.add_post("/api/messages", bot.on_http)
         return bot.close
 

@@ -60,10 +60,13 @@ def _parser() -> argparse.ArgumentParser:
 async def _chat(settings: Settings, user: str, approver: str | None) -> int:
     from adapters.console import ConsoleActivity, ConsoleChat
     from bot.app.runtime import build_runtime
+    from bot.ingress.dispatch import Dispatcher
+    from bot.ingress.tasks import TaskTracker
 
     runtime = await build_runtime(settings, listeners=[ConsoleActivity(sys.stdout)])
     try:
-        await ConsoleChat(runtime, user, approver).run()
+        core = Dispatcher(runtime.agent, runtime.desk, TaskTracker(), click_ttl=settings.dedupe_ttl)
+        await ConsoleChat(core, user, approver).run()
     finally:
         await runtime.close()
     return 0
@@ -113,11 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))
     # Exit 1 for every configuration problem; 2 stays argparse's code for a command line it cannot read.
+    except PermissionsError as exc:  # names its file and line already
+        print(f"propbot: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"propbot: configuration error: {exc}", file=sys.stderr)
-        return 1
-    except PermissionsError as exc:
-        print(f"propbot: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -12,13 +12,12 @@ import sys
 import time
 from typing import TextIO
 
-from redis.exceptions import RedisClusterException, RedisError
-
 from bot.config import Settings
 from bot.errors import StoreUnavailable
 from bot.observability.audit import AuditEvent
 from bot.observability.audit_stream import read_audit
-from bot.store.redis_store import RedisStore
+from bot.store.factory import open_store
+from bot.store.redis import REDIS_ERRORS
 from bot.types import Approval
 from tools.text import shorten
 
@@ -62,14 +61,16 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.st
     if not settings.redis_url:
         print(f"propbot {args.command}: REDIS_URL is not set (audit and approvals live in Redis)", file=sys.stderr)
         return 2
-    store = RedisStore.from_url(settings.redis_url)
+    opened = open_store(settings.redis_url, history_ttl=settings.history_ttl)
+    store, client = opened.store, opened.redis
+    assert client is not None  # a REDIS_URL opens Redis
     try:
         if args.command == "audit":
-            events = await read_audit(store.client, since=args.since, user=args.user, tool=args.tool, limit=args.limit)
+            events = await read_audit(client, since=args.since, user=args.user, tool=args.tool, limit=args.limit)
             _print_events(events, args.json, out)
         else:
             _print_approvals(await store.pending_approvals(), out)
-    except (StoreUnavailable, RedisError, RedisClusterException, OSError) as exc:
+    except (StoreUnavailable, *REDIS_ERRORS) as exc:
         # The class only: the message can name hosts, and the URL may carry a password.
         print(f"propbot {args.command}: cannot read Redis ({type(exc).__name__})", file=sys.stderr)
         return 1

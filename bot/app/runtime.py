@@ -8,16 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
-from bot.core.agent import Agent
+from bot.core.agent import Agent, TurnLimits
+from bot.core.approvals import ApprovalDesk
+from bot.core.history import TokenCounter
+from bot.core.loop import DEFAULT_SYSTEM_PROMPT, LoopLimits, ToolLoop
 from bot.core.permissions import Permissions, load_permissions
+from bot.core.rate_limit import RateLimiter
 from bot.core.tool_cache import ToolCache
+from bot.core.tool_runner import ToolRunner
+from bot.core.transcript import LockTimes, Transcript
 from bot.errors import ConfigError
-from bot.llm.openai_model import LLMClient
+from bot.llm import ChatModel, ModelConfig, OpenAIChatModel
 from bot.observability.audit import AuditSink, FanoutAudit, LogAudit
 from bot.observability.audit_stream import RedisStreamAudit
 from bot.store import Store
-from bot.store.factory import make_store
-from bot.store.redis_store import RedisStore
+from bot.store.factory import open_store
+from bot.store.redis import RedisClient
 from tools import BUILTIN_REGISTRIES, Registry, ToolDefinitionError, load_registry
 from tools.db import Database
 
@@ -29,16 +35,78 @@ class Runtime:
     settings: Settings
     store: Store
     db: Database
-    llm: LLMClient
+    model: ChatModel
     registry: Registry
     permissions: Permissions
     agent: Agent
+    desk: ApprovalDesk
     audit: AuditSink = field(default_factory=LogAudit)
+    # The process's one Redis client (the store's), shared by the turn queue and the audit stream.
+    redis: RedisClient | None = None
 
     async def close(self) -> None:
-        await self.llm.close()
+        await self.model.close()
         await self.store.close()
         await self.db.close()
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    return ModelConfig(
+        api_key=settings.openai_api_key,
+        model=settings.openai_model,
+        base_url=settings.openai_base_url,
+        timeout=settings.openai_timeout,
+        max_attempts=settings.openai_max_attempts,
+        deadline=settings.openai_deadline,
+        temperature=settings.openai_temperature,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown,
+    )
+
+
+def assemble(
+    settings: Settings,
+    store: Store,
+    db: Database,
+    model: ChatModel,
+    registry: Registry,
+    permissions: Permissions,
+    audit: AuditSink,
+) -> tuple[Agent, ApprovalDesk]:
+    """Wire the core from its parts: each part gets what it uses, and only this function reads Settings."""
+    counter = TokenCounter(settings.tokenizer_encoding)
+    runner = ToolRunner(
+        registry,
+        permissions,
+        store,
+        db,
+        audit,
+        approval_ttl=settings.approval_ttl,
+        max_parallel=settings.max_parallel_tools,
+        cache=ToolCache(store),
+    )
+    transcript = Transcript(
+        store, counter, settings.history_token_budget, LockTimes(ttl=settings.lock_ttl, wait=settings.lock_wait)
+    )
+    loop = ToolLoop(
+        model,
+        registry,
+        permissions,
+        runner,
+        counter,
+        LoopLimits(max_rounds=settings.max_tool_rounds, token_budget=settings.history_token_budget),
+        settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+    )
+    limiter = RateLimiter(
+        store,
+        audit,
+        per_user=settings.rate_limit_user_per_minute,
+        per_workspace=settings.rate_limit_workspace_per_minute,
+    )
+    limits = TurnLimits(max_message_chars=settings.max_message_chars, dedupe_ttl=settings.dedupe_ttl)
+    agent = Agent(store, transcript, loop, limiter, limits)
+    desk = ApprovalDesk(store, store, registry, permissions, runner, audit, transcript, loop)
+    return agent, desk
 
 
 def load_tools(settings: Settings) -> Registry:
@@ -93,20 +161,20 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     """Build and start every part; raises ConfigError / PermissionsError with one clear line."""
     permissions = load_permission_rules(settings)
     tools = load_tools(settings)
-    store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
+    opened = open_store(settings.redis_url, history_ttl=settings.history_ttl)
     db = open_database(settings.database_url)
     try:
         await db.start(seed=seed)
     except Exception as exc:
-        await store.close()
+        await opened.store.close()
         await db.close()
         # The driver's message can carry the URL and its password: name the error class only.
         raise ConfigError(f"DATABASE_URL: cannot open the database ({type(exc).__name__})") from None
-    llm = LLMClient(settings)
+    model = OpenAIChatModel(model_config(settings))
     # A listener shows each event to a person already (the terminal chat); logging it too printed it twice.
     sinks: list[AuditSink] = [*listeners] if listeners else [LogAudit()]
-    if isinstance(store, RedisStore):
-        sinks.append(RedisStreamAudit(store.client))
+    if opened.redis is not None:
+        sinks.append(RedisStreamAudit(opened.redis))
     audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
-    agent = Agent(settings, store, llm, tools, permissions, db, audit=audit, cache=ToolCache(store))
-    return Runtime(settings, store, db, llm, tools, permissions, agent, audit)
+    agent, desk = assemble(settings, opened.store, db, model, tools, permissions, audit)
+    return Runtime(settings, opened.store, db, model, tools, permissions, agent, desk, audit, opened.redis)

@@ -14,12 +14,12 @@ from aiohttp import web
 from bot.app import describe
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
+from bot.core.port import CorePort
 from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability import metrics
-from bot.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ SERVES_HTTP = web.AppKey("serves_http", bool)
 
 # An adapter mounts its routes and returns an async cleanup (or None). Adapters are imported lazily so
 # a deployment without Teams never imports botbuilder.
-Mount = Callable[[web.Application, Runtime, Dispatcher], Awaitable[Callable[[], Awaitable[None]] | None]]
+Mount = Callable[[web.Application, CorePort, Settings], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -84,16 +84,16 @@ async def sweep_forever(dispatcher: Dispatcher, interval: float) -> None:
 
 def make_queue(runtime: Runtime) -> TurnQueue | None:
     settings = runtime.settings
-    if not settings.durable_turns or not isinstance(runtime.store, RedisStore):
+    if not settings.durable_turns or runtime.redis is None:
         return None
-    return TurnQueue(runtime.store.client, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
+    return TurnQueue(runtime.redis, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
 
 
 def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: bool) -> str:
     """What this process listens on and runs with, one aspect a line and no secrets: the first thing to read
     when a deployment does not behave."""
     settings = runtime.settings
-    durable = settings.durable_turns and isinstance(runtime.store, RedisStore)
+    durable = settings.durable_turns and runtime.redis is not None
     aspects = [
         *((("slack", describe.slack(settings)), ("teams", describe.teams(settings))) if serving else ()),
         ("store", describe.store(settings)),
@@ -119,7 +119,7 @@ async def create_app(
     app = web.Application(client_max_size=1024 * 1024)
     tasks = TaskTracker()
     queue = make_queue(runtime)
-    dispatcher = Dispatcher(runtime.agent, tasks, queue)
+    dispatcher = Dispatcher(runtime.agent, runtime.desk, tasks, queue, click_ttl=runtime.settings.dedupe_ttl)
     app[RUNTIME] = runtime
     app[TASKS] = tasks
     app[DISPATCHER] = dispatcher
@@ -128,7 +128,7 @@ async def create_app(
     app.router.add_get("/metrics", metrics_view)
     cleanups: list[Callable[[], Awaitable[None]]] = []
     for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
-        cleanup = await mount(app, runtime, dispatcher)
+        cleanup = await mount(app, dispatcher, runtime.settings)
         if cleanup is not None:
             cleanups.append(cleanup)
     background: list[asyncio.Task[None]] = []

@@ -8,12 +8,16 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.core.permissions import same_person
+from bot.core.loop import ToolLoop
+from bot.core.permissions import Permissions, same_person
+from bot.core.tool_runner import ToolRunner
+from bot.core.transcript import Transcript
 from bot.errors import Busy, StoreUnavailable
 from bot.observability import metrics
-from bot.observability.audit import AuditEvent
+from bot.observability.audit import AuditEvent, AuditSink
+from bot.store.base import Approvals, Deliveries
 from bot.types import (
     Approval,
     ApprovalStatus,
@@ -24,9 +28,7 @@ from bot.types import (
     Reply,
     TextReply,
 )
-
-if TYPE_CHECKING:
-    from bot.core.agent import Agent
+from tools import Registry
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,39 @@ log = logging.getLogger(__name__)
 SETTLE_WAIT = 20.0
 
 
+# A claim older than this whose tool never reported is taken to belong to a dead process.
+STALLED_AFTER = 300.0
+
+
 class ApprovalDesk:
-    def __init__(self, agent: Agent, settle_wait: float = SETTLE_WAIT) -> None:
-        self.agent = agent
+    """Clicks, expiry and recovery of approvals; built by the composition root from the parts it uses."""
+
+    def __init__(
+        self,
+        approvals: Approvals,
+        deliveries: Deliveries,
+        registry: Registry,
+        permissions: Permissions,
+        runner: ToolRunner,
+        audit: AuditSink,
+        transcript: Transcript,
+        loop: ToolLoop,
+        *,
+        settle_wait: float = SETTLE_WAIT,
+    ) -> None:
+        self.approvals = approvals
+        self.deliveries = deliveries
+        self.registry = registry
+        self.permissions = permissions
+        self.runner = runner
+        self.audit = audit
+        self.transcript = transcript
+        self.loop = loop
         self.settle_wait = settle_wait
+
+    async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
+        """Remember where the adapter posted an approval's card, so any process can replace it later."""
+        await self.approvals.update_approval_fields(approval_id, {"card_ref": card_ref})
 
     async def decide(self, decision: Decision) -> DecisionResult:
         try:
@@ -50,8 +81,7 @@ class ApprovalDesk:
             )
 
     async def _decide(self, decision: Decision) -> DecisionResult:
-        store = self.agent.store
-        approval = await store.get_approval(decision.approval_id)
+        approval = await self.approvals.get_approval(decision.approval_id)
         if (
             approval is None
             or approval.conversation.platform != decision.platform
@@ -65,7 +95,7 @@ class ApprovalDesk:
             return await self._expire(approval, now)
         if approval.status is not ApprovalStatus.PENDING:
             return await self._already(approval)
-        allowed, reason = self.agent.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
+        allowed, reason = self.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
         if decision.action is DecisionAction.CANCEL and same_person(decision.user, approval.requested_by):
             allowed = True  # withdrawing your own request is always fine
         if not allowed:
@@ -77,7 +107,7 @@ class ApprovalDesk:
             "decided_at": now,
         }
         target = ApprovalStatus.APPROVED if decision.action is DecisionAction.APPROVE else ApprovalStatus.CANCELLED
-        won, current = await store.transition(approval.id, ApprovalStatus.PENDING, target, now, changes)
+        won, current = await self.approvals.transition(approval.id, ApprovalStatus.PENDING, target, now, changes)
         if not won or current is None:
             if current is not None and current.status is ApprovalStatus.EXPIRED:
                 return await self._after_expiry(current)
@@ -92,10 +122,9 @@ class ApprovalDesk:
         return await self._execute(current)
 
     async def _execute(self, approval: Approval, *, recovered: bool = False) -> DecisionResult:
-        agent = self.agent
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
-        spec = agent.registry.get(approval.tool)
+        spec = self.registry.get(approval.tool)
         if spec is None:
             result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
         elif (reason := self._no_longer_allowed(approval)) is not None:
@@ -104,12 +133,12 @@ class ApprovalDesk:
         else:
             # The stored, validated arguments run, never new ones from the model.
             args = spec.args_model.model_validate(approval.arguments)
-            result = await agent.tools.execute(
+            result = await self.runner.execute(
                 spec, args, approval.requested_by, approval.conversation, idempotency_key=approval.id
             )
             result_data = json.loads(result.for_model())
         status = ApprovalStatus.DONE if result_data.get("ok") else ApprovalStatus.FAILED
-        _, final = await agent.store.transition(
+        _, final = await self.approvals.transition(
             approval.id, ApprovalStatus.APPROVED, status, time.time(), {"result": result_data}
         )
         final = final or approval.model_copy(update={"status": status, "result": result_data})
@@ -132,7 +161,7 @@ class ApprovalDesk:
         Roles can change while a request waits (up to APPROVAL_TTL, across restarts), and a call left
         `approved` by a dead process runs later still: the requester must still be allowed the tool and the
         approver still allowed to approve it, checked against the permissions in force when it runs."""
-        permissions = self.agent.permissions
+        permissions = self.permissions
         what = approval.tool.replace("_", " ")
         if not permissions.may_use(approval.requested_by, approval.tool):
             who = approval.requested_by_name or approval.requested_by
@@ -144,7 +173,7 @@ class ApprovalDesk:
         return None
 
     async def _expire(self, approval: Approval, now: float) -> DecisionResult:
-        won, current = await self.agent.store.transition(
+        won, current = await self.approvals.transition(
             approval.id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, now, {"decided_at": now}
         )
         if not won or current is None:
@@ -165,21 +194,21 @@ class ApprovalDesk:
         """Expire every pending approval past its time (the sweeper calls this periodically)."""
         now = time.time()
         results = []
-        for approval in await self.agent.store.pending_approvals():
+        for approval in await self.approvals.pending_approvals():
             if approval.expires_at < now:
                 result = await self._expire(approval, now)
                 if result.outcome is DecisionOutcome.EXPIRED:
                     results.append(result)
         return results
 
-    async def recover_stalled(self, older_than: float) -> list[DecisionResult]:
+    async def recover_stalled(self, older_than: float = STALLED_AFTER) -> list[DecisionResult]:
         """Finish approvals whose process died between the claim and the tool's result.
 
         Running the tool again is safe: the approval id is its idempotency key, so a tool that did run
         returns what it did. A SET NX claim makes one process, not every sweeper, do each recovery."""
         results = []
-        for approval in await self.agent.store.stalled_approvals(time.time() - older_than):
-            if not await self.agent.store.first_delivery(f"approval-recovery:{approval.id}", older_than):
+        for approval in await self.approvals.stalled_approvals(time.time() - older_than):
+            if not await self.deliveries.first_delivery(f"approval-recovery:{approval.id}", older_than):
                 continue
             log.warning("finishing approval %s: the process that claimed it stopped before the result", approval.id)
             results.append(await self._execute(approval, recovered=True))
@@ -200,10 +229,9 @@ class ApprovalDesk:
             return [TextReply(text=_NOT_CONTINUED.format(outcome=approval.status.value), is_error=True)]
 
     async def _tell_model(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:
-        agent = self.agent
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
-        async with agent.locked_history(key) as (token, history):
+        async with self.transcript.locked(key) as (token, history):
             history.append(
                 {
                     "role": "assistant",
@@ -220,11 +248,11 @@ class ApprovalDesk:
             history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
             # No tools: the follow-up only reports the outcome. The newest message in a shared channel may be
             # someone else's, and acting on it with the requester's tools would do things nobody asked for.
-            result = await agent.run_loop(
+            replies = await self.loop.run(
                 approval.requested_by, approval.requested_by_name, approval.conversation, history, may_act=False
             )
-            await agent.save(key, history, token)
-        return result.replies
+            await self.transcript.save(key, history, token)
+        return replies
 
     async def _already(self, approval: Approval) -> DecisionResult:
         """Someone else decided first. A claim still running (`approved`) is waited for, briefly, so the
@@ -234,14 +262,14 @@ class ApprovalDesk:
         while approval.status is ApprovalStatus.APPROVED and time.monotonic() < deadline:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.5)
-            approval = await self.agent.store.get_approval(approval.id) or approval
+            approval = await self.approvals.get_approval(approval.id) or approval
         return _already(approval)
 
     async def _audit(self, kind: str, approval: Approval, user: str, detail: str = "") -> None:
         metrics.APPROVALS.labels(kind).inc()
-        spec = self.agent.registry.get(approval.tool)
+        spec = self.registry.get(approval.tool)
         arguments = spec.redact(approval.arguments) if spec else {}
-        await self.agent.audit.record(
+        await self.audit.record(
             AuditEvent(
                 kind=kind,
                 user=user,

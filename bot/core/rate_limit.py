@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from bot.config import Settings
-from bot.core import texts as replies
+from bot.core import texts
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent, AuditSink
-from bot.store import Store
+from bot.store.base import Counters
 from bot.types import Incoming, TextReply
 
 log = logging.getLogger(__name__)
@@ -22,11 +21,12 @@ _SCOPES = {"ws": "workspace"}
 
 
 class RateLimiter:
-    def __init__(self, store: Store, settings: Settings, audit: AuditSink) -> None:
-        self.store = store
+    def __init__(self, counters: Counters, audit: AuditSink, *, per_user: int, per_workspace: int) -> None:
+        """`per_user` / `per_workspace`: messages per minute, 0 for no limit."""
+        self.counters = counters
         self.audit = audit
-        self.per_user = settings.rate_limit_user_per_minute
-        self.per_workspace = settings.rate_limit_workspace_per_minute
+        self.per_user = per_user
+        self.per_workspace = per_workspace
 
     async def refuse(self, msg: Incoming) -> TextReply | None:
         """None when `msg` may run (and it is now counted); else the reply. Raises StoreUnavailable."""
@@ -38,7 +38,7 @@ class RateLimiter:
         if not limits:
             return None
         conversation = msg.conversation
-        wait, name = await self.store.take_rate(f"{conversation.platform}:{conversation.workspace}", limits, WINDOW)
+        wait, name = await self.counters.take_rate(f"{conversation.platform}:{conversation.workspace}", limits, WINDOW)
         if not name:
             return None
         scope = _SCOPES.get(name, "user")
@@ -54,4 +54,4 @@ class RateLimiter:
                 detail=f"{scope} limit; retry in {wait:.1f}s",
             )
         )
-        return replies.rate_limited(wait)
+        return texts.rate_limited(wait)

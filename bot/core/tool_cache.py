@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.errors import StoreUnavailable
 from bot.observability import metrics
-from bot.store import Store
+from bot.store.base import CacheStore
 from tools.registry import ToolResult, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def digest(spec: ToolSpec, args: BaseModel) -> str:
 
 
 class ToolCache:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: CacheStore) -> None:
         self.store = store
 
     async def get(self, spec: ToolSpec, args: BaseModel) -> ToolResult | None:

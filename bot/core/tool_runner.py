@@ -19,10 +19,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.core.permissions import Permissions
+from bot.core.tool_cache import ToolCache
 from bot.observability import metrics, tracing
 from bot.observability.audit import AuditEvent, AuditSink, result_summary
-from bot.store import Store
+from bot.store.base import Approvals
 from bot.types import Approval, Conversation
+from tools.db import Database
 from tools.registry import Registry, ToolArgumentError, ToolContext, ToolResult, ToolSpec
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,17 @@ class ToolRunner:
         self,
         registry: Registry,
         permissions: Permissions,
-        store: Store,
-        db: Any,
+        approvals: Approvals,
+        db: Database,
         audit: AuditSink,
         *,
         approval_ttl: float,
         max_parallel: int,
-        cache: Any = None,
+        cache: ToolCache | None = None,
     ) -> None:
         self.registry = registry
         self.permissions = permissions
-        self.store = store
+        self.approvals = approvals
         self.db = db
         self.audit = audit
         self.approval_ttl = approval_ttl
@@ -205,7 +207,7 @@ class ToolRunner:
             expires_at=now + self.approval_ttl,
         )
         # Kept well past expiry so a late click still finds it and says "expired", not "unknown".
-        await self.store.create_approval(approval, keep_for=self.approval_ttl + 7 * 86400)
+        await self.approvals.create_approval(approval, keep_for=self.approval_ttl + 7 * 86400)
         metrics.APPROVALS.labels("requested").inc()
         await self._audit(scope, spec, spec.redact(approval.arguments), "approval_requested", 0.0, "", approval.id)
         return approval

@@ -4,47 +4,68 @@ platform's Responder, so the HTTP side never waits for the model.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 from bot.core import texts as replies
 from bot.core.agent import Agent
+from bot.core.approvals import ApprovalDesk
+from bot.core.port import Responder
 from bot.errors import StoreUnavailable
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
-from bot.types import Approval, DecisionResult, Incoming, Platform, Reply
+from bot.types import Decision, DecisionResult, Incoming, Platform, Reply
 
 log = logging.getLogger(__name__)
 
 
-class Responder(Protocol):
-    """What an adapter offers the core to talk back on its platform. Any process can use it: everything
-    it needs is in the Incoming / Approval (conversation reference, card reference)."""
-
-    def working(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[None]:
-        """Show that the agent is working (typing indicator, reaction, status) for the block's duration."""
-
-    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
-        """Post the agent's replies where `msg` came from (approval requests become cards)."""
-
-    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
-        """Replace the approval's card (from `approval.card_ref`) and post the follow-up replies; used when
-        the core closes an approval without a click, e.g. on expiry."""
-
-
 class Dispatcher:
-    def __init__(self, agent: Agent, tasks: TaskTracker, queue: TurnQueue | None = None) -> None:
+    """The core's port for adapters (bot.core.port.CorePort): messages in, turns in the background (or through
+    the durable queue), clicks to the approval desk, replies out through each platform's Responder."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        desk: ApprovalDesk,
+        tasks: TaskTracker,
+        queue: TurnQueue | None = None,
+        *,
+        click_ttl: float = 86400.0,
+    ) -> None:
         self.agent = agent
+        self.desk = desk
         self.tasks = tasks
+        self.click_ttl = click_ttl
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
         self.responders: dict[Platform, Responder] = {}
         self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
     def register(self, platform: Platform, responder: Responder) -> None:
         self.responders[platform] = responder
+
+    # -- what adapters call (CorePort) ---------------------------------------------------------------------
+    async def answer(self, msg: Incoming) -> list[Reply]:
+        return await self.agent.handle(msg)
+
+    async def decide(self, decision: Decision) -> DecisionResult:
+        return await self.desk.decide(decision)
+
+    async def first_delivery(self, delivery_id: str) -> bool:
+        return await self.agent.deliveries.first_delivery(delivery_id, self.click_ttl)
+
+    async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
+        await self.desk.attach_card(approval_id, card_ref)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        return self.tasks.spawn(work, name=name)
+
+    @property
+    def accepting(self) -> bool:
+        return self.tasks.accepting
 
     async def submit(self, msg: Incoming) -> None:
         """Accept a verified message before the platform gets its ack; the turn runs in the background.
@@ -104,7 +125,7 @@ class Dispatcher:
     async def sweep_expired(self) -> int:
         """Expire due approvals, finish approved runs a dead process left behind, and update their cards;
         returns how many approvals were closed."""
-        results = [*await self.agent.expire_due(), *await self.agent.recover_stalled()]
+        results = [*await self.desk.expire_due(), *await self.desk.recover_stalled()]
         for result in results:
             if result.approval is None:
                 continue

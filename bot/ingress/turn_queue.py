@@ -18,11 +18,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from bot.errors import StoreUnavailable
+from bot.store.redis import REDIS_ERRORS, RedisClient, text
 from bot.types import Incoming
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,10 @@ GROUP = "propbot-turn-workers"
 RunTurn = Callable[[Incoming], Awaitable[None]]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class TurnQueue:
     def __init__(
         self,
-        client: Redis | RedisCluster,
+        client: RedisClient,
         *,
         claim_idle: float = 60.0,
         max_in_flight: int = 32,
@@ -69,9 +64,9 @@ class TurnQueue:
         try:
             await self._ensure_group()
             entry = await self.client.xadd(STREAM, {"msg": msg.model_dump_json()}, maxlen=self.maxlen, approximate=True)
-        except (RedisError, RedisClusterException) as exc:
+        except REDIS_ERRORS as exc:
             raise StoreUnavailable(f"turn queue unavailable ({type(exc).__name__})") from None
-        return _text(entry)
+        return text(entry)
 
     async def run(self, run_turn: RunTurn, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Consume until `stop` is set; survives Redis outages by retrying with a pause."""
@@ -95,8 +90,8 @@ class TurnQueue:
                     )
                     for _, entries in batches or []:
                         for entry_id, fields in entries:
-                            self._start(_text(entry_id), fields, run_turn)
-                except (RedisError, RedisClusterException) as exc:
+                            self._start(text(entry_id), fields, run_turn)
+                except REDIS_ERRORS as exc:
                     self._group_ready = False
                     log.warning("turn queue unreachable (%s); retrying", type(exc).__name__)
                     with contextlib.suppress(TimeoutError):
@@ -119,8 +114,8 @@ class TurnQueue:
         for entry_id, fields in reply[1] if len(reply) > 1 else []:
             if fields is None:
                 continue  # trimmed away
-            log.warning("reclaimed turn %s from a worker that stopped answering", _text(entry_id))
-            self._start(_text(entry_id), fields, run_turn)
+            log.warning("reclaimed turn %s from a worker that stopped answering", text(entry_id))
+            self._start(text(entry_id), fields, run_turn)
 
     def _start(self, entry_id: str, fields: dict[Any, Any], run_turn: RunTurn) -> None:
         if entry_id in self._in_flight:
@@ -148,7 +143,7 @@ class TurnQueue:
                 pipe.xdel(STREAM, entry_id)
                 await pipe.execute()
                 return
-            except (RedisError, RedisClusterException):
+            except REDIS_ERRORS:
                 await asyncio.sleep(0.5)
         log.warning("could not acknowledge turn %s; it may be reclaimed and answered again", entry_id)
 
@@ -160,5 +155,5 @@ class TurnQueue:
             ids: list[str | bytes | int | memoryview[int]] = list(self._in_flight)
             if not ids:
                 continue
-            with contextlib.suppress(RedisError, RedisClusterException):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self.client.xclaim(STREAM, GROUP, self.consumer, 0, ids, justid=True)

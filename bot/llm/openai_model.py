@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -20,34 +20,31 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bot.config import Settings
 from bot.errors import ModelError, ModelFailure
 from bot.llm.circuit import CircuitBreaker, CircuitOpen
+from bot.llm.model import ModelReply, Usage
 from bot.observability import metrics, tracing
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the client needs of the settings (OPENAI_* and CIRCUIT_*)."""
+
+    api_key: str
+    model: str
+    base_url: str | None = None
+    timeout: float = 30.0
+    max_attempts: int = 4
+    deadline: float = 60.0
+    temperature: float | None = None
+    failure_threshold: int = 5
+    cooldown: float = 30.0
+
+
 # A server asking for a longer pause than this is treated as down: the user should not wait minutes.
 MAX_RETRY_AFTER = 20.0
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
-class ModelReply:
-    message: dict[str, Any]
-    usage: Usage = field(default_factory=Usage)
-    latency: float = 0.0
-    attempts: int = 1
-
-    @property
-    def tool_calls(self) -> list[dict[str, Any]]:
-        calls: list[dict[str, Any]] = self.message.get("tool_calls") or []
-        return calls
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -105,23 +102,25 @@ def _classify(exc: BaseException) -> ModelError:
     return ModelError(ModelFailure.UNAVAILABLE, type(exc).__name__)
 
 
-class LLMClient:
-    def __init__(self, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
-        self.settings = settings
-        self.breaker = breaker or CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown)
+class OpenAIChatModel:
+    """Chat Completions with `tools` over the openai SDK (any OpenAI-compatible server)."""
+
+    def __init__(self, config: ModelConfig, breaker: CircuitBreaker | None = None) -> None:
+        self.config = config
+        self.breaker = breaker or CircuitBreaker(config.failure_threshold, config.cooldown)
         # The SDK's own retries are off: tenacity is the one retry layer, or attempts multiply.
         self._client = AsyncOpenAI(
-            api_key=settings.openai_api_key or "not-set",
-            base_url=settings.openai_base_url,
+            api_key=config.api_key or "not-set",
+            base_url=config.base_url,
             max_retries=0,
-            timeout=settings.openai_timeout,
+            timeout=config.timeout,
         )
 
     async def close(self) -> None:
         await self._client.close()
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        with tracing.span("propbot.model_call", model=self.settings.openai_model) as span:
+        with tracing.span("propbot.model_call", model=self.config.model) as span:
             try:
                 reply = await self._complete(messages, tools)
             except ModelError as exc:
@@ -145,8 +144,7 @@ class LLMClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
             wait=_Wait(),
-            stop=stop_after_attempt(self.settings.openai_max_attempts)
-            | stop_before_delay(self.settings.openai_deadline),
+            stop=stop_after_attempt(self.config.max_attempts) | stop_before_delay(self.config.deadline),
             reraise=True,
         )
         try:
@@ -187,12 +185,12 @@ class LLMClient:
         return ModelReply(out, usage, latency, attempts)
 
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
-        kwargs: dict[str, Any] = {"model": self.settings.openai_model, "messages": messages}
+        kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if tools:
             kwargs["tools"] = tools
             kwargs["tool_choice"] = "auto"
-        if self.settings.openai_temperature is not None:
-            kwargs["temperature"] = self.settings.openai_temperature
+        if self.config.temperature is not None:
+            kwargs["temperature"] = self.config.temperature
         # The client's public `post` rather than `chat.completions.create`: `create` walks every message
         # and tool schema through its type-driven transform on each call (17% of a busy process's CPU in
         # bench/), and ours are already plain wire-format dicts. Same endpoint, same parsed response.

@@ -16,17 +16,13 @@ import logging
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
-
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent
 from bot.store.keys import AUDIT_STREAM
+from bot.store.redis import REDIS_ERRORS, RedisClient, text
 
 log = logging.getLogger(__name__)
 
-_ERRORS = (RedisError, RedisClusterException, OSError)
 _PAGE = 500
 
 
@@ -46,12 +42,8 @@ def _fields(event: AuditEvent) -> dict[str, str]:
     }
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _event(raw: dict[Any, Any] | None) -> AuditEvent:
-    fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
+    fields = {text(k): text(v) for k, v in (raw or {}).items()}
     return AuditEvent(
         kind=fields.get("kind", ""),
         user=fields.get("user", ""),
@@ -72,7 +64,7 @@ class RedisStreamAudit:
 
     def __init__(
         self,
-        client: Redis | RedisCluster,
+        client: RedisClient,
         *,
         maxlen: int = 100_000,
         max_age_days: float = 90,
@@ -98,7 +90,7 @@ class RedisStreamAudit:
                 oldest = int((time.time() - self.max_age) * 1000)
                 pipe.xtrim(self.stream, minid=str(oldest), approximate=True)
             await pipe.execute()
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             metrics.ERRORS.labels("audit_unavailable").inc()
             # The class only: redis error text can carry host names, and the event's arguments stay
             # out of this line by design.
@@ -106,7 +98,7 @@ class RedisStreamAudit:
 
 
 async def read_audit(
-    client: Redis | RedisCluster,
+    client: RedisClient,
     *,
     since: float | None = None,
     user: str | None = None,
@@ -132,6 +124,6 @@ async def read_audit(
             break
         last = page[-1][0]
         assert last is not None
-        high = "(" + _text(last)  # exclusive: continue just below the last id seen
+        high = "(" + text(last)  # exclusive: continue just below the last id seen
     found.reverse()
     return found

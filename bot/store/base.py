@@ -1,7 +1,8 @@
-"""The state store interface: one shape for Redis (many processes) and memory (one process).
+"""The state store, one narrow protocol per concern: each part of the core depends only on what it uses.
 
-Every key that belongs to one conversation carries the conversation key as a Redis Cluster hash tag
-(`pb:{slack:T1:C1}:history`), so the multi-key steps of a turn stay in one slot.
+Two implementations provide all of them: Redis (many processes, `bot.store.redis`) and memory (one process,
+`bot.store.memory`). Every key that belongs to one conversation carries the conversation key as a Redis
+Cluster hash tag (`pb:{slack:T1:C1}:history`), so the multi-key steps of a turn stay in one slot.
 """
 
 from __future__ import annotations
@@ -12,25 +13,11 @@ from typing import Any, Protocol
 from bot.types import Approval, ApprovalStatus
 
 
-class Store(Protocol):
-    async def ping(self) -> bool:
-        """True when the store answers."""
-
-    async def close(self) -> None: ...
-
-    # -- delivery de-duplication ---------------------------------------------------------------
-    async def first_delivery(self, event_id: str, ttl: float) -> bool:
-        """Remember `event_id` for `ttl` seconds; True only for the first caller (SET NX)."""
-
-    async def forget_delivery(self, event_id: str) -> None:
-        """Undo `first_delivery`, so a delivery that could not be processed is accepted again."""
-
-    # -- conversation lock -----------------------------------------------------------------------
-    async def acquire_lock(self, conversation: str, ttl: float) -> str | None:
-        """Take the conversation's lock; returns an owner token, or None when someone holds it."""
+class Conversations(Protocol):
+    """A conversation's history and its lock (one turn at a time, across processes)."""
 
     async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
-        """`acquire_lock` and, when it succeeds, `load_history`, in one round trip: (token, history);
+        """Take the conversation's lock and read its history in one round trip: (owner token, history);
         (None, []) when someone else holds the lock."""
 
     async def release_lock(self, conversation: str, token: str) -> bool:
@@ -39,17 +26,26 @@ class Store(Protocol):
     async def extend_lock(self, conversation: str, token: str, ttl: float) -> bool:
         """Push the lock's expiry out while a long turn runs; False when the lock was lost."""
 
-    # -- history ---------------------------------------------------------------------------------
-    async def load_history(self, conversation: str) -> list[dict[str, Any]]:
-        """The stored Chat Completions messages of a conversation, oldest first ([] when new)."""
-
     async def save_history(
         self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
     ) -> None:
         """Replace the history in one write. With `release_token`, also release the lock in the same
         round trip (only when the token still owns it)."""
 
-    # -- approvals -------------------------------------------------------------------------------
+
+class Deliveries(Protocol):
+    """Platform delivery ids already seen, so a redelivered event or click is handled once."""
+
+    async def first_delivery(self, event_id: str, ttl: float) -> bool:
+        """Remember `event_id` for `ttl` seconds; True only for the first caller (SET NX)."""
+
+    async def forget_delivery(self, event_id: str) -> None:
+        """Undo `first_delivery`, so a delivery that could not be processed is accepted again."""
+
+
+class Approvals(Protocol):
+    """Approval records and their state machine (pending -> approved -> done | failed, -> cancelled | expired)."""
+
     async def create_approval(self, approval: Approval, keep_for: float) -> None:
         """Store a new pending approval; the record itself is kept `keep_for` seconds (for audit)."""
 
@@ -78,13 +74,19 @@ class Store(Protocol):
     async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
         """Approvals still `approved` (claimed, tool not finished) that were claimed before the given time."""
 
-    # -- rate limits -----------------------------------------------------------------------------
+
+class Counters(Protocol):
+    """Rate-limit counters shared by every process."""
+
     async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:
         """Count one request against every limit of `group` (each `(name, at most n per window)`),
         atomically: (0.0, "") when all allow it; otherwise nothing is counted and the answer is
         (seconds until the tightest limit allows one more, that limit's name)."""
 
-    # -- read-only tool cache ----------------------------------------------------------------------
+
+class CacheStore(Protocol):
+    """Short-lived answers of read-only tools, made stale by generation counters."""
+
     async def cache_get(self, tool: str, digest: str) -> tuple[str | None, str]:
         """(cached value or None, the tool's current cache generation) in one step."""
 
@@ -94,3 +96,14 @@ class Store(Protocol):
 
     async def cache_invalidate(self, tools: Sequence[str]) -> None:
         """Make every cached value of these tools stale (bump their generations)."""
+
+
+class Health(Protocol):
+    async def ping(self) -> bool:
+        """True when the store answers."""
+
+    async def close(self) -> None: ...
+
+
+class Store(Conversations, Deliveries, Approvals, Counters, CacheStore, Health, Protocol):
+    """Everything one store implementation provides; the composition root hands each part its slice."""

@@ -229,21 +229,15 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     # Imported here so that loading this plugin does not import botbuilder or the server for every test.
     from adapters.teams.auth import AUTH_TIMEOUT
     from adapters.teams.route import INVOKE_WAIT, make_mount
-    from bot.app.runtime import Runtime
     from bot.app.server import create_app
-    from tools import builtin_tools
-
-    registry = builtin_tools()
 
     async def start(
         invoke_wait: float = INVOKE_WAIT, bind: str = "127.0.0.1", auth_timeout: float = AUTH_TIMEOUT, **overrides: Any
     ) -> TeamsRig:
         """`bind`: the address served (0.0.0.0 lets a test reach it from a non-loopback address too)."""
         h: Harness = await make_harness(**{"teams_local_mode": True, **overrides})
-        agent = h.agent
-        runtime = Runtime(h.settings, h.store, h.db, agent.llm, registry, h.permissions, agent, agent.audit)
         mount = make_mount(invoke_wait=invoke_wait, auth_timeout=auth_timeout)
-        app = await create_app(runtime, mounts=[mount], sweep_interval=3600)
+        app = await create_app(h.process, mounts=[mount], sweep_interval=3600)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)

@@ -28,13 +28,10 @@ from aiohttp.test_utils import TestServer
 from adapters.slack.listeners import mount
 from bot.app.runtime import Runtime
 from bot.app.server import DISPATCHER, create_app
-from bot.core.agent import Agent
 from bot.core.permissions import parse_permissions
 from bot.ingress.dispatch import Dispatcher
-from bot.llm.openai_model import LLMClient
-from bot.store.factory import make_store
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.harness import PERMISSIONS_YAML, test_settings
+from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
 from tools.db import Database
 
@@ -402,10 +399,7 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
         }
         settings = test_settings(fake_openai, **{**values, **overrides})
         rules = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
-        store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
-        llm = LLMClient(settings)
-        agent = Agent(settings, store, llm, registry, rules, db)
-        runtime = Runtime(settings, store, db, llm, registry, rules, agent)
+        runtime = start_process(settings, rules, db)
         app = await create_app(runtime, mounts=None if every_mount else [mount], drain_timeout=15.0)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()

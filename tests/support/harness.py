@@ -1,4 +1,5 @@
-"""An agent wired to real parts: the suite's redis-server, a real database, the fake OpenAI server."""
+"""The core wired to real parts, as the composition root wires it: the suite's redis-server, a real database,
+the fake OpenAI server."""
 
 from __future__ import annotations
 
@@ -9,20 +10,20 @@ from typing import Any
 
 import pytest
 
+from bot.app.runtime import Runtime, assemble, model_config
 from bot.config import Settings
 from bot.core.agent import Agent
+from bot.core.approvals import ApprovalDesk
 from bot.core.permissions import Permissions, parse_permissions
-from bot.core.tool_cache import ToolCache
-from bot.llm.openai_model import LLMClient
-from bot.observability.audit import AuditEvent, AuditSink
+from bot.llm import OpenAIChatModel
+from bot.observability.audit import AuditEvent, AuditSink, LogAudit
 from bot.store import Store
-from bot.store.factory import make_store
+from bot.store.factory import open_store
+from bot.store.redis import RedisClient
 from bot.types import Conversation, Decision, DecisionAction, DecisionResult, Incoming, Reply
 from tests.support.fake_openai import FakeOpenAI
-from tools import builtin_tools
+from tools import Registry, builtin_tools
 from tools.db import Database
-
-registry = builtin_tools()
 
 TEST_OPENAI_KEY = "sk-test-openai-key-do-not-log-0001"
 
@@ -70,15 +71,61 @@ def test_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def start_process(
+    settings: Settings,
+    permissions: Permissions,
+    db: Database,
+    *,
+    tools: Registry | None = None,
+    audit: AuditSink | None = None,
+) -> Runtime:
+    """One propbot 'process': its own store client (on the settings' Redis, or in memory) and model client,
+    wired by the composition root's own `assemble`."""
+    opened = open_store(settings.redis_url, history_ttl=settings.history_ttl)
+    model = OpenAIChatModel(model_config(settings))
+    registry = tools or builtin_tools()
+    sink = audit or LogAudit()
+    agent, desk = assemble(settings, opened.store, db, model, registry, permissions, sink)
+    return Runtime(settings, opened.store, db, model, registry, permissions, agent, desk, sink, opened.redis)
+
+
+async def stop_process(process: Runtime) -> None:
+    await process.model.close()
+    await process.store.close()
+
+
 @dataclass
 class Harness:
     settings: Settings
-    store: Store
-    db: Database
     fake: FakeOpenAI
-    permissions: Permissions
-    agent: Agent
-    extra: list[Agent] = field(default_factory=list)
+    process: Runtime
+    extra: list[Runtime] = field(default_factory=list)
+
+    @property
+    def agent(self) -> Agent:
+        return self.process.agent
+
+    @property
+    def desk(self) -> ApprovalDesk:
+        return self.process.desk
+
+    @property
+    def store(self) -> Store:
+        return self.process.store
+
+    @property
+    def db(self) -> Database:
+        return self.process.db
+
+    @property
+    def permissions(self) -> Permissions:
+        return self.process.permissions
+
+    @property
+    def redis(self) -> RedisClient:
+        """The process's one Redis client (a harness built with `redis=False` has none)."""
+        assert self.process.redis is not None, "this harness runs in memory"
+        return self.process.redis
 
     @staticmethod
     def conversation(channel: str = "C1", workspace: str = "T1") -> Conversation:
@@ -97,22 +144,20 @@ class Harness:
         )
 
     async def decide(
-        self, approval_id: str, user: str, action: str = "approve", agent: Agent | None = None
+        self, approval_id: str, user: str, action: str = "approve", process: Runtime | None = None
     ) -> DecisionResult:
         decision = Decision(
             approval_id=approval_id, user=user, action=DecisionAction(action), platform="slack", workspace="T1"
         )
-        return await (agent or self.agent).decide(decision)
+        return await (process or self.process).desk.decide(decision)
 
-    async def another_agent(self, permissions: str | None = None, audit: AuditSink | None = None) -> Agent:
-        """A second 'process': its own store client on the same Redis, its own model client, and its own
-        permissions file when `permissions` is given (an edit deployed while approvals wait)."""
-        store = make_store(self.settings.redis_url, history_ttl=self.settings.history_ttl)
+    async def another_process(self, permissions: str | None = None, audit: AuditSink | None = None) -> Runtime:
+        """A second process on the same Redis and database, with its own permissions file when `permissions`
+        is given (an edit deployed while approvals wait)."""
         perms = self.permissions if permissions is None else parse_permissions(permissions)
-        llm = LLMClient(self.settings)
-        agent = Agent(self.settings, store, llm, registry, perms, self.db, audit=audit, cache=ToolCache(store))
-        self.extra.append(agent)
-        return agent
+        process = start_process(self.settings, perms, self.db, tools=self.process.registry, audit=audit)
+        self.extra.append(process)
+        return process
 
 
 class AuditList:
@@ -128,11 +173,6 @@ class AuditList:
         return [e.kind for e in self.events]
 
 
-async def close_agent(agent: Agent) -> None:
-    await agent.llm.close()
-    await agent.store.close()
-
-
 MakeHarness = Callable[..., "AsyncIterator[Harness]"]
 
 
@@ -143,18 +183,22 @@ async def make_harness(
     built: list[Harness] = []
 
     async def make(
-        redis: bool = True, permissions: str = PERMISSIONS_YAML, url: str | None = None, **overrides: Any
+        redis: bool = True,
+        permissions: str = PERMISSIONS_YAML,
+        url: str | None = None,
+        tools: Registry | None = None,
+        audit: AuditSink | None = None,
+        **overrides: Any,
     ) -> Harness:
-        """`url` points the harness at another Redis (e.g. the suite's cluster)."""
+        """`url` points the harness at another Redis (e.g. the suite's cluster); `tools` and `audit` replace
+        the built-in tools and the log-only audit."""
         settings = test_settings(fake_openai, redis_url=(url or redis_url) if redis else None, **overrides)
         perms = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
-        store = make_store(settings.redis_url, history_ttl=settings.history_ttl)
-        agent = Agent(settings, store, LLMClient(settings), registry, perms, database, cache=ToolCache(store))
-        harness = Harness(settings, store, database, fake_openai, perms, agent)
+        harness = Harness(settings, fake_openai, start_process(settings, perms, database, tools=tools, audit=audit))
         built.append(harness)
         return harness
 
     yield make
     for harness in built:
-        for agent in [harness.agent, *harness.extra]:
-            await close_agent(agent)
+        for process in [harness.process, *harness.extra]:
+            await stop_process(process)

@@ -1,4 +1,4 @@
-"""A `Store` for one process: plain dicts, the same semantics as `RedisStore`.
+"""The state store for one process: plain dicts, the same semantics as `RedisStore`.
 
 Nothing here awaits inside a read-modify-write, so every operation is atomic with respect to other
 asyncio tasks. State is held as JSON text or deep copies so callers can never mutate what is stored.
@@ -13,40 +13,17 @@ import math
 import secrets
 import time
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
-from pydantic import TypeAdapter
-
+from bot.store._codec import encode_changes
 from bot.types import Approval, ApprovalStatus
 
-# Fields a change may never touch: the id names the record and status moves only via `transition`.
-_FROZEN_FIELDS = frozenset({"id", "status"})
 # Expired dedupe / history entries are dropped lazily; sweep the whole dict only once it grows past this.
 _SWEEP_AT = 10_000
 
 
-@cache
-def _field_adapter(name: str) -> TypeAdapter[Any]:
-    annotation: Any = Approval.model_fields[name].annotation
-    return TypeAdapter(annotation)
-
-
-def encode_changes(changes: dict[str, Any]) -> dict[str, str]:
-    """Validate `changes` against the Approval fields and encode each value as JSON text.
-
-    Shared by both stores so they accept and reject exactly the same changes."""
-    encoded: dict[str, str] = {}
-    for name, value in changes.items():
-        if name in _FROZEN_FIELDS or name not in Approval.model_fields:
-            raise ValueError(f"approval field {name!r} cannot be changed")
-        adapter = _field_adapter(name)
-        encoded[name] = adapter.dump_json(adapter.validate_python(value)).decode()
-    return encoded
-
-
 def _ms(ttl: float) -> int:
-    # Redis rejects a zero expiry; round up so a tiny ttl still expires at all.
+    # As in Redis, which rejects a zero expiry: round up so a tiny ttl still expires at all.
     return max(1, int(ttl * 1000))
 
 
@@ -99,7 +76,7 @@ class MemoryStore:
             return None
         return held[0]
 
-    async def acquire_lock(self, conversation: str, ttl: float) -> str | None:
+    def _acquire(self, conversation: str, ttl: float) -> str | None:
         if self._owner(conversation) is not None:
             return None
         token = secrets.token_hex(16)
@@ -107,8 +84,8 @@ class MemoryStore:
         return token
 
     async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
-        token = await self.acquire_lock(conversation, ttl)
-        return (token, await self.load_history(conversation)) if token else (None, [])
+        token = self._acquire(conversation, ttl)
+        return (token, self._load(conversation)) if token else (None, [])
 
     async def release_lock(self, conversation: str, token: str) -> bool:
         if self._owner(conversation) != token:
@@ -123,7 +100,7 @@ class MemoryStore:
         return True
 
     # -- history ---------------------------------------------------------------------------------
-    async def load_history(self, conversation: str) -> list[dict[str, Any]]:
+    def _load(self, conversation: str) -> list[dict[str, Any]]:
         held = self._histories.get(conversation)
         if held is None:
             return []

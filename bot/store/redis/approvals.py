@@ -1,0 +1,132 @@
+"""Approvals on Redis: one hash per approval, the status moved by one script, two advisory indexes.
+
+Approval changes are stored as separate JSON hash fields (`f:<field>`) rather than merged inside Lua,
+because Lua's cjson re-encoding would turn `[]` into `{}` and round floats (timestamps) to 14 digits.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, cast
+
+from bot.store import keys
+from bot.store._codec import encode_changes
+from bot.store.redis import _scripts
+from bot.store.redis._connection import RedisClient, RedisPart, ms, text
+from bot.types import Approval, ApprovalStatus
+
+
+def _approval_from_hash(raw: dict[Any, Any] | list[Any]) -> Approval | None:
+    """Rebuild an Approval from HGETALL (a dict from redis-py, a flat list from a script)."""
+    items = list(raw.items()) if isinstance(raw, dict) else list(zip(raw[::2], raw[1::2], strict=True))
+    fields = {text(k): text(v) for k, v in items}
+    if "data" not in fields or "status" not in fields:
+        return None
+    data: dict[str, Any] = json.loads(fields["data"])
+    for name, value in fields.items():
+        if name.startswith("f:"):
+            data[name[2:]] = json.loads(value)
+    data["status"] = fields["status"]  # the hash field is authoritative; `data` is the creation copy
+    return Approval.model_validate(data)
+
+
+def _change_pairs(changes: dict[str, Any] | None) -> list[str]:
+    pairs: list[str] = []
+    for name, encoded in encode_changes(changes or {}).items():
+        pairs += [f"f:{name}", encoded]
+        if name == "expires_at":
+            pairs += ["expires_at", encoded]  # the plain field is what the transition script compares
+    return pairs
+
+
+class RedisApprovals(RedisPart):
+    def __init__(self, client: RedisClient, *, history_ttl: float) -> None:
+        super().__init__(client, history_ttl=history_ttl)
+        self._transition = client.register_script(_scripts.TRANSITION)
+        self._update = client.register_script(_scripts.UPDATE)
+        self._create = client.register_script(_scripts.CREATE)
+
+    async def create_approval(self, approval: Approval, keep_for: float) -> None:
+        record = {
+            "status": approval.status.value,
+            "created_at": repr(approval.created_at),
+            "expires_at": repr(approval.expires_at),
+            "data": approval.model_dump_json(),
+        }
+        args: list[str | int] = [ms(keep_for)]
+        for name, value in record.items():
+            args += [name, value]
+        async with self._op("create_approval"):
+            await self._create(keys=[keys.approval(approval.id)], args=args)
+            if approval.status is ApprovalStatus.PENDING:
+                await self._client.zadd(keys.PENDING_INDEX, {approval.id: approval.created_at})
+
+    async def get_approval(self, approval_id: str) -> Approval | None:
+        async with self._op("get_approval"):
+            raw = await self._client.hgetall(keys.approval(approval_id))
+        return _approval_from_hash(raw)
+
+    async def transition(
+        self,
+        approval_id: str,
+        expected: ApprovalStatus,
+        new: ApprovalStatus,
+        now: float,
+        changes: dict[str, Any] | None = None,
+    ) -> tuple[bool, Approval | None]:
+        pairs = _change_pairs(changes)  # validation errors surface before anything is written
+        expected, new = ApprovalStatus(expected), ApprovalStatus(new)
+        token = secrets.token_hex(8)
+        async with self._op("transition"):
+            won, changed, raw = await self._transition(
+                keys=[keys.approval(approval_id)],
+                args=[expected.value, new.value, repr(float(now)), token, *pairs],
+            )
+            approval = _approval_from_hash(raw)
+            if changed and approval is not None and approval.status is not ApprovalStatus.PENDING:
+                await self._client.zrem(keys.PENDING_INDEX, approval_id)
+            if won and new is ApprovalStatus.APPROVED:
+                await self._client.zadd(keys.RUNNING_INDEX, {approval_id: float(now)})
+            elif won and expected is ApprovalStatus.APPROVED:
+                await self._client.zrem(keys.RUNNING_INDEX, approval_id)
+        return bool(won), approval
+
+    async def update_approval_fields(self, approval_id: str, changes: dict[str, Any]) -> None:
+        pairs = _change_pairs(changes)
+        if not pairs:
+            return
+        async with self._op("update_approval_fields"):
+            await self._update(keys=[keys.approval(approval_id)], args=pairs)
+
+    async def pending_approvals(self) -> list[Approval]:
+        return await self._indexed(keys.PENDING_INDEX, ApprovalStatus.PENDING, "+inf")
+
+    async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
+        return await self._indexed(keys.RUNNING_INDEX, ApprovalStatus.APPROVED, repr(float(claimed_before)))
+
+    async def _indexed(self, index: str, status: ApprovalStatus, max_score: str) -> list[Approval]:
+        async with self._op("indexed_approvals"):
+            # Without WITHSCORES the reply is a flat list of members.
+            members = cast(list[bytes | str], await self._client.zrangebyscore(index, "-inf", max_score))
+            ids = [text(member) for member in members]
+            if not ids:
+                return []
+            # Non-transactional: the records live in different slots; a cluster pipeline splits
+            # the batch per node.
+            pipe = self._client.pipeline(transaction=False)
+            for approval_id in ids:
+                pipe.hgetall(keys.approval(approval_id))
+            records = await pipe.execute()
+            pending: list[Approval] = []
+            stale: list[str] = []
+            for approval_id, raw in zip(ids, records, strict=True):
+                approval = _approval_from_hash(raw)
+                if approval is not None and approval.status is status:
+                    pending.append(approval)
+                else:
+                    # Gone (keep_for elapsed) or moved on without the index being updated.
+                    stale.append(approval_id)
+            if stale:
+                await self._client.zrem(index, *stale)
+        return pending
