@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from adapters.slack import blocks as slack_blocks
-from adapters.slack.listeners import strip_mention
-from adapters.teams.route import _principal, _tenant, _well_formed, conversation_of, strip_bot_mention
+from adapters.slack.identity import strip_mention
+from adapters.teams.activity import conversation_of, principal_of, strip_bot_mention, tenant_of, well_formed
 from tests.support.fake_connector import BOT_ID, StartTeams, TeamsRig
 from tests.support.fake_openai import text
 from tests.support.fake_slack import MakeSlackBot, SlackBot, event_body
@@ -210,10 +210,10 @@ def test_teams_normalisers_never_raise_on_a_well_formed_activity(
 ) -> None:
     body = {**extra, **required}
     activity = deserialize(body)
-    assume(_well_formed(activity))
+    assume(well_formed(activity))
     assert activity is not None
     assert isinstance(strip_bot_mention(activity), str)
-    assert isinstance(_tenant(activity), str) and _principal(activity).startswith("teams:")
+    assert isinstance(tenant_of(activity), str) and principal_of(activity).startswith("teams:")
     conversation = conversation_of(activity)
     assert conversation.platform == "teams" and ";messageid=" not in conversation.channel.lower()
 

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.slack import EVENTS_PATH
 from adapters.slack import blocks as slack_blocks
 from adapters.slack import format as slack_format
-from adapters.slack.listeners import EVENTS_PATH
 from bot.types import Approval, Conversation, Detail, Presentation, PresentationItem, TextReply
 from tests.support.fake_slack import check_message
 

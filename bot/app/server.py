@@ -59,13 +59,13 @@ async def metrics_view(request: web.Request) -> web.Response:
 def enabled_mounts(settings: Settings) -> list[Mount]:
     mounts: list[Mount] = []
     if settings.slack_enabled:
-        from adapters.slack.listeners import mount as mount_slack
+        from adapters.slack import mount as mount_slack
 
         mounts.append(mount_slack)
     # Without an app id nothing would authenticate Teams requests: unless TEAMS_LOCAL_MODE asks for it, the
     # route is not served at all (the start-up block says which platforms are on and how to turn them on).
     if settings.teams_enabled:
-        from adapters.teams.route import mount as mount_teams
+        from adapters.teams import mount as mount_teams
 
         mounts.append(mount_teams)
     return mounts

@@ -227,8 +227,9 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     sessions: list[aiohttp.ClientSession] = []
 
     # Imported here so that loading this plugin does not import botbuilder or the server for every test.
+    from adapters.teams import make_mount
     from adapters.teams.auth import AUTH_TIMEOUT
-    from adapters.teams.route import INVOKE_WAIT, make_mount
+    from adapters.teams.inbound import INVOKE_WAIT
     from bot.app.server import create_app
 
     async def start(

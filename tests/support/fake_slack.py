@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack.listeners import mount
+from adapters.slack import mount
 from bot.app.runtime import Runtime
 from bot.app.server import DISPATCHER, create_app
 from bot.core.permissions import parse_permissions

@@ -1,0 +1,97 @@
+"""The core's way back into Slack (bot.core.port.Responder): the working reaction, replies, cards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import blocks
+from adapters.slack.format import escape
+from adapters.slack.web import call
+from bot.core.port import CorePort
+from bot.types import (
+    Approval,
+    ApprovalRequest,
+    Conversation,
+    DecisionResult,
+    Incoming,
+    Reply,
+    TextReply,
+)
+
+log = logging.getLogger(__name__)
+
+WORKING_REACTION = "hourglass_flowing_sand"
+
+
+class SlackResponder:
+    """The core's way back into Slack (bot.ingress.dispatch.Responder)."""
+
+    def __init__(self, client: AsyncWebClient, core: CorePort) -> None:
+        self.client = client
+        self.core = core  # its spawn() is tracked: shutdown drains the reaction calls with the turns
+
+    @contextlib.asynccontextmanager
+    async def working(self, msg: Incoming) -> AsyncIterator[None]:
+        """A reaction on the user's message while the turn runs. Both reaction calls run beside the turn,
+        never in front of it: against real Slack each costs 50-200 ms the user would otherwise wait."""
+        channel, ts = msg.conversation.channel, msg.conversation.reference.get("ts")
+        if not ts:
+            yield
+            return
+        added = self.core.spawn(self._react("reactions.add", channel, ts), name="slack:react")
+        try:
+            yield
+        finally:
+            self.core.spawn(self._unreact(added, channel, ts), name="slack:unreact")
+
+    async def _unreact(self, added: asyncio.Task[Any], channel: str, ts: Any) -> None:
+        if await added is not None:
+            await self._react("reactions.remove", channel, ts)
+
+    async def _react(self, method: str, channel: str, ts: Any) -> dict[str, Any] | None:
+        return await call(self.client, method, channel=channel, timestamp=ts, name=WORKING_REACTION)
+
+    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
+        await self.post_replies(msg.conversation, replies)
+
+    async def post_replies(self, conversation: Conversation, replies: list[Reply]) -> None:
+        for reply in replies:
+            if isinstance(reply, TextReply):
+                for message in blocks.reply_messages(reply):
+                    await self.post(conversation, message.payload())
+            elif isinstance(reply, ApprovalRequest):
+                await self.post_card(conversation, reply.approval)
+
+    async def post(self, conversation: Conversation, payload: dict[str, Any]) -> dict[str, Any] | None:
+        thread = {"thread_ts": conversation.thread} if conversation.thread else {}
+        return await call(self.client, "chat.postMessage", channel=conversation.channel, **thread, **payload)
+
+    async def post_card(self, conversation: Conversation, approval: Approval) -> None:
+        posted = await self.post(conversation, blocks.approval_card(approval))
+        if posted is None:
+            log.error("approval %s has no card: posting it failed; it will expire unanswered", approval.id)
+            return
+        await self.core.attach_card(approval.id, {"channel": posted.get("channel"), "ts": posted.get("ts")})
+
+    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
+        await self.close_card(approval, result, approval.card_ref)
+
+    async def close_card(self, approval: Approval, result: DecisionResult, ref: dict[str, Any]) -> None:
+        """Replace the card (no buttons: who, when, outcome), then post the follow-up in its thread."""
+        where = approval.card_ref if approval.card_ref.get("ts") else ref
+        if where.get("channel") and where.get("ts"):
+            card = blocks.closed_card(approval)
+            await call(self.client, "chat.update", channel=where["channel"], ts=where["ts"], **card)
+        else:
+            log.warning("approval %s was closed but its card is unknown; only the answer is posted", approval.id)
+        await self.post_replies(approval.conversation, result.replies)
+
+    async def ephemeral(self, channel: str, user: str, text: str, thread: str | None) -> None:
+        extra = {"thread_ts": thread} if thread else {}
+        await call(self.client, "chat.postEphemeral", channel=channel, user=user, text=escape(text), **extra)

@@ -1,0 +1,152 @@
+"""A Teams activity in: a message becomes an `Incoming` for the core, a card click a `Decision`. An
+Action.Execute click is answered in its invoke (within Teams' few seconds) and finished in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any, Final
+
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.schema import Activity, ActivityTypes
+
+from adapters.teams import cards
+from adapters.teams.activity import as_dict, conversation_of, invoke_body, principal_of, strip_bot_mention, tenant_of
+from adapters.teams.outbound import TeamsResponder
+from bot.core.port import CorePort
+from bot.types import (
+    Decision,
+    DecisionAction,
+    DecisionOutcome,
+    DecisionResult,
+    Incoming,
+    TextReply,
+)
+
+log = logging.getLogger(__name__)
+
+# Teams shows "something went wrong" when an invoke is not answered within a few seconds; a decision
+# that takes longer (the tool runs, then the model answers) is finished in the background.
+INVOKE_WAIT: Final = 4.0
+MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
+
+
+class TeamsInbound:
+    def __init__(self, core: CorePort, responder: TeamsResponder, invoke_wait: float = INVOKE_WAIT) -> None:
+        self.core = core
+        self.responder = responder
+        self.invoke_wait = invoke_wait
+
+    async def on_turn(self, ctx: TurnContext) -> None:
+        activity: Activity = ctx.activity
+        if activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
+            body = await self._execute(activity)
+            await ctx.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
+            )
+        elif activity.type == ActivityTypes.message and isinstance(activity.value, dict):
+            await self._submit(activity)
+        elif activity.type == ActivityTypes.message:
+            text = strip_bot_mention(activity)
+            if text:
+                await self.core.submit(self._incoming(activity, text))
+            else:
+                log.info("ignored a Teams message with no words for propbot (only a mention, or attachments)")
+        elif activity.type == ActivityTypes.invoke:
+            # botbuilder answers an invoke nobody handled with 501; an invoke propbot has no use for is the
+            # sender's mistake, so it is refused by name instead.
+            log.info("refused a Teams invoke %r: propbot does not handle it", activity.name)
+            error = {"code": "BadRequest", "message": f"propbot does not handle the invoke {activity.name!r}."}
+            body = invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
+            await ctx.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=400, body=body))
+            )
+        else:
+            log.info("ignored a Teams %s activity: only messages and card actions are handled", activity.type)
+
+    def _incoming(self, activity: Activity, text: str) -> Incoming:
+        return Incoming(
+            conversation=conversation_of(activity),
+            user=principal_of(activity),
+            user_name=activity.from_property.name,
+            text=text,
+            event_id="teams:" + (activity.id or str(uuid.uuid4())),
+        )
+
+    def _decision(self, activity: Activity, approval_id: Any, action: str) -> Decision | None:
+        if not isinstance(approval_id, str) or action not in ("approve", "cancel"):
+            return None
+        return Decision(
+            approval_id=approval_id,
+            user=principal_of(activity),
+            user_name=activity.from_property.name,
+            action=DecisionAction(action),
+            platform="teams",
+            workspace=tenant_of(activity),
+        )
+
+    async def _execute(self, activity: Activity) -> dict[str, Any]:
+        """An Action.Execute click; the invoke's answer replaces the card in place."""
+        action = as_dict(as_dict(activity.value).get("action"))
+        data = as_dict(action.get("data"))
+        verb = action.get("verb")
+        decision = self._decision(
+            activity, data.get("approval_id"), cards.VERBS.get(verb, "") if isinstance(verb, str) else ""
+        )
+        if decision is None:
+            error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
+            return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
+        task = self.core.spawn(self.core.decide(decision), name="teams:decide")
+        try:
+            result: DecisionResult = await asyncio.wait_for(asyncio.shield(task), self.invoke_wait)
+        except TimeoutError:
+            self.core.spawn(self._conclude(task, activity), name="teams:decide-late")
+            return invoke_body({"type": MESSAGE_RESPONSE, "value": "Working on it; the card updates when done."})
+        except Exception:
+            log.exception("deciding approval %s failed", decision.approval_id)
+            error = {"code": "InternalError", "message": "propbot hit an error while deciding this request."}
+            return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 500)
+        approval = result.approval
+        if result.replies and approval is not None:
+            self.core.spawn(self.responder.post(approval.conversation, result.replies), name="teams:follow-up")
+        if approval is None or result.outcome is DecisionOutcome.UNAVAILABLE:
+            return invoke_body({"type": MESSAGE_RESPONSE, "value": result.message})
+        if result.outcome is not DecisionOutcome.REFUSED:
+            # The invoke answer replaces the card only for the person who clicked; everyone else in a group
+            # chat or channel would keep seeing Approve/Cancel on a decided request.
+            self.core.spawn(self.responder.replace_card(approval, activity.reply_to_id), name="teams:card")
+        content = (
+            cards.approval_card(approval, notice=result.message)
+            if result.outcome is DecisionOutcome.REFUSED
+            else cards.decided_card(approval)
+        )
+        return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": content})
+
+    async def _submit(self, activity: Activity) -> None:
+        """An Action.Submit click (clients without Universal Actions): a message carrying the card's data."""
+        value: dict[str, Any] = activity.value
+        decision = self._decision(activity, value.get("approval_id"), str(value.get("action", "")))
+        if decision is None:
+            return
+        # Messages are redelivered when Teams misses our answer; a Submit must not be decided twice. The schema
+        # makes `id` optional: without one there is nothing to tell a redelivery by, and the approval's own
+        # atomic claim still decides it once.
+        delivery = "teams:" + activity.id if isinstance(activity.id, str) and activity.id else None
+        if delivery is not None and not await self.core.first_delivery(delivery):
+            return
+        self.core.spawn(self._conclude(self.core.decide(decision), activity), name="teams:submit")
+
+    async def _conclude(self, pending: Awaitable[DecisionResult], activity: Activity) -> None:
+        """Show a decision made outside an invoke answer: update the card, or tell the clicker why not."""
+        result = await pending
+        approval = result.approval
+        if approval is None or result.outcome in (DecisionOutcome.REFUSED, DecisionOutcome.UNAVAILABLE):
+            who = activity.from_property.name or "Someone"
+            note = TextReply(text=f"{who}: {result.message}")
+            await self.responder.post(conversation_of(activity), [note])
+            return
+        await self.responder.replace_card(approval, activity.reply_to_id)
+        if result.replies:
+            await self.responder.post(approval.conversation, result.replies)

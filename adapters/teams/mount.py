@@ -1,0 +1,51 @@
+"""Wiring Teams into the server: refuse settings that cannot be served, then mount the route."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from adapters.teams.auth import (
+    AUTH_TIMEOUT,
+)
+from adapters.teams.inbound import INVOKE_WAIT
+from adapters.teams.route import TeamsRoute
+from bot.config import Settings
+from bot.core.port import CorePort
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def make_mount(
+    *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
+) -> Callable[[web.Application, CorePort, Settings], Awaitable[Callable[[], Awaitable[None]]]]:
+    async def mount_with(app: web.Application, core: CorePort, settings: Settings) -> Callable[[], Awaitable[None]]:
+        if not settings.microsoft_app_id and not settings.teams_local_mode:
+            raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
+        if problem := settings.teams_problem():
+            raise ConfigError(problem)
+        bot = TeamsRoute(settings, core, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
+        if settings.microsoft_app_id and settings.teams_local_mode:
+            log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
+        if not settings.microsoft_app_id:
+            log.warning(
+                "Teams runs in LOCAL MODE (TEAMS_LOCAL_MODE=true, no MICROSOFT_APP_ID): requests are not "
+                "authenticated, so only loopback peers with loopback serviceUrls are served"
+            )
+        else:
+            log.info(
+                "Teams: POST /api/messages for app %s, tenants %s",
+                settings.microsoft_app_id,
+                ", ".join(sorted(settings.allowed_tenants)),
+            )
+        core.register("teams", bot.responder)
+        app.router.add_post("/api/messages", bot.on_http)
+        return bot.close
+
+    return mount_with
+
+
+mount = make_mount()
