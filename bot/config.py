@@ -55,8 +55,11 @@ class Settings(BaseSettings):
     approval_ttl: float = Field(default=3600.0, gt=0, description="seconds an approval stays open")
     allow_self_approval: bool = Field(default=False, description="true or false")
     max_message_chars: int = Field(default=4000, ge=100, description="a whole number, at least 100")
-    lock_ttl: float = Field(default=120.0, gt=0, description="seconds a conversation lock lives")
-    lock_wait: float = Field(default=60.0, ge=0, description="seconds to wait for a busy conversation")
+    # The lock is kept alive by its turn's heartbeat (every LOCK_TTL/3), so a short TTL only bounds how long a
+    # dead worker's lock outlives it. LOCK_WAIT must exceed it: a turn taken over from a dead worker then
+    # always outwaits that worker's lock (`propbot serve` / `worker` refuse to start otherwise).
+    lock_ttl: float = Field(default=15.0, gt=0, description="seconds a conversation lock lives")
+    lock_wait: float = Field(default=30.0, ge=0, description="seconds to wait for a busy conversation")
     dedupe_ttl: float = Field(default=86400.0, gt=0, description="seconds a delivery id is remembered")
     history_ttl: float = Field(default=30 * 86400.0, gt=0, description="seconds an idle history is kept")
     durable_turns: bool = Field(
@@ -68,8 +71,11 @@ class Settings(BaseSettings):
     turn_concurrency: int = Field(
         default=32, ge=1, le=4096, description="a whole number: turns one worker runs at once"
     )
+    db_pool_size: int | None = Field(
+        default=None, ge=1, le=1000, description="a whole number of database connections (unset: sized to the turns)"
+    )
     turn_claim_idle: float = Field(
-        default=60.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
+        default=10.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
     )
     system_prompt: str | None = Field(default=None, description="text that replaces the default prompt")
     rate_limit_user_per_minute: int = Field(
@@ -142,6 +148,11 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         # slack_sdk joins method names onto base_url; without the slash a path segment is lost.
         return value if value.endswith("/") else value + "/"
+
+    def database_pool(self) -> int:
+        """Database connections per process: DB_POOL_SIZE, or enough for every turn's parallel tools (so under
+        load tools do not queue for a connection), at most 50 to stay within a database's connection limit."""
+        return self.db_pool_size or min(self.turn_concurrency * self.max_parallel_tools, 50)
 
     @property
     def extra_tool_modules(self) -> list[str]:

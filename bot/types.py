@@ -109,6 +109,9 @@ class Approval(BaseModel):
     # Where the adapter posted the card (Slack channel + ts, Teams activity id), so any process can
     # replace it later, e.g. when it expires.
     card_ref: dict[str, Any] = Field(default_factory=dict)
+    # Runs of an approved call whose outcome stayed unknown (the tool timed out or raised after it started);
+    # the sweeper runs it again under the same idempotency key, later each time.
+    attempts: int = 0
 
 
 class ApprovalRequest(BaseModel):
@@ -139,6 +142,9 @@ class Decision(BaseModel):
 
 class DecisionOutcome(StrEnum):
     DONE = "done"  # approved and the tool ran
+    # Approved, and the call is (or will be) run, but its result is not known or not recorded yet: the sweeper
+    # finishes it and posts the outcome in the conversation.
+    IN_PROGRESS = "in_progress"
     FAILED = "failed"  # approved but the tool failed
     CANCELLED = "cancelled"
     EXPIRED = "expired"
@@ -158,6 +164,7 @@ class DecisionResult(BaseModel):
     def changed(self) -> bool:
         return self.outcome in (
             DecisionOutcome.DONE,
+            DecisionOutcome.IN_PROGRESS,
             DecisionOutcome.FAILED,
             DecisionOutcome.CANCELLED,
             DecisionOutcome.EXPIRED,

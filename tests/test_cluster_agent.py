@@ -49,7 +49,7 @@ async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_c
     dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
-    worker = asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100))
+    worker = asyncio.create_task(queue.run(dispatcher.run_queued, stop, block_ms=100))
     await dispatcher.submit(h.incoming(MANAGER, "queued on the cluster", channel="CQ"))
     await eventually(lambda: responder.delivered)
     stop.set()

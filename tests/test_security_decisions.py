@@ -43,6 +43,7 @@ async def test_an_approvers_role_removed_before_a_recovered_run_refuses_it(make_
     [request] = await h.say(STAFF, "schedule a plumber at P-1001")
     approval_id = request.approval.id  # type: ignore[union-attr]
     claimed_at = time.time() - 600
+    await h.store.mark_running(approval_id, claimed_at)  # the desk indexes the claim before making it
     won, _ = await h.store.transition(
         approval_id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, claimed_at, {"decided_by": MANAGER}
     )

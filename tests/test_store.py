@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from bot.errors import StoreUnavailable
+from bot.errors import LockLost, StoreUnavailable
 from bot.store import keys
 from bot.store.base import Store
 from bot.store.factory import make_store
@@ -187,25 +187,45 @@ async def test_save_history_releases_the_lock_in_the_same_call(backend: Backend)
     assert await history_of(other, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
     owner = await take_lock(other, CONVERSATION.key, ttl=30)
     assert owner is not None
-    # A stale token saves the history but leaves the new owner's lock alone.
-    await store.save_history(CONVERSATION.key, [], release_token=token)
+    # A stale token writes nothing (the new owner's turn would be overwritten) and leaves its lock alone.
+    with pytest.raises(LockLost):
+        await store.save_history(CONVERSATION.key, [], release_token=token)
     assert await take_lock(store, CONVERSATION.key, ttl=30) is None
     assert await other.release_lock(CONVERSATION.key, owner)
-    assert await history_of(store, CONVERSATION.key) == []
+    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+
+
+async def test_a_turns_outcome_is_saved_with_its_history_and_found_by_a_second_run(backend: Backend) -> None:
+    store, key = backend.store, CONVERSATION.key
+    first = await store.lock_and_load(key, 30, "ev-1")
+    assert first.token is not None and first.finished is None
+    await store.save_history(
+        key, [{"role": "user", "content": "hi"}], release_token=first.token, finished=("ev-1", "s|[]", 60)
+    )
+    again = await backend.other().lock_and_load(key, 30, "ev-1")
+    assert again.token is not None and again.finished == "s|[]"
+    await store.release_lock(key, again.token)
+    await store.mark_delivered(key, "ev-1")
+    delivered = await store.lock_and_load(key, 30, "ev-1")
+    assert delivered.token is not None and delivered.finished == "d"
+    await store.release_lock(key, delivered.token)
+    await store.mark_delivered(key, "ev-never-saved")  # only a recorded outcome is marked
+    later = await store.lock_and_load(key, 30, "ev-never-saved")
+    assert later.token is not None and later.finished is None
 
 
 async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Backend) -> None:
     store = backend.store
     key = CONVERSATION.key
-    token, history = await store.lock_and_load(key, ttl=30)
+    token, history, _ = await store.lock_and_load(key, ttl=30)
     assert token is not None and history == []  # a new conversation: the lock, an empty history
-    token, history = await store.lock_and_load(key, ttl=30)
+    token, history, _ = await store.lock_and_load(key, ttl=30)
     assert token is None and history == []  # held
     first = await take_lock(store, "slack:T1:C-other", ttl=30)
     assert first is not None
     messages = [{"role": "user", "content": "remember me"}]
     await store.save_history("slack:T1:C-other", messages, release_token=first)
-    token, history = await backend.other().lock_and_load("slack:T1:C-other", ttl=30)
+    token, history, _ = await backend.other().lock_and_load("slack:T1:C-other", ttl=30)
     assert token is not None and history == messages
     assert await take_lock(store, "slack:T1:C-other", ttl=30) is None
     assert await store.release_lock("slack:T1:C-other", token)
@@ -345,26 +365,39 @@ async def test_stalled_approvals_are_claimed_ones_older_than_the_cut_off(backend
     old, recent, finished, pending = (new_approval() for _ in range(4))
     for approval in (old, recent, finished, pending):
         await store.create_approval(approval, keep_for=3600)
+    # As the approval desk claims: the running index first, then the claim.
+    for approval, at in ((old, now - 600), (recent, now), (finished, now - 600), (pending, now - 600)):
+        await store.mark_running(approval.id, at)
     await store.transition(old.id, PENDING, APPROVED, now - 600, {"decided_at": now - 600})
     await store.transition(recent.id, PENDING, APPROVED, now, {"decided_at": now})
     await store.transition(finished.id, PENDING, APPROVED, now - 600, {"decided_at": now - 600})
     await store.transition(finished.id, APPROVED, DONE, now - 590, {})
+    # `pending` was indexed, but its claim never happened (the store dropped it): not stalled, and dropped.
     stalled = await backend.other().stalled_approvals(now - 300)
     assert [a.id for a in stalled] == [old.id]
     if isinstance(store, RedisStore):
         assert await store.client.zscore(keys.RUNNING_INDEX, finished.id) is None
+        assert await store.client.zscore(keys.RUNNING_INDEX, pending.id) is None
+    assert [a.id for a in await backend.other().stalled_approvals(now - 300)] == [old.id]
+    # A retry scheduled for later (an unknown outcome) is found only once it is due.
+    await store.mark_running(old.id, now)
+    assert await backend.other().stalled_approvals(now - 300) == []
 
 
 async def test_pending_approvals_drop_records_that_are_gone(backend: Backend) -> None:
     store = backend.store
-    short, kept = new_approval(), new_approval()
+    # `young` lost its record a moment after it was indexed: it may be a record still being written, so its
+    # entry stays until it is old enough to be sure.
+    short, young, kept = new_approval(created_at=time.time() - 120), new_approval(), new_approval()
     await store.create_approval(short, keep_for=0.1)
+    await store.create_approval(young, keep_for=0.1)
     await store.create_approval(kept, keep_for=3600)
     await asyncio.sleep(0.2)
     assert await store.get_approval(short.id) is None
     assert [a.id for a in await store.pending_approvals()] == [kept.id]
     if isinstance(store, RedisStore):
         assert await store.client.zscore(keys.PENDING_INDEX, short.id) is None
+        assert await store.client.zscore(keys.PENDING_INDEX, young.id) is not None
 
 
 # -- Redis specifics -----------------------------------------------------------------------------
@@ -383,25 +416,28 @@ async def command_calls(clients: list[Redis]) -> dict[str, int]:
     return totals
 
 
-async def test_save_and_release_is_one_transaction(redis_backend: Backend) -> None:
+async def test_save_and_release_is_one_script_call(redis_backend: Backend) -> None:
     backend = redis_backend
     store = redis_only(backend)
     clients = node_clients(backend)
-    # Warm the script cache the way any earlier release would; a cold cache costs a SCRIPT LOAD once.
-    assert not await store.release_lock(CONVERSATION.key, "warm-up")
+    # Warm the script cache the way any earlier turn would; a cold cache costs a SCRIPT LOAD once.
+    warm = await take_lock(store, CONVERSATION.key, ttl=30)
+    assert warm is not None
+    await store.save_history(CONVERSATION.key, [], release_token=warm)
     token = await take_lock(store, CONVERSATION.key, ttl=30)
     assert token is not None
     before = await command_calls(clients)
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    await store.save_history(
+        CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token, finished=("ev-1", "s|[]", 60)
+    )
     after = await command_calls(clients)
     for client in clients:
         await client.aclose()
     delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     ours = {name: n for name, n in delta.items() if n and name != "cmdstat_info"}
-    # MULTI, SET, EVALSHA, EXEC, plus the GET and DEL the script runs server-side; nothing else
-    # (no SCRIPT EXISTS / LOAD before the pipeline, no second trip).
-    expected = ["multi", "set", "evalsha", "exec", "get", "del"]
-    assert ours == {f"cmdstat_{name}": 1 for name in expected}
+    # One EVALSHA, and what the script runs server-side: the token check (GET), the history and the outcome
+    # (two SETs) and the release (DEL); nothing else, no SCRIPT EXISTS / LOAD, no second trip.
+    assert ours == {"cmdstat_evalsha": 1, "cmdstat_get": 1, "cmdstat_set": 2, "cmdstat_del": 1}
     assert await take_lock(store, CONVERSATION.key, ttl=30) is not None
 
 

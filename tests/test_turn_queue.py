@@ -45,7 +45,7 @@ async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> No
     dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
-    worker = asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100))
+    worker = asyncio.create_task(queue.run(dispatcher.run_queued, stop, block_ms=100))
     msg = h.incoming(MANAGER, "hello queue")
     await dispatcher.submit(msg)
     await dispatcher.submit(msg)  # a redelivery is dropped before it reaches the queue
@@ -63,9 +63,10 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
     dead = TurnQueue(h.redis, claim_idle=0.6)
     hung = asyncio.Event()
 
-    async def never_finishes(msg: Incoming) -> None:
+    async def never_finishes(msg: Incoming, attempt: int) -> bool:
         hung.set()
         await asyncio.sleep(3600)
+        return True
 
     stop_dead = asyncio.Event()
     dead_loop = asyncio.create_task(dead.run(never_finishes, stop_dead, block_ms=100))
@@ -81,7 +82,7 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
     dispatcher_b = Dispatcher(agent_b.agent, agent_b.desk, TaskTracker(), live)
     dispatcher_b.register("slack", responder)
     stop_live = asyncio.Event()
-    live_loop = asyncio.create_task(live.run(dispatcher_b.run_turn, stop_live, block_ms=100))
+    live_loop = asyncio.create_task(live.run(dispatcher_b.run_queued, stop_live, block_ms=100))
     await eventually(lambda: responder.delivered)
     stop_live.set()
     await live_loop
@@ -104,7 +105,7 @@ async def test_a_slow_live_turn_is_not_stolen(make_harness: Any) -> None:
         dispatcher.register("slack", responders[i])
         stop = asyncio.Event()
         stops.append(stop)
-        loops.append(asyncio.create_task(queue.run(dispatcher.run_turn, stop, block_ms=100)))
+        loops.append(asyncio.create_task(queue.run(dispatcher.run_queued, stop, block_ms=100)))
         if i == 0:
             await dispatcher.submit(h.incoming(MANAGER, "slow one"))
     await eventually(lambda: any(r.delivered for r in responders))

@@ -71,10 +71,14 @@ def normalize_url(url: str | URL) -> URL:
 class Database:
     """Owns the engine and hands out sessions: `async with db.session() as s: ...`."""
 
-    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+    def __init__(self, url: str | URL, *, echo: bool = False, pool_size: int | None = None) -> None:
         self._url = normalize_url(url)
         self.dialect: Final[str] = self._url.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
+        # SQLAlchemy's default pool is 5 connections + 10 overflow.
+        self.connections: Final[int] = pool_size or 15
+        if pool_size:
+            kwargs.update(pool_size=pool_size, max_overflow=0)
         if self.dialect == "postgresql":
             # A connection dropped by a restart or an idle timeout is replaced instead of failing
             # the next tool call.

@@ -84,9 +84,13 @@ def assemble(
         approval_ttl=settings.approval_ttl,
         max_parallel=settings.max_parallel_tools,
         cache=ToolCache(store),
+        tool_slots=db.connections,
     )
     transcript = Transcript(
-        store, counter, settings.history_token_budget, LockTimes(ttl=settings.lock_ttl, wait=settings.lock_wait)
+        store,
+        counter,
+        settings.history_token_budget,
+        LockTimes(ttl=settings.lock_ttl, wait=settings.lock_wait, outcome=settings.dedupe_ttl),
     )
     loop = ToolLoop(
         model,
@@ -150,9 +154,9 @@ def load_permission_rules(settings: Settings) -> Permissions:
     return permissions
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, pool_size: int | None = None) -> Database:
     try:
-        return Database(url)
+        return Database(url, pool_size=pool_size)
     except ValueError as exc:
         raise ConfigError(f"DATABASE_URL should be a SQLAlchemy URL for SQLite or PostgreSQL: {exc}") from None
 
@@ -162,7 +166,7 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     permissions = load_permission_rules(settings)
     tools = load_tools(settings)
     opened = open_store(settings.redis_url, history_ttl=settings.history_ttl)
-    db = open_database(settings.database_url)
+    db = open_database(settings.database_url, settings.database_pool())
     try:
         await db.start(seed=seed)
     except Exception as exc:

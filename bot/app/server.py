@@ -86,6 +86,12 @@ def make_queue(runtime: Runtime) -> TurnQueue | None:
     settings = runtime.settings
     if not settings.durable_turns or runtime.redis is None:
         return None
+    if settings.lock_wait <= settings.lock_ttl:
+        # A turn taken over from a dead worker would give up behind that worker's lock before it expires.
+        raise ConfigError(
+            f"LOCK_WAIT ({settings.lock_wait:g}s) should be longer than LOCK_TTL ({settings.lock_ttl:g}s): "
+            "a turn taken over from a stopped worker must be able to outwait that worker's lock"
+        )
     return TurnQueue(runtime.redis, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
 
 
@@ -138,7 +144,7 @@ async def create_app(
     async def on_startup(_: web.Application) -> None:
         background.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
         if queue is not None and worker:
-            background.append(asyncio.create_task(queue.run(dispatcher.run_turn, stop)))
+            background.append(asyncio.create_task(queue.run(dispatcher.run_queued, stop)))
 
     async def on_shutdown(_: web.Application) -> None:
         stop.set()

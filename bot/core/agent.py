@@ -7,17 +7,49 @@ import logging
 import time
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
+
 from bot.core import texts
 from bot.core.loop import ToolLoop
 from bot.core.rate_limit import RateLimiter
 from bot.core.transcript import Transcript
-from bot.errors import Busy, StoreUnavailable
+from bot.errors import Busy, LockLost, PropbotError, StoreUnavailable
 from bot.observability import metrics, tracing
 from bot.observability.logs import log_context
 from bot.store.base import Deliveries
 from bot.types import Incoming, Reply, TextReply
 
 log = logging.getLogger(__name__)
+
+
+class TurnDeferred(PropbotError):
+    """The turn could not run now and nothing of it was saved; the message must be tried again."""
+
+    def __init__(self, *, busy: bool) -> None:
+        super().__init__("conversation busy" if busy else "state store unavailable")
+        self.busy = busy
+
+
+@dataclass
+class TurnResult:
+    replies: list[Reply]
+    # The delivery's turn had already run (taken over from a worker that died before acknowledging it):
+    # `replies` are what it answered then, and `delivered` whether they had reached the platform.
+    repeated: bool = False
+    delivered: bool = False
+
+
+_REPLIES = TypeAdapter(list[Reply])
+
+
+def _encode(replies: list[Reply]) -> str:
+    return _REPLIES.dump_json(replies).decode()
+
+
+def _repeated(finished: str) -> TurnResult:
+    if finished == "d":
+        return TurnResult([], repeated=True, delivered=True)
+    return TurnResult(_REPLIES.validate_json(finished.removeprefix("s|")), repeated=True, delivered=False)
 
 
 @dataclass(frozen=True)
@@ -54,48 +86,70 @@ class Agent:
         with log_context(msg.conversation.key, msg.event_id):
             if await self.deliveries.first_delivery(msg.event_id, self.limits.dedupe_ttl):
                 return True
-            metrics.DUPLICATES.labels(msg.conversation.platform).inc()
-            log.info("dropped duplicate delivery %s", msg.event_id)
+            self.duplicate(msg)
             return False
 
+    @staticmethod
+    def duplicate(msg: Incoming) -> None:
+        """Count and log a redelivery that was dropped."""
+        with log_context(msg.conversation.key, msg.event_id):
+            metrics.DUPLICATES.labels(msg.conversation.platform).inc()
+            log.info("dropped duplicate delivery %s", msg.event_id)
+
+    async def delivered(self, msg: Incoming) -> None:
+        """The turn's replies reached the platform: a later run of the same delivery only acknowledges it."""
+        await self.transcript.store.mark_delivered(msg.conversation.key, msg.event_id)
+
     async def run_turn(self, msg: Incoming) -> list[Reply]:
-        """The turn for an accepted message: lock, load, loop, save, unlock."""
+        """The turn for an accepted message, run here and now: lock, load, loop, save, unlock. A busy
+        conversation or an unreachable store is answered in words, and the delivery is forgotten so the
+        platform's redelivery is accepted later."""
+        try:
+            return (await self.take_turn(msg)).replies
+        except TurnDeferred as deferred:
+            await self.forget(msg.event_id)
+            return [texts.busy() if deferred.busy else texts.unavailable()]
+
+    async def take_turn(self, msg: Incoming) -> TurnResult:
+        """The turn for an accepted message. Raises TurnDeferred when it could not run now (the conversation
+        stayed busy, the store failed, the lock was lost) and nothing was saved: the caller retries it."""
         conversation = msg.conversation
         with (
             log_context(conversation.key, msg.event_id),
             tracing.span("propbot.turn", platform=conversation.platform, user=tracing.user_hash(msg.user)),
         ):
             started = time.perf_counter()
-            out = await self._turn(msg)
-            log.info("turn finished in %.2fs with %d reply(ies)", time.perf_counter() - started, len(out))
-            return out
+            result = await self._turn(msg)
+            log.info("turn finished in %.2fs with %d reply(ies)", time.perf_counter() - started, len(result.replies))
+            return result
 
-    async def _turn(self, msg: Incoming) -> list[Reply]:
+    async def _turn(self, msg: Incoming) -> TurnResult:
         platform = msg.conversation.platform
         text, cut = texts.bound_input(msg.text, self.limits.max_message_chars)
         try:
             # Before the lock: a refused message must not queue behind, or delay, the others.
             if (refusal := await self.limiter.refuse(msg)) is not None:
-                return [refusal]
-            async with self.transcript.locked(msg.conversation.key) as (token, history):
+                return TurnResult([refusal])
+            async with self.transcript.locked(msg.conversation.key, msg.event_id) as hold:
+                if hold.finished is not None:
+                    # This delivery's turn already ran (its worker died before acknowledging it): never again.
+                    log.warning("turn %s had already run; not running it twice", msg.event_id)
+                    return _repeated(hold.finished)
                 content = f"{msg.user_name}: {text}" if msg.user_name else text
-                history.append({"role": "user", "content": content})
-                out = await self.loop.run(msg.user, msg.user_name, msg.conversation, history)
-                await self.transcript.save(msg.conversation.key, history, token)
+                hold.history.append({"role": "user", "content": content})
+                out = await self.loop.run(msg.user, msg.user_name, msg.conversation, hold.history, hold=hold)
+                if cut:
+                    out.insert(0, TextReply(text=texts.input_cut_notice(self.limits.max_message_chars)))
+                await self.transcript.save(msg.conversation.key, hold, outcome=(msg.event_id, _encode(out)))
         except Busy:
             metrics.TURNS.labels(platform, "busy").inc()
-            await self.forget(msg.event_id)
-            return [texts.busy()]
-        except StoreUnavailable:
-            # Let the platform's redelivery (or the user) try again once the store is back.
+            raise TurnDeferred(busy=True) from None
+        except (StoreUnavailable, LockLost):
             metrics.TURNS.labels(platform, "unavailable").inc()
-            await self.forget(msg.event_id)
-            return [texts.unavailable()]
+            raise TurnDeferred(busy=False) from None
         failed = any(isinstance(r, TextReply) and r.is_error for r in out)
         metrics.TURNS.labels(platform, "error" if failed else "ok").inc()
-        if cut:
-            out.insert(0, TextReply(text=texts.input_cut_notice(self.limits.max_message_chars)))
-        return out
+        return TurnResult(out)
 
     async def forget(self, event_id: str) -> None:
         """Undo `accept` (best effort), so the platform's redelivery of this message is accepted later."""

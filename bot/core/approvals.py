@@ -10,11 +10,13 @@ import logging
 import time
 from typing import Any
 
+from bot.core import texts
+from bot.core.approval_outcomes import NOT_CONTINUED, Stage, already, store_failed, who
 from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import Transcript
-from bot.errors import Busy, StoreUnavailable
+from bot.errors import Busy, LockLost, ModelError, StoreUnavailable
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent, AuditSink
 from bot.store.base import Approvals, Deliveries
@@ -40,6 +42,11 @@ SETTLE_WAIT = 20.0
 # A claim older than this whose tool never reported is taken to belong to a dead process.
 STALLED_AFTER = 300.0
 
+# After an unknown outcome (a timeout or an error once the tool had started), the next run under the same
+# idempotency key is due after this many seconds, doubling each time up to the cap.
+UNKNOWN_RETRY = 30.0
+UNKNOWN_RETRY_CAP = 900.0
+
 
 class ApprovalDesk:
     """Clicks, expiry and recovery of approvals; built by the composition root from the parts it uses."""
@@ -56,6 +63,7 @@ class ApprovalDesk:
         loop: ToolLoop,
         *,
         settle_wait: float = SETTLE_WAIT,
+        stalled_after: float = STALLED_AFTER,
     ) -> None:
         self.approvals = approvals
         self.deliveries = deliveries
@@ -66,21 +74,22 @@ class ApprovalDesk:
         self.transcript = transcript
         self.loop = loop
         self.settle_wait = settle_wait
+        self.stalled_after = stalled_after
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         """Remember where the adapter posted an approval's card, so any process can replace it later."""
         await self.approvals.update_approval_fields(approval_id, {"card_ref": card_ref})
 
     async def decide(self, decision: Decision) -> DecisionResult:
+        """Decide one click. Whatever fails on the way, the clicker is told what is known to have happened."""
+        stage = Stage()
         try:
-            return await self._decide(decision)
+            return await self._decide(decision, stage)
         except StoreUnavailable:
-            return DecisionResult(
-                outcome=DecisionOutcome.UNAVAILABLE,
-                message="propbot cannot reach its state store right now; nothing was changed. Try again shortly.",
-            )
+            log.warning("deciding approval %s: the state store failed at stage %s", decision.approval_id, stage.at)
+            return store_failed(decision, stage)
 
-    async def _decide(self, decision: Decision) -> DecisionResult:
+    async def _decide(self, decision: Decision, stage: Stage) -> DecisionResult:
         approval = await self.approvals.get_approval(decision.approval_id)
         if (
             approval is None
@@ -107,21 +116,29 @@ class ApprovalDesk:
             "decided_at": now,
         }
         target = ApprovalStatus.APPROVED if decision.action is DecisionAction.APPROVE else ApprovalStatus.CANCELLED
+        if target is ApprovalStatus.APPROVED:
+            # Intent first: the sweeper's index learns of the claim before the claim is made, so a claim whose
+            # process dies (or whose store drops) right after it is still found and finished. An entry for a
+            # claim that never happened is dropped by the sweeper, which reads the status.
+            await self.approvals.mark_running(approval.id, now)
+        stage.at = "claiming"
         won, current = await self.approvals.transition(approval.id, ApprovalStatus.PENDING, target, now, changes)
         if not won or current is None:
             if current is not None and current.status is ApprovalStatus.EXPIRED:
                 return await self._after_expiry(current)
             return await self._already(current or approval)
+        stage.at = "claimed"
+        stage.approval = current
         if target is ApprovalStatus.CANCELLED:
             await self._audit("cancelled", current, decision.user)
-            outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": _who(current)}
-            answers = await self._continue(current, outcome)
+            outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": who(current)}
+            answers = await self._continue(current, outcome, "Cancelled; nothing was done.")
             return DecisionResult(
                 outcome=DecisionOutcome.CANCELLED, message="Cancelled.", approval=current, replies=answers
             )
-        return await self._execute(current)
+        return await self._execute(current, stage)
 
-    async def _execute(self, approval: Approval, *, recovered: bool = False) -> DecisionResult:
+    async def _execute(self, approval: Approval, stage: Stage, *, recovered: bool = False) -> DecisionResult:
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
         spec = self.registry.get(approval.tool)
@@ -133,26 +150,50 @@ class ApprovalDesk:
         else:
             # The stored, validated arguments run, never new ones from the model.
             args = spec.args_model.model_validate(approval.arguments)
-            result = await self.runner.execute(
+            executed = await self.runner.execute(
                 spec, args, approval.requested_by, approval.conversation, idempotency_key=approval.id
             )
-            result_data = json.loads(result.for_model())
+            if not executed.settled:
+                return await self._unknown(approval, executed.result.error or "")
+            result_data = json.loads(executed.result.for_model())
+        stage.at = "ran"
+        stage.result = result_data
         status = ApprovalStatus.DONE if result_data.get("ok") else ApprovalStatus.FAILED
         _, final = await self.approvals.transition(
             approval.id, ApprovalStatus.APPROVED, status, time.time(), {"result": result_data}
         )
         final = final or approval.model_copy(update={"status": status, "result": result_data})
-        outcome = {**result_data, "approved_by": _who(final)}
-        answers = await self._continue(final, outcome)
         done = status is ApprovalStatus.DONE
         summary = result_data.get("summary")
+        message = (
+            (f"Approved and done: {summary}" if summary else "Approved and done.")
+            if done
+            else f"Approved, but it failed: {result_data.get('error')}"
+        )
+        outcome = {**result_data, "approved_by": who(final)}
+        answers = await self._continue(final, outcome, message)
         return DecisionResult(
             outcome=DecisionOutcome.DONE if done else DecisionOutcome.FAILED,
-            message=(f"Approved and done: {summary}" if summary else "Approved and done.")
-            if done
-            else f"Approved, but it failed: {result_data.get('error')}",
+            message=message,
             approval=final,
             replies=answers,
+        )
+
+    async def _unknown(self, approval: Approval, error: str) -> DecisionResult:
+        """The tool timed out or raised after it started: its write may have committed. The approval stays
+        `approved` and the sweeper runs it again under the same idempotency key (which returns what the first
+        run did, if it did anything), later after each unknown outcome; it is never marked failed on a guess."""
+        attempts = approval.attempts + 1
+        retry_in = min(UNKNOWN_RETRY * 2 ** (attempts - 1), UNKNOWN_RETRY_CAP)
+        log.warning("approval %s: outcome unknown (%s); retrying in %.0fs", approval.id, error, retry_in)
+        await self.approvals.update_approval_fields(approval.id, {"attempts": attempts})
+        await self.approvals.mark_running(approval.id, time.time() - self.stalled_after + retry_in)
+        await self._audit("outcome_unknown", approval, approval.decided_by or "", error)
+        return DecisionResult(
+            outcome=DecisionOutcome.IN_PROGRESS,
+            message="Approved; finishing it. The request did not confirm in time, so propbot will check and "
+            "post the outcome in the conversation.",
+            approval=approval.model_copy(update={"attempts": attempts}),
         )
 
     def _no_longer_allowed(self, approval: Approval) -> str | None:
@@ -172,20 +213,25 @@ class ApprovalDesk:
             return f"{who} is no longer allowed to approve {what}; nothing was done."
         return None
 
-    async def _expire(self, approval: Approval, now: float) -> DecisionResult:
+    async def _expire(self, approval: Approval, now: float, *, seen: bool = True) -> DecisionResult:
         won, current = await self.approvals.transition(
             approval.id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, now, {"decided_at": now}
         )
         if not won or current is None:
             return await self._already(current or approval)
-        return await self._after_expiry(current)
+        return await self._after_expiry(current, seen=seen)
 
-    async def _after_expiry(self, approval: Approval) -> DecisionResult:
+    async def _after_expiry(self, approval: Approval, *, seen: bool = True) -> DecisionResult:
         await self._audit("expired", approval, "")
-        answers = await self._continue(approval, {"ok": False, "status": "expired", "executed": False})
+        said = "This request expired before anyone decided; nothing was done."
+        answers: list[Reply] = []
+        # Not `seen`: the sweeper found no card for it (the turn that asked was cut before delivering the card
+        # and ran again with a new request). Nobody saw it, and a follow-up about it would only confuse.
+        if seen:
+            answers = await self._continue(approval, {"ok": False, "status": "expired", "executed": False}, said)
         return DecisionResult(
             outcome=DecisionOutcome.EXPIRED,
-            message="This request expired before anyone decided; nothing was done.",
+            message=said,
             approval=approval,
             replies=answers,
         )
@@ -196,43 +242,49 @@ class ApprovalDesk:
         results = []
         for approval in await self.approvals.pending_approvals():
             if approval.expires_at < now:
-                result = await self._expire(approval, now)
+                result = await self._expire(approval, now, seen=bool(approval.card_ref))
                 if result.outcome is DecisionOutcome.EXPIRED:
                     results.append(result)
         return results
 
-    async def recover_stalled(self, older_than: float = STALLED_AFTER) -> list[DecisionResult]:
-        """Finish approvals whose process died between the claim and the tool's result.
+    async def recover_stalled(self, older_than: float | None = None) -> list[DecisionResult]:
+        """Finish approvals whose process died between the claim and the tool's result, and those whose outcome
+        was unknown (their retry is due).
 
         Running the tool again is safe: the approval id is its idempotency key, so a tool that did run
-        returns what it did. A SET NX claim makes one process, not every sweeper, do each recovery."""
+        returns what it did. A SET NX claim per attempt makes one process, not every sweeper, do each run."""
+        window = self.stalled_after if older_than is None else older_than
         results = []
-        for approval in await self.approvals.stalled_approvals(time.time() - older_than):
-            if not await self.deliveries.first_delivery(f"approval-recovery:{approval.id}", older_than):
+        for approval in await self.approvals.stalled_approvals(time.time() - window):
+            if not await self.deliveries.first_delivery(f"approval-recovery:{approval.id}:{approval.attempts}", window):
                 continue
-            log.warning("finishing approval %s: the process that claimed it stopped before the result", approval.id)
-            results.append(await self._execute(approval, recovered=True))
+            log.warning("finishing approval %s: it was claimed but its outcome was never recorded", approval.id)
+            results.append(await self._execute(approval, Stage("claimed", approval), recovered=True))
         return results
 
-    async def _continue(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:
+    async def _continue(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:
         """Tell the model what happened and let it answer, under the conversation's lock.
 
         The outcome goes in as a call/result pair for the approved tool: a shape every
         OpenAI-compatible server accepts mid-conversation, and the model reads it as a tool result.
+        `said` is the outcome in plain words, for when the model cannot answer.
         """
         try:
-            return await self._tell_model(approval, outcome)
-        except (StoreUnavailable, Busy):
+            return await self._tell_model(approval, outcome, said)
+        except (StoreUnavailable, Busy, LockLost):
             # The decision itself is recorded; only the follow-up could not be written. Say so plainly
             # rather than report the whole decision as failed.
             log.warning("approval %s decided, but its conversation could not be continued", approval.id)
-            return [TextReply(text=_NOT_CONTINUED.format(outcome=approval.status.value), is_error=True)]
+            return [TextReply(text=NOT_CONTINUED.format(outcome=said.rstrip(".") + "."), is_error=True)]
 
-    async def _tell_model(self, approval: Approval, outcome: dict[str, Any]) -> list[Reply]:
+    async def _tell_model(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
-        async with self.transcript.locked(key) as (token, history):
-            history.append(
+        async with self.transcript.locked(key) as hold:
+            if any(m.get("tool_call_id") == call_id for m in hold.history):
+                # A recovery of an outcome the conversation already has (the first run's record was lost).
+                return []
+            hold.history.append(
                 {
                     "role": "assistant",
                     "content": None,
@@ -245,13 +297,23 @@ class ApprovalDesk:
                     ],
                 }
             )
-            history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
+            hold.history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
             # No tools: the follow-up only reports the outcome. The newest message in a shared channel may be
             # someone else's, and acting on it with the requester's tools would do things nobody asked for.
-            replies = await self.loop.run(
-                approval.requested_by, approval.requested_by_name, approval.conversation, history, may_act=False
-            )
-            await self.transcript.save(key, history, token)
+            try:
+                replies = await self.loop.run(
+                    approval.requested_by,
+                    approval.requested_by_name,
+                    approval.conversation,
+                    hold.history,
+                    may_act=False,
+                    hold=hold,
+                    model_errors=True,
+                )
+            except ModelError as exc:
+                # The outcome stands and is kept in the history; only the model's words are missing.
+                replies = [texts.outcome_without_model(said, exc)]
+            await self.transcript.save(key, hold)
         return replies
 
     async def _already(self, approval: Approval) -> DecisionResult:
@@ -263,7 +325,7 @@ class ApprovalDesk:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.5)
             approval = await self.approvals.get_approval(approval.id) or approval
-        return _already(approval)
+        return already(approval)
 
     async def _audit(self, kind: str, approval: Approval, user: str, detail: str = "") -> None:
         metrics.APPROVALS.labels(kind).inc()
@@ -281,26 +343,3 @@ class ApprovalDesk:
                 approval_id=approval.id,
             )
         )
-
-
-_NOT_CONTINUED = (
-    "The request was {outcome}, but I could not add that to this conversation right now "
-    "(propbot's state store is unavailable or busy)."
-)
-
-
-def _who(approval: Approval) -> str:
-    return approval.decided_by_name or approval.decided_by or "someone"
-
-
-def _already(approval: Approval) -> DecisionResult:
-    status = approval.status
-    outcome = DecisionOutcome.EXPIRED if status is ApprovalStatus.EXPIRED else DecisionOutcome.ALREADY_DECIDED
-    by = f" by {_who(approval)}" if approval.decided_by else ""
-    summary = (approval.result or {}).get("summary")
-    what = f" ({summary})" if status is ApprovalStatus.DONE and summary else ""
-    return DecisionResult(
-        outcome=outcome,
-        message=f"This request was already {status.value}{by}{what}; nothing more was done.",
-        approval=approval,
-    )

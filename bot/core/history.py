@@ -90,6 +90,9 @@ def sanitize(messages: Sequence[Message]) -> list[Message]:
         close_open()
         if role == "assistant" and msg.get("tool_calls"):
             open_ids.extend(str(c["id"]) for c in msg["tool_calls"])
+        elif role == "assistant" and not isinstance(msg.get("content"), str):
+            # Stored before answers were checked: the API refuses an assistant message with no content.
+            msg = {**msg, "content": ""}
         out.append(msg)
     close_open()
     while out and out[0].get("role") != "user":

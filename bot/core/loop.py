@@ -10,6 +10,7 @@ from bot.core import texts
 from bot.core.history import Message, TokenCounter, prepare
 from bot.core.permissions import Permissions
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
+from bot.core.transcript import Hold
 from bot.errors import ModelError
 from bot.llm import ChatModel
 from bot.types import ApprovalRequest, Conversation, Presentation, Reply, TextReply
@@ -58,25 +59,39 @@ class ToolLoop:
         history: list[Message],
         *,
         may_act: bool = True,
+        hold: Hold | None = None,
+        model_errors: bool = False,
     ) -> list[Reply]:
         """The replies for the user. `history` is extended in place and stays a valid request at every step.
 
         With `may_act=False` the model is offered no tools (it may only answer in words), and any call it
-        makes anyway is answered unrun."""
+        makes anyway is answered unrun. With `hold`, the loop stops (LockLost) as soon as the conversation's
+        lock is lost, before another model call or tool run. A model failure is answered in words, or raised
+        with `model_errors=True` for a caller that has more to say about it."""
         allowed = self.permissions.allowed_tools(user, self.registry.names()) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
         schemas = self.registry.schemas(allowed)
         presentations: list[Presentation] = []
         for _ in range(self.limits.max_rounds):
+            if hold is not None:
+                hold.check()
             prompt = prepare(history, self.system, self.limits.token_budget, self.counter, schemas)
             try:
                 answer = await self.model.complete(prompt, schemas)
             except ModelError as exc:
+                if model_errors:
+                    raise
                 return [texts.model_failed(exc)]
+            if not answer.tool_calls and not isinstance(answer.message.get("content"), str):
+                # A filtered or refused answer can come back with no content at all; stored like that it would
+                # make every later request of this conversation invalid (400).
+                answer.message["content"] = ""
             history.append(answer.message)
             if not answer.tool_calls:
-                text = answer.message.get("content") or "(no answer)"
+                text = answer.message["content"] or texts.NO_ANSWER
                 return [TextReply(text=text, presentations=presentations)]
+            if hold is not None:
+                hold.check()
             outcomes = await self.runner.run_calls(scope, answer.tool_calls) if may_act else _unrun(answer.tool_calls)
             for outcome in outcomes:
                 history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})

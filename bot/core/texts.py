@@ -7,6 +7,8 @@ from typing import assert_never
 from bot.errors import ModelError, ModelFailure
 from bot.types import Presentation, TextReply
 
+NO_ANSWER = "I have no answer to that; could you put it another way?"
+
 
 def unavailable() -> TextReply:
     return TextReply(
@@ -27,6 +29,16 @@ def unavailable_at_ingress() -> TextReply:
 def busy() -> TextReply:
     return TextReply(
         text="I'm still working on an earlier message in this conversation. Please try again in a moment.",
+        is_error=True,
+    )
+
+
+def gave_up(*, busy: bool) -> TextReply:
+    why = (
+        "this conversation stayed busy with earlier messages" if busy else "propbot's state store could not be reached"
+    )
+    return TextReply(
+        text=f"I could not answer your message: {why} for too long. Nothing was changed; please send it again.",
         is_error=True,
     )
 
@@ -60,6 +72,13 @@ def _model_words(kind: ModelFailure) -> str:
 
 def model_failed(exc: ModelError) -> TextReply:
     return TextReply(text=f"{_model_words(exc.kind)} Nothing was changed; please try again in a minute.", is_error=True)
+
+
+def outcome_without_model(outcome: str, exc: ModelError) -> TextReply:
+    """An approved (or cancelled, or expired) request whose follow-up the model could not write: the outcome
+    stands, and only the summary is missing."""
+    words = _model_words(exc.kind).rstrip(".")
+    return TextReply(text=f"{outcome.rstrip('.')}. {words}, so I could not write more about it.", is_error=True)
 
 
 def out_of_rounds(rounds: int, presentations: list[Presentation]) -> TextReply:

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -37,6 +37,17 @@ class CallOutcome:
     content: str  # the `tool` message content the model sees
     result: ToolResult | None = None
     approval: Approval | None = None
+
+
+class Executed(NamedTuple):
+    result: ToolResult
+    outcome: str  # ok, error, cached, timeout, exception
+
+    @property
+    def settled(self) -> bool:
+        """The tool answered, so its result is what happened. After a timeout or an exception a write may have
+        committed or not: only running it again under the same idempotency key tells."""
+        return self.outcome not in ("timeout", "exception")
 
 
 @dataclass
@@ -65,6 +76,7 @@ class ToolRunner:
         approval_ttl: float,
         max_parallel: int,
         cache: ToolCache | None = None,
+        tool_slots: int = 15,
     ) -> None:
         self.registry = registry
         self.permissions = permissions
@@ -74,6 +86,9 @@ class ToolRunner:
         self.approval_ttl = approval_ttl
         self.max_parallel = max_parallel
         self.cache = cache
+        # One running tool per database connection: a tool waits for its slot here, before its timeout starts,
+        # so a busy pool delays a tool instead of timing it out mid-write (an unknown outcome for a risky one).
+        self._slots = asyncio.Semaphore(tool_slots)
 
     async def run_calls(self, scope: TurnScope, calls: Sequence[dict[str, Any]]) -> list[CallOutcome]:
         """Run one answer's calls concurrently (bounded); outcomes come back in call order."""
@@ -124,7 +139,7 @@ class ToolRunner:
                 separators=(",", ":"),
             )
             return CallOutcome(call_id, name, content, approval=approval)
-        result = await self.execute(spec, args, scope.user, scope.conversation)
+        result = (await self.execute(spec, args, scope.user, scope.conversation)).result
         return CallOutcome(call_id, name, result.for_model(), result=result)
 
     async def execute(
@@ -135,11 +150,11 @@ class ToolRunner:
         conversation: Conversation,
         *,
         idempotency_key: str | None = None,
-    ) -> ToolResult:
+    ) -> Executed:
         with tracing.span("propbot.tool_call", tool=spec.name, conversation=conversation.key) as span:
             result, outcome = await self._execute(spec, args, user, conversation, idempotency_key)
             span.set(outcome=outcome)
-            return result
+            return Executed(result, outcome)
 
     async def _execute(
         self, spec: ToolSpec, args: BaseModel, user: str, conversation: Conversation, idempotency_key: str | None
@@ -152,7 +167,8 @@ class ToolRunner:
             outcome = "cached"
         else:
             try:
-                raw = await asyncio.wait_for(spec.func(args, ctx), spec.timeout)
+                async with self._slots:
+                    raw = await asyncio.wait_for(spec.func(args, ctx), spec.timeout)
                 result = raw if isinstance(raw, ToolResult) else ToolResult(data=raw)
                 outcome = "ok" if result.ok else "error"
             except TimeoutError:

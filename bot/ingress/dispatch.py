@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot.core import texts as replies
-from bot.core.agent import Agent
+from bot.core.agent import Agent, TurnDeferred
 from bot.core.approvals import ApprovalDesk
 from bot.core.port import Responder
 from bot.errors import StoreUnavailable
@@ -79,16 +79,13 @@ class Dispatcher:
             raise
 
     async def _accept(self, msg: Incoming) -> None:
-        if not await self.agent.accept(msg):
-            return
         if self.queue is None:
-            self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
+            if await self.agent.accept(msg):
+                self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")
             return
-        try:
-            await self.queue.enqueue(msg)
-        except StoreUnavailable:
-            await self.agent.forget(msg.event_id)  # not queued: let the redelivery in
-            raise
+        # Marked seen and queued in one step: a failure leaves neither, and the platform's retry is accepted.
+        if not await self.queue.enqueue(msg, self.agent.limits.dedupe_ttl):
+            self.agent.duplicate(msg)
 
     def _tell_unavailable(self, msg: Incoming) -> None:
         # Kept in memory: the store that would de-duplicate this notice is the thing that is down.
@@ -110,6 +107,8 @@ class Dispatcher:
             log.warning("could not tell %s that propbot is unavailable", msg.conversation.key)
 
     async def run_turn(self, msg: Incoming) -> None:
+        """A turn run in this process, not queued: a busy conversation or a store outage is answered in words
+        and the delivery forgotten, so the platform's redelivery (or the user's resend) is accepted."""
         responder = self.responders[msg.conversation.platform]
         conversation_var.set(msg.conversation.key)
         request_var.set(msg.event_id)
@@ -121,6 +120,47 @@ class Dispatcher:
         except Exception:
             # A platform API failure must not kill the process; the adapter has logged the details.
             log.exception("turn for %s could not be delivered", msg.conversation.key)
+
+    async def run_queued(self, msg: Incoming, attempt: int) -> bool:
+        """A turn from the durable queue, on its `attempt`-th run. True when it is settled (its entry may be
+        acknowledged): answered, answered before (a repeat only re-delivers what was not delivered), or given
+        up on after the last attempt with the user told so. False leaves it queued, to run again."""
+        assert self.queue is not None
+        responder = self.responders[msg.conversation.platform]
+        conversation_var.set(msg.conversation.key)
+        request_var.set(msg.event_id)
+        last = self.queue.last_attempt(attempt)
+        try:
+            async with responder.working(msg):
+                result = await self.agent.take_turn(msg)
+        except TurnDeferred as deferred:
+            if not last:
+                log.info("turn %s deferred (%s); it stays queued", msg.event_id, deferred)
+                return False
+            return await self._give_up(responder, msg, deferred)
+        if result.repeated and result.delivered:
+            return True
+        try:
+            if result.replies:
+                await responder.deliver(msg, result.replies)
+        except Exception:
+            # The replies are recorded with the turn: a later run delivers them without running it again.
+            log.exception("turn %s could not be delivered", msg.event_id)
+            return last
+        try:
+            await self.agent.delivered(msg)
+        except StoreUnavailable:
+            log.warning("turn %s delivered, but not recorded as delivered", msg.event_id)
+        return True
+
+    async def _give_up(self, responder: Responder, msg: Incoming, deferred: TurnDeferred) -> bool:
+        log.warning("turn %s could not run after the last attempt (%s); telling the user", msg.event_id, deferred)
+        note = replies.gave_up(busy=deferred.busy)
+        try:
+            await responder.deliver(msg, [note])
+        except Exception:
+            log.exception("could not tell %s that its message was not answered", msg.conversation.key)
+        return True
 
     async def sweep_expired(self) -> int:
         """Expire due approvals, finish approved runs a dead process left behind, and update their cards;

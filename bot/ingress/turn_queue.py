@@ -4,7 +4,12 @@ turn workers consume it through a consumer group.
 Once Slack or Teams has had its 200 it never sends the event again, so a process that dies mid-turn must
 not lose the request: its entry stays pending in the group, and another worker reclaims it with
 XAUTOCLAIM once it has been idle for `claim_idle` seconds. Workers refresh the idle time of the entries
-they are still working on, so a slow model never makes a live turn look dead.
+they still own (and only those: an entry taken over while this process was paused is let go), so a slow
+model never makes a live turn look dead. A turn that could not run now (its conversation stayed busy, the
+store failed) is left pending and so comes back after `claim_idle`, up to `max_attempts` runs.
+
+De-duplication and the write are one script: a delivery is marked seen exactly when it is queued, so a
+failed write never leaves a mark behind that would drop the platform's retry as a duplicate.
 """
 
 from __future__ import annotations
@@ -28,8 +33,34 @@ log = logging.getLogger(__name__)
 
 STREAM = "pb:{turns}:stream"
 GROUP = "propbot-turn-workers"
+# Delivery ids seen, in the stream's slot so that marking one and queueing it are one script on a cluster too.
+SEEN = "pb:{turns}:seen:"
 
-RunTurn = Callable[[Incoming], Awaitable[None]]
+# A turn's run: True when it is settled (answered, or told the user it could not be) and its entry may be
+# acknowledged; False to leave it pending, to be run again once it has been idle for `claim_idle`.
+RunTurn = Callable[[Incoming, int], Awaitable[bool]]
+
+# KEYS: seen mark, stream. ARGV: mark ttl ms, stream maxlen, the message. 1 = queued, 0 = a duplicate.
+_ENQUEUE_ONCE = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'msg', ARGV[3])
+return 1
+"""
+
+# KEYS: stream. ARGV: group, consumer, entry ids. Resets the idle time of the entries this consumer still
+# owns; returns the ids it no longer owns (acknowledged, or taken over by another worker after a pause).
+_KEEP_OWNED = """
+local lost = {}
+for i = 3, #ARGV do
+  local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if entry and entry[2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+"""
 
 
 class TurnQueue:
@@ -37,14 +68,18 @@ class TurnQueue:
         self,
         client: RedisClient,
         *,
-        claim_idle: float = 60.0,
+        claim_idle: float = 10.0,
         max_in_flight: int = 32,
         maxlen: int = 100_000,
+        max_attempts: int = 6,
     ) -> None:
         self.client = client
         self.claim_idle_ms = int(claim_idle * 1000)
         self.max_in_flight = max_in_flight
         self.maxlen = maxlen
+        self.max_attempts = max_attempts
+        self._enqueue_once = client.register_script(_ENQUEUE_ONCE)
+        self._keep_owned = client.register_script(_KEEP_OWNED)
         self.consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self._group_ready = False
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -59,14 +94,19 @@ class TurnQueue:
                 raise
         self._group_ready = True
 
-    async def enqueue(self, msg: Incoming) -> str:
-        """Write the message durably; raises StoreUnavailable when Redis cannot take it."""
+    async def enqueue(self, msg: Incoming, seen_ttl: float) -> bool:
+        """Write the message durably unless its delivery id was seen within `seen_ttl` seconds (False: a
+        duplicate); raises StoreUnavailable when Redis cannot take it, and then nothing was marked or queued
+        (or, if the reply was lost, both were)."""
         try:
             await self._ensure_group()
-            entry = await self.client.xadd(STREAM, {"msg": msg.model_dump_json()}, maxlen=self.maxlen, approximate=True)
+            queued = await self._enqueue_once(
+                keys=[SEEN + msg.event_id, STREAM],
+                args=[max(1, int(seen_ttl * 1000)), self.maxlen, msg.model_dump_json()],
+            )
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(f"turn queue unavailable ({type(exc).__name__})") from None
-        return text(entry)
+        return bool(queued)
 
     async def run(self, run_turn: RunTurn, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Consume until `stop` is set; survives Redis outages by retrying with a pause."""
@@ -114,29 +154,41 @@ class TurnQueue:
         for entry_id, fields in reply[1] if len(reply) > 1 else []:
             if fields is None:
                 continue  # trimmed away
-            log.warning("reclaimed turn %s from a worker that stopped answering", text(entry_id))
-            self._start(text(entry_id), fields, run_turn)
+            entry = text(entry_id)
+            pending: Any = await self.client.xpending_range(STREAM, GROUP, min=entry, max=entry, count=1)
+            attempt = int(pending[0]["times_delivered"]) if pending else 2
+            log.warning("took over turn %s (run %d): its worker stopped or could not finish it", entry, attempt)
+            self._start(entry, fields, run_turn, attempt)
 
-    def _start(self, entry_id: str, fields: dict[Any, Any], run_turn: RunTurn) -> None:
+    def _start(self, entry_id: str, fields: dict[Any, Any], run_turn: RunTurn, attempt: int = 1) -> None:
         if entry_id in self._in_flight:
             return
         raw = fields.get(b"msg") or fields.get("msg")
-        self._in_flight[entry_id] = asyncio.create_task(self._work(entry_id, raw, run_turn))
+        self._in_flight[entry_id] = asyncio.create_task(self._work(entry_id, raw, run_turn, attempt))
 
-    async def _work(self, entry_id: str, raw: Any, run_turn: RunTurn) -> None:
+    async def _work(self, entry_id: str, raw: Any, run_turn: RunTurn, attempt: int) -> None:
         try:
             try:
                 msg = Incoming.model_validate_json(raw)
             except Exception:
                 log.error("dropping unreadable turn entry %s", entry_id)
+                settled = True
             else:
-                await run_turn(msg)
-            await self._ack(entry_id)
+                settled = await run_turn(msg, attempt)
+            if settled:
+                await self._ack(entry_id)
         finally:
             self._in_flight.pop(entry_id, None)
 
+    def last_attempt(self, attempt: int) -> bool:
+        """Whether a turn on its `attempt`-th run must settle now, one way or another."""
+        return attempt >= self.max_attempts
+
     async def _ack(self, entry_id: str) -> None:
-        for _ in range(5):
+        # An entry left unacknowledged is run again, which the turn's recorded outcome makes harmless (it only
+        # re-delivers or acks); retrying for a while still saves the platform a repeated post.
+        pause = 0.1
+        for _ in range(12):
             try:
                 pipe = self.client.pipeline(transaction=False)
                 pipe.xack(STREAM, GROUP, entry_id)
@@ -144,16 +196,24 @@ class TurnQueue:
                 await pipe.execute()
                 return
             except REDIS_ERRORS:
-                await asyncio.sleep(0.5)
-        log.warning("could not acknowledge turn %s; it may be reclaimed and answered again", entry_id)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        log.warning("could not acknowledge turn %s; it will be taken over and settled again", entry_id)
 
     async def _keep_alive(self, stop: asyncio.Event) -> None:
-        """Reset the idle time of entries still being worked on (XCLAIM JUSTID to ourselves)."""
+        """Reset the idle time of the entries this worker still owns; stop the turns of those it lost."""
         period = max(0.2, self.claim_idle_ms / 3000)
         while not stop.is_set():
             await asyncio.sleep(period)
-            ids: list[str | bytes | int | memoryview[int]] = list(self._in_flight)
+            ids = list(self._in_flight)
             if not ids:
                 continue
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self.client.xclaim(STREAM, GROUP, self.consumer, 0, ids, justid=True)
+            try:
+                lost = await self._keep_owned(keys=[STREAM], args=[GROUP, self.consumer, *ids])
+            except REDIS_ERRORS:
+                continue
+            for entry_id in map(text, lost):
+                task = self._in_flight.get(entry_id)
+                if task is not None and not task.done():
+                    log.warning("turn %s was taken over by another worker; stopping it here", entry_id)
+                    task.cancel()

@@ -164,7 +164,10 @@ class OpenAIChatModel:
             raise
         self.breaker.record_success()
         message = response.choices[0].message
-        out: dict[str, Any] = {"role": "assistant", "content": message.content}
+        # A refusal comes with `content` null and the reason in `refusal`: the reason is the answer, and a stored
+        # null content would make every later request of the conversation invalid.
+        content = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
+        out: dict[str, Any] = {"role": "assistant", "content": content}
         if message.tool_calls:
             out["tool_calls"] = [
                 {

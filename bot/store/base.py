@@ -8,17 +8,25 @@ Cluster hash tag (`pb:{slack:T1:C1}:history`), so the multi-key steps of a turn 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from bot.types import Approval, ApprovalStatus
+
+
+class Locked(NamedTuple):
+    token: str | None  # the lock's owner token; None when another turn holds the lock
+    history: list[dict[str, Any]]  # the stored messages, oldest first ([] when new or not locked)
+    # When the delivery asked about already had its turn: "s|<replies JSON>" (saved, maybe not delivered) or
+    # "d" (delivered). A turn taken over from a dead worker finds it and must not run again.
+    finished: str | None = None
 
 
 class Conversations(Protocol):
     """A conversation's history and its lock (one turn at a time, across processes)."""
 
-    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
-        """Take the conversation's lock and read its history in one round trip: (owner token, history);
-        (None, []) when someone else holds the lock."""
+    async def lock_and_load(self, conversation: str, ttl: float, delivery: str | None = None) -> Locked:
+        """Take the conversation's lock and read its history (and what `delivery`'s turn answered, if it
+        already ran) in one round trip."""
 
     async def release_lock(self, conversation: str, token: str) -> bool:
         """Release only if `token` still owns the lock (compare-and-delete)."""
@@ -27,10 +35,19 @@ class Conversations(Protocol):
         """Push the lock's expiry out while a long turn runs; False when the lock was lost."""
 
     async def save_history(
-        self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
+        self,
+        conversation: str,
+        messages: list[dict[str, Any]],
+        *,
+        release_token: str | None = None,
+        finished: tuple[str, str, float] | None = None,
     ) -> None:
-        """Replace the history in one write. With `release_token`, also release the lock in the same
-        round trip (only when the token still owns it)."""
+        """Replace the history in one write. With `release_token`: only while that token owns the lock
+        (else LockLost, and nothing is written), releasing it in the same step. With `finished` =
+        (delivery, replies JSON, seconds to keep): also record that delivery's outcome, in the same step."""
+
+    async def mark_delivered(self, conversation: str, delivery: str) -> None:
+        """The delivery's replies reached the platform (only an outcome that was recorded is marked)."""
 
 
 class Deliveries(Protocol):
@@ -71,8 +88,13 @@ class Approvals(Protocol):
     async def pending_approvals(self) -> list[Approval]:
         """Approvals still pending (expired ones included until swept), oldest first."""
 
+    async def mark_running(self, approval_id: str, since: float) -> None:
+        """Index the approval as running since `since` (before its claim, and again to schedule a retry), so
+        `stalled_approvals` finds it even if the process stops right after the claim."""
+
     async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
-        """Approvals still `approved` (claimed, tool not finished) that were claimed before the given time."""
+        """Approvals still `approved` (claimed, outcome not recorded) indexed as running since before the given
+        time."""
 
 
 class Counters(Protocol):

@@ -6,6 +6,10 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
     pb:{<conversation>}:history   string, JSON array of Chat Completions messages; expires after
                                   `history_ttl` seconds without a save
     pb:{<conversation>}:lock      string, the owner token of the conversation lock (PX ttl)
+    pb:{<conversation>}:done:<delivery>
+                                  string, the outcome of that delivery's turn, saved in the same script as
+                                  the history: `s|<replies JSON>` until the replies were delivered, then
+                                  `d`; a turn taken over after a crash finds it and does not run again
     pb:dedupe:{<event_id>}        string "1" (SET NX PX): the platform delivery was already seen
     pb:approval:{<approval_id>}   hash, one approval (kept `keep_for` seconds, for audit):
                                     status      authoritative ApprovalStatus value
@@ -54,6 +58,11 @@ def history(conversation: str) -> str:
 
 def lock(conversation: str) -> str:
     return f"{PREFIX}{_tag(conversation)}:lock"
+
+
+def finished(conversation: str, delivery: str) -> str:
+    """What a delivery's turn answered, written with the history that records it (same slot, same script)."""
+    return f"{PREFIX}{_tag(conversation)}:done:{delivery}"
 
 
 def dedupe(event_id: str) -> str:

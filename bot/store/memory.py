@@ -15,7 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bot.errors import LockLost
 from bot.store._codec import encode_changes
+from bot.store.base import Locked
 from bot.types import Approval, ApprovalStatus
 
 # Expired dedupe / history entries are dropped lazily; sweep the whole dict only once it grows past this.
@@ -34,8 +36,12 @@ class MemoryStore:
         self._locks: dict[str, tuple[str, float]] = {}
         # conversation -> (JSON text, monotonic deadline or inf)
         self._histories: dict[str, tuple[str, float]] = {}
+        # (conversation, delivery) -> (the delivery's recorded outcome, monotonic deadline)
+        self._finished: dict[tuple[str, str], tuple[str, float]] = {}
         # approval id -> (approval as JSON-compatible dict, monotonic deadline of the record)
         self._approvals: dict[str, tuple[dict[str, Any], float]] = {}
+        # approval id -> since when it is indexed as running (claimed, outcome not recorded)
+        self._running: dict[str, float] = {}
         # (group, name) -> GCRA theoretical arrival time, monotonic seconds
         self._rates: dict[tuple[str, str], float] = {}
         self._cache_generations: dict[str, int] = {}
@@ -83,9 +89,15 @@ class MemoryStore:
         self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
         return token
 
-    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
+    async def lock_and_load(self, conversation: str, ttl: float, delivery: str | None = None) -> Locked:
         token = self._acquire(conversation, ttl)
-        return (token, self._load(conversation)) if token else (None, [])
+        if not token:
+            return Locked(None, [])
+        return Locked(token, self._load(conversation), self._finished_of(conversation, delivery))
+
+    def _finished_of(self, conversation: str, delivery: str | None) -> str | None:
+        held = self._finished.get((conversation, delivery or "-"))
+        return held[0] if held is not None and held[1] > self._now() else None
 
     async def release_lock(self, conversation: str, token: str) -> bool:
         if self._owner(conversation) != token:
@@ -111,16 +123,32 @@ class MemoryStore:
         return messages
 
     async def save_history(
-        self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
+        self,
+        conversation: str,
+        messages: list[dict[str, Any]],
+        *,
+        release_token: str | None = None,
+        finished: tuple[str, str, float] | None = None,
     ) -> None:
+        if release_token is not None and self._owner(conversation) != release_token:
+            raise LockLost(conversation)  # as in Redis: a lost lock writes nothing
         # JSON text, like Redis: a copy the caller can't touch, and non-serialisable data fails here too.
         if len(self._histories) > _SWEEP_AT:
             now = self._now()
             self._histories = {k: held for k, held in self._histories.items() if held[1] > now}
+            self._finished = {k: held for k, held in self._finished.items() if held[1] > now}
         deadline = math.inf if self._history_ttl is None else self._now() + _ms(self._history_ttl) / 1000
         self._histories[conversation] = (json.dumps(messages), deadline)
+        if finished is not None and release_token is not None:
+            delivery, outcome, keep = finished
+            self._finished[(conversation, delivery)] = (outcome, self._now() + _ms(keep) / 1000)
         if release_token is not None:
             await self.release_lock(conversation, release_token)
+
+    async def mark_delivered(self, conversation: str, delivery: str) -> None:
+        held = self._finished.get((conversation, delivery))
+        if held is not None:
+            self._finished[(conversation, delivery)] = ("d", held[1])
 
     # -- approvals -------------------------------------------------------------------------------
     def _record(self, approval_id: str) -> dict[str, Any] | None:
@@ -169,15 +197,20 @@ class MemoryStore:
         if record is not None:
             record.update({name: json.loads(text) for name, text in encoded.items()})
 
+    async def mark_running(self, approval_id: str, since: float) -> None:
+        self._running[approval_id] = since
+
     async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
-        stalled = [
-            Approval.model_validate(record)
-            for approval_id in list(self._approvals)
-            if (record := self._record(approval_id)) is not None
-            and record["status"] == ApprovalStatus.APPROVED.value
-            and float(record.get("decided_at") or 0) < claimed_before
-        ]
-        return sorted(stalled, key=lambda a: a.decided_at or 0)
+        stalled: list[tuple[float, Approval]] = []
+        for approval_id, since in list(self._running.items()):
+            if since >= claimed_before:
+                continue
+            record = self._record(approval_id)
+            if record is None or record["status"] != ApprovalStatus.APPROVED.value:
+                del self._running[approval_id]  # finished, or a claim that was indexed but never made
+                continue
+            stalled.append((since, Approval.model_validate(record)))
+        return [approval for _, approval in sorted(stalled, key=lambda pair: pair[0])]
 
     async def pending_approvals(self) -> list[Approval]:
         pending = [

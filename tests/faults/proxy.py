@@ -63,6 +63,22 @@ def command_end(buf: bytes, at: int = 0) -> tuple[int, str]:
     return pos, name
 
 
+def command_key(command: bytes) -> str:
+    """The first key a whole request names: the second word, or for EVALSHA / EVAL (sha, numkeys, keys...) the
+    fourth; "" when it names none."""
+    words: list[bytes] = []
+    if command[:1] == b"*":
+        header, pos = _line(command, 0)
+        for _ in range(min(int(header[1:]), 4)):
+            start = pos
+            pos = _bulk(command, pos)
+            words.append(command[start:pos].split(b"\r\n", 2)[1])
+    else:
+        words = command.split()
+    index = 3 if words and words[0].upper() in (b"EVALSHA", b"EVAL") else 1
+    return words[index].decode(errors="replace") if len(words) > index else ""
+
+
 def reply_end(buf: bytes, at: int = 0) -> int:
     """The end of the reply starting at `at` (RESP2 and RESP3, aggregates nest); _Incomplete if not all arrived."""
     kind = buf[at : at + 1]
@@ -84,18 +100,35 @@ def reply_end(buf: bytes, at: int = 0) -> int:
 
 @dataclass
 class Fault:
-    at: int  # the number of the command to fault (1-based)
+    at: int  # the number of the command to fault (1-based); with `when`, of the commands `when` picks
     kind: str
     down_for: float = 0.0
     stall: float = 6.0
     on_kill: Callable[[], None] | None = None
+    # Picks the commands `at` counts, by (command name, first key): e.g. the 2nd EVALSHA on a lock key.
+    when: Callable[[str, str], bool] | None = None
+    _seen: int = 0
+
+    def hits(self, number: int, name: str, command: bytes) -> bool:
+        if self.when is None:
+            return number == self.at
+        if number == 0 or not self.when(name, command_key(command)):
+            return False
+        self._seen += 1
+        return self._seen == self.at
+
+
+def command(name: str, key_prefix: str = "") -> Callable[[str, str], bool]:
+    """A `Fault.when` for the commands called `name` whose first key starts with `key_prefix`."""
+    return lambda seen, key: seen == name and key.startswith(key_prefix)
 
 
 @dataclass(eq=False)  # identity, so pairs can sit in a set
 class _Pair:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter
-    pending: deque[int] = field(default_factory=deque)  # numbers (0: uncounted) of commands awaiting replies
+    # Numbers (0: uncounted; negative: the faulted one) of the commands awaiting replies.
+    pending: deque[int] = field(default_factory=deque)
 
 
 class RedisFaultProxy:
@@ -168,11 +201,12 @@ class RedisFaultProxy:
                     self.commands.append(name)
                     number = self.count
                 fault = self.fault
-                if fault is not None and number == fault.at and fault.kind in ("drop", "kill"):
+                hit = fault is not None and fault.hits(number, name, command)
+                if fault is not None and hit and fault.kind in ("drop", "kill"):
                     self._fire(fault)
                     self._cut(pair)
                     return
-                pair.pending.append(number)
+                pair.pending.append(-number if hit else number)
                 pair.server.write(command)
             await pair.server.drain()
 
@@ -189,7 +223,8 @@ class RedisFaultProxy:
                 reply, buf = buf[:end], buf[end:]
                 number = pair.pending.popleft() if pair.pending else 0
                 fault = self.fault
-                if fault is not None and number == fault.at and fault.kind in ("lost", "stall"):
+                # The request side marked the faulted command's number negative.
+                if fault is not None and number < 0 and fault.kind in ("lost", "stall"):
                     pair.client.write(out)
                     self._fire(fault)
                     if fault.kind == "stall":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,15 +11,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from tests.faults.proxy import Fault, RedisFaultProxy
-from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer, redis_url: str) -> AsyncIterator[RedisFaultProxy]:
-    fault_proxy = RedisFaultProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
-    await fault_proxy.start()
-    yield fault_proxy
-    await fault_proxy.stop()
 
 
 def client(proxy: RedisFaultProxy) -> aioredis.Redis:

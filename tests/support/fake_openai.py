@@ -87,6 +87,9 @@ def validate(request: Request) -> list[str]:
             open_ids.clear()
         if role == "assistant" and msg.get("tool_calls"):
             open_ids = {c["id"] for c in msg["tool_calls"]}
+        elif role == "assistant" and not isinstance(msg.get("content"), str):
+            # The API: "Invalid value for 'content': expected a string, got null."
+            problems.append(f"message {i}: an assistant message without tool_calls needs string content")
     if open_ids:
         problems.append(f"end: tool_call_ids {sorted(open_ids)} have no response messages")
     for tool in request.get("tools", []):

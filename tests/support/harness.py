@@ -61,7 +61,6 @@ def test_settings(fake: FakeOpenAI, **overrides: Any) -> Settings:
         "openai_model": "fake-model",
         "openai_timeout": 5.0,
         "openai_deadline": 10.0,
-        "lock_wait": 10.0,
         # Off unless a test is about them: many tests send dozens of messages as one user.
         "rate_limit_user_per_minute": 0,
         "rate_limit_workspace_per_minute": 0,

@@ -9,13 +9,12 @@ from bot.store.base import Conversations
 
 async def take_lock(store: Conversations, conversation: str, ttl: float) -> str | None:
     """Take the conversation's lock as a turn would; its owner token, or None when someone holds it."""
-    token, _ = await store.lock_and_load(conversation, ttl)
-    return token
+    return (await store.lock_and_load(conversation, ttl)).token
 
 
 async def history_of(store: Conversations, conversation: str) -> list[dict[str, Any]]:
     """The stored history, read under the lock and released at once."""
-    token, history = await store.lock_and_load(conversation, 30)
-    assert token is not None, f"{conversation} is locked by a turn"
-    await store.release_lock(conversation, token)
-    return history
+    got = await store.lock_and_load(conversation, 30)
+    assert got.token is not None, f"{conversation} is locked by a turn"
+    await store.release_lock(conversation, got.token)
+    return got.history

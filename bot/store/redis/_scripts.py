@@ -12,11 +12,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: lock, history, the delivery's outcome. Returns {0} when held; else {1, history or false, outcome or false}.
 LOCK_AND_LOAD = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-local history = redis.call('GET', KEYS[2])
-if not history then return {1} end
-return {1, history}
+return {1, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+"""
+
+# KEYS: lock, history, the delivery's outcome. ARGV: token, history, history ttl ms, outcome ('' for none),
+# outcome ttl ms. A compare-and-set on the lock: a turn whose lock expired while it ran (and that someone else
+# may hold now) writes nothing, so it can never overwrite the other turn's exchange.
+SAVE_TURN = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 EXTEND = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any, cast
 
 from bot.store import keys
@@ -15,6 +16,8 @@ from bot.store._codec import encode_changes
 from bot.store.redis import _scripts
 from bot.store.redis._connection import RedisClient, RedisPart, ms, text
 from bot.types import Approval, ApprovalStatus
+
+STALE_AFTER = 60.0
 
 
 def _approval_from_hash(raw: dict[Any, Any] | list[Any]) -> Approval | None:
@@ -58,9 +61,11 @@ class RedisApprovals(RedisPart):
         for name, value in record.items():
             args += [name, value]
         async with self._op("create_approval"):
-            await self._create(keys=[keys.approval(approval.id)], args=args)
+            # Index first (record and index live in different cluster slots): a record can then never exist
+            # without its index entry, and the sweeper expires every pending request.
             if approval.status is ApprovalStatus.PENDING:
                 await self._client.zadd(keys.PENDING_INDEX, {approval.id: approval.created_at})
+            await self._create(keys=[keys.approval(approval.id)], args=args)
 
     async def get_approval(self, approval_id: str) -> Approval | None:
         async with self._op("get_approval"):
@@ -86,11 +91,13 @@ class RedisApprovals(RedisPart):
             approval = _approval_from_hash(raw)
             if changed and approval is not None and approval.status is not ApprovalStatus.PENDING:
                 await self._client.zrem(keys.PENDING_INDEX, approval_id)
-            if won and new is ApprovalStatus.APPROVED:
-                await self._client.zadd(keys.RUNNING_INDEX, {approval_id: float(now)})
-            elif won and expected is ApprovalStatus.APPROVED:
+            if won and expected is ApprovalStatus.APPROVED:
                 await self._client.zrem(keys.RUNNING_INDEX, approval_id)
         return bool(won), approval
+
+    async def mark_running(self, approval_id: str, since: float) -> None:
+        async with self._op("mark_running"):
+            await self._client.zadd(keys.RUNNING_INDEX, {approval_id: float(since)})
 
     async def update_approval_fields(self, approval_id: str, changes: dict[str, Any]) -> None:
         pairs = _change_pairs(changes)
@@ -108,8 +115,14 @@ class RedisApprovals(RedisPart):
     async def _indexed(self, index: str, status: ApprovalStatus, max_score: str) -> list[Approval]:
         async with self._op("indexed_approvals"):
             # Without WITHSCORES the reply is a flat list of members.
-            members = cast(list[bytes | str], await self._client.zrangebyscore(index, "-inf", max_score))
-            ids = [text(member) for member in members]
+            scored = cast(
+                list[tuple[bytes | str, float]],
+                await self._client.zrangebyscore(index, "-inf", max_score, withscores=True),
+            )
+            ids = [text(member) for member, _ in scored]
+            # An entry is written just before its record (or its claim): a young one without a matching record
+            # may be mid-write, so only entries older than this are dropped as stale.
+            young = {text(member) for member, score in scored if score > time.time() - STALE_AFTER}
             if not ids:
                 return []
             # Non-transactional: the records live in different slots; a cluster pipeline splits
@@ -124,8 +137,9 @@ class RedisApprovals(RedisPart):
                 approval = _approval_from_hash(raw)
                 if approval is not None and approval.status is status:
                     pending.append(approval)
-                else:
-                    # Gone (keep_for elapsed) or moved on without the index being updated.
+                elif approval_id not in young:
+                    # Gone (keep_for elapsed), moved on without the index being updated, or a claim that was
+                    # indexed but never made.
                     stale.append(approval_id)
             if stale:
                 await self._client.zrem(index, *stale)

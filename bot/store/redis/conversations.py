@@ -1,4 +1,4 @@
-"""A conversation's history and lock on Redis: lock + load in one script, save + release in one transaction."""
+"""A conversation's history and lock on Redis: lock + load in one script, save + release in another."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import json
 import secrets
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
-
+from bot.errors import LockLost
 from bot.store import keys
+from bot.store.base import Locked
 from bot.store.redis import _scripts
-from bot.store.redis._connection import RedisClient, RedisPart, ms
+from bot.store.redis._connection import RedisClient, RedisPart, ms, text
 
 
 class RedisConversations(RedisPart):
@@ -20,17 +19,19 @@ class RedisConversations(RedisPart):
         self._release = client.register_script(_scripts.RELEASE)
         self._lock_load = client.register_script(_scripts.LOCK_AND_LOAD)
         self._extend = client.register_script(_scripts.EXTEND)
+        self._save = client.register_script(_scripts.SAVE_TURN)
 
-    async def lock_and_load(self, conversation: str, ttl: float) -> tuple[str | None, list[dict[str, Any]]]:
+    async def lock_and_load(self, conversation: str, ttl: float, delivery: str | None = None) -> Locked:
         token = secrets.token_hex(16)
-        lock_key, history_key = keys.lock(conversation), keys.history(conversation)
+        # Every key carries the conversation's hash tag: one slot, so valid on a cluster.
+        names = [keys.lock(conversation), keys.history(conversation), keys.finished(conversation, delivery or "-")]
         async with self._op("lock_and_load"):
-            # Both keys carry the conversation's hash tag: one slot, so valid on a cluster.
-            got = await self._lock_load(keys=[lock_key, history_key], args=[token, ms(ttl)])
+            got = await self._lock_load(keys=names, args=[token, ms(ttl)])
         if not got or not got[0]:
-            return None, []
+            return Locked(None, [])
         messages: list[dict[str, Any]] = json.loads(got[1]) if len(got) > 1 and got[1] else []
-        return token, messages
+        finished = text(got[2]) if delivery and len(got) > 2 and got[2] else None
+        return Locked(token, messages, finished)
 
     async def release_lock(self, conversation: str, token: str) -> bool:
         async with self._op("release_lock"):
@@ -41,33 +42,27 @@ class RedisConversations(RedisPart):
             return bool(await self._extend(keys=[keys.lock(conversation)], args=[token, ms(ttl)]))
 
     async def save_history(
-        self, conversation: str, messages: list[dict[str, Any]], *, release_token: str | None = None
+        self,
+        conversation: str,
+        messages: list[dict[str, Any]],
+        *,
+        release_token: str | None = None,
+        finished: tuple[str, str, float] | None = None,
     ) -> None:
         payload = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
         history_key, ttl = keys.history(conversation), ms(self._history_ttl)
-        async with self._op("save_history"):
-            if release_token is None:
+        if release_token is None:
+            async with self._op("save_history"):
                 await self._client.set(history_key, payload, px=ttl)
-                return
-            lock_key = keys.lock(conversation)
-            if isinstance(self._client, RedisCluster):
-                # The cluster transaction pipeline resolves each queued command's slot in a
-                # throwaway thread and event loop, and would run a pending topology discovery
-                # there too; do that discovery here, on our loop (a no-op when up to date).
-                await self._client.initialize()
-            # Raw EVALSHA rather than the Script object: redis-py would add SCRIPT EXISTS (+LOAD)
-            # round trips before every pipeline that carries a Script, and ClusterPipeline blocks
-            # its `evalsha` method outright. Both keys share the conversation's hash tag, so this
-            # MULTI/EXEC is valid on a cluster.
-            pipe = self._client.pipeline(transaction=True)
-            pipe.set(history_key, payload, px=ttl)
-            pipe.execute_command("EVALSHA", self._release.sha, 1, lock_key, release_token)
-            results = await pipe.execute(raise_on_error=False)
-            if isinstance(results[0], Exception):
-                raise results[0]
-            if isinstance(results[1], NoScriptError):
-                # Script cache empty (server restarted or failed over): the history is saved; the
-                # compare-and-delete is idempotent, so running it now keeps the same meaning.
-                await self._release(keys=[lock_key], args=[release_token])
-            elif isinstance(results[1], Exception):
-                raise results[1]
+            return
+        delivery, outcome, keep = finished if finished is not None else ("-", "", 1.0)
+        names = [keys.lock(conversation), history_key, keys.finished(conversation, delivery)]
+        async with self._op("save_history"):
+            saved = await self._save(keys=names, args=[release_token, payload, ttl, outcome, ms(keep)])
+        if not saved:
+            raise LockLost(conversation)
+
+    async def mark_delivered(self, conversation: str, delivery: str) -> None:
+        async with self._op("mark_delivered"):
+            # XX: only an outcome that was recorded; KEEPTTL: it still goes when the dedupe window does.
+            await self._client.set(keys.finished(conversation, delivery), "d", xx=True, keepttl=True)
