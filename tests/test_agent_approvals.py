@@ -10,7 +10,7 @@ from typing import Any
 from bot.types import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
 from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
-from tests.support.peek import take_lock
+from tests.support.peek import history_of, take_lock
 from tests.support.scripts import requests_with_key, schedule_then_report
 
 
@@ -177,3 +177,26 @@ async def test_a_decision_is_kept_when_its_conversation_cannot_be_continued(make
     [note] = result.replies
     assert isinstance(note, TextReply) and note.is_error and note.text.startswith("Approved and done")
     await h.store.release_lock(approval.conversation.key, held)
+
+
+async def test_an_outcome_whose_decider_stopped_before_announcing_it_is_announced_once(make_harness: Any) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    # A decider recorded the outcome and stopped before the card and the follow-up.
+    now = time.time()
+    await h.store.mark_running(approval.id, now)
+    await h.store.transition(approval.id, ApprovalStatus.PENDING, ApprovalStatus.APPROVED, now, {"decided_by": MANAGER})
+    result = {"ok": True, "summary": "Request MR-TEST created"}
+    await h.store.transition(approval.id, ApprovalStatus.APPROVED, ApprovalStatus.DONE, now, {"result": result})
+    assert await h.desk.expire_due() == []  # within the grace period its decider may still be announcing it
+    [announced] = await h.desk.expire_due(announce_after=0)
+    assert announced.outcome is DecisionOutcome.DONE and announced.approval is not None
+    assert announced.message == "Approved and done: Request MR-TEST created" and announced.replies
+    # Not settled (its card update failed, say): announced again later, but the follow-up is not written twice.
+    await asyncio.sleep(1.1)
+    [again] = await h.desk.expire_due(announce_after=0)
+    assert again.replies == []
+    await h.desk.settle(approval.id)
+    assert await h.desk.expire_due(announce_after=0) == []
+    follow_ups = [m for m in await history_of(h.store, approval.conversation.key) if m.get("role") == "tool"]
+    assert sum(m["tool_call_id"] == f"call_approval_{approval.id}" for m in follow_ups) == 1

@@ -5,6 +5,7 @@ conversation continues to a final answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -41,6 +42,13 @@ SETTLE_WAIT = 20.0
 
 # A claim older than this whose tool never reported is taken to belong to a dead process.
 STALLED_AFTER = 300.0
+
+_OUTCOMES = {
+    ApprovalStatus.DONE: DecisionOutcome.DONE,
+    ApprovalStatus.FAILED: DecisionOutcome.FAILED,
+    ApprovalStatus.CANCELLED: DecisionOutcome.CANCELLED,
+    ApprovalStatus.EXPIRED: DecisionOutcome.EXPIRED,
+}
 
 # After an unknown outcome (a timeout or an error once the tool had started), the next run under the same
 # idempotency key is due after this many seconds, doubling each time up to the cap.
@@ -131,11 +139,7 @@ class ApprovalDesk:
         stage.approval = current
         if target is ApprovalStatus.CANCELLED:
             await self._audit("cancelled", current, decision.user)
-            outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": who(current)}
-            answers = await self._continue(current, outcome, "Cancelled; nothing was done.")
-            return DecisionResult(
-                outcome=DecisionOutcome.CANCELLED, message="Cancelled.", approval=current, replies=answers
-            )
+            return await self._announce(current)
         return await self._execute(current, stage)
 
     async def _execute(self, approval: Approval, stage: Stage, *, recovered: bool = False) -> DecisionResult:
@@ -163,21 +167,34 @@ class ApprovalDesk:
             approval.id, ApprovalStatus.APPROVED, status, time.time(), {"result": result_data}
         )
         final = final or approval.model_copy(update={"status": status, "result": result_data})
-        done = status is ApprovalStatus.DONE
-        summary = result_data.get("summary")
-        message = (
-            (f"Approved and done: {summary}" if summary else "Approved and done.")
-            if done
-            else f"Approved, but it failed: {result_data.get('error')}"
-        )
-        outcome = {**result_data, "approved_by": who(final)}
-        answers = await self._continue(final, outcome, message)
-        return DecisionResult(
-            outcome=DecisionOutcome.DONE if done else DecisionOutcome.FAILED,
-            message=message,
-            approval=final,
-            replies=answers,
-        )
+        # A click's outcome is settled here; the sweeper's once its card was updated (Dispatcher.sweep_expired).
+        return await self._announce(final, settle=not recovered)
+
+    async def _announce(self, approval: Approval, *, seen: bool = True, settle: bool = True) -> DecisionResult:
+        """Tell the conversation a final outcome (the model's follow-up), then settle the approval: until then
+        the sweeper's index keeps it, so an outcome whose decider stopped before announcing it is announced
+        later (the follow-up is written once: a second one finds its call already in the history)."""
+        status = approval.status
+        result = approval.result or {}
+        if status is ApprovalStatus.DONE:
+            summary = result.get("summary")
+            said = f"Approved and done: {summary}" if summary else "Approved and done."
+            outcome: dict[str, Any] = {**result, "approved_by": who(approval)}
+        elif status is ApprovalStatus.FAILED:
+            said = f"Approved, but it failed: {result.get('error')}"
+            outcome = {**result, "approved_by": who(approval)}
+        elif status is ApprovalStatus.CANCELLED:
+            said = "Cancelled."
+            outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": who(approval)}
+        else:
+            said = "This request expired before anyone decided; nothing was done."
+            outcome = {"ok": False, "status": "expired", "executed": False}
+        # Not `seen`: an expired request whose card was never posted (the turn that asked was cut before
+        # delivering it, and ran again with a new request). A follow-up about it would only confuse.
+        answers = await self._continue(approval, outcome, said) if seen else []
+        if settle:
+            await self.settle(approval.id)
+        return DecisionResult(outcome=_OUTCOMES[status], message=said, approval=approval, replies=answers)
 
     async def _unknown(self, approval: Approval, error: str) -> DecisionResult:
         """The tool timed out or raised after it started: its write may have committed. The approval stays
@@ -213,38 +230,50 @@ class ApprovalDesk:
             return f"{who} is no longer allowed to approve {what}; nothing was done."
         return None
 
-    async def _expire(self, approval: Approval, now: float, *, seen: bool = True) -> DecisionResult:
+    async def _expire(
+        self, approval: Approval, now: float, *, seen: bool = True, settle: bool = True
+    ) -> DecisionResult:
         won, current = await self.approvals.transition(
             approval.id, ApprovalStatus.PENDING, ApprovalStatus.EXPIRED, now, {"decided_at": now}
         )
         if not won or current is None:
             return await self._already(current or approval)
-        return await self._after_expiry(current, seen=seen)
+        return await self._after_expiry(current, seen=seen, settle=settle)
 
-    async def _after_expiry(self, approval: Approval, *, seen: bool = True) -> DecisionResult:
+    async def _after_expiry(self, approval: Approval, *, seen: bool = True, settle: bool = True) -> DecisionResult:
         await self._audit("expired", approval, "")
-        said = "This request expired before anyone decided; nothing was done."
-        answers: list[Reply] = []
-        # Not `seen`: the sweeper found no card for it (the turn that asked was cut before delivering the card
-        # and ran again with a new request). Nobody saw it, and a follow-up about it would only confuse.
-        if seen:
-            answers = await self._continue(approval, {"ok": False, "status": "expired", "executed": False}, said)
-        return DecisionResult(
-            outcome=DecisionOutcome.EXPIRED,
-            message=said,
-            approval=approval,
-            replies=answers,
-        )
+        return await self._announce(approval, seen=seen, settle=settle)
 
-    async def expire_due(self) -> list[DecisionResult]:
-        """Expire every pending approval past its time (the sweeper calls this periodically)."""
+    async def settle(self, approval_id: str) -> None:
+        """The approval's outcome was announced (follow-up written, card updated): the sweeper lets it go. Best
+        effort: an approval left unsettled is only announced once more (its follow-up is not written twice)."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.approvals.settle(approval_id)
+
+    async def expire_due(self, announce_after: float | None = None) -> list[DecisionResult]:
+        """Expire every pending approval past its time, and announce final outcomes whose decider stopped before
+        announcing them (decided more than `announce_after` seconds ago). The sweeper calls this periodically
+        and settles each result once its card is updated. A store failure ends the sweep early with what it
+        has; the rest is found again next time."""
         now = time.time()
-        results = []
-        for approval in await self.approvals.pending_approvals():
-            if approval.expires_at < now:
-                result = await self._expire(approval, now, seen=bool(approval.card_ref))
-                if result.outcome is DecisionOutcome.EXPIRED:
-                    results.append(result)
+        results: list[DecisionResult] = []
+        grace = self.stalled_after if announce_after is None else announce_after
+        try:
+            for approval in await self.approvals.pending_approvals():
+                if approval.expires_at < now:
+                    result = await self._expire(approval, now, seen=bool(approval.card_ref), settle=False)
+                    if result.outcome is DecisionOutcome.EXPIRED:
+                        results.append(result)
+            for approval in await self.approvals.unsettled_approvals():
+                if (approval.decided_at or approval.created_at) > now - grace:
+                    continue  # its decider may be announcing it right now
+                if not await self.deliveries.first_delivery(f"approval-announce:{approval.id}", max(grace, 1.0)):
+                    continue
+                log.warning("announcing approval %s (%s): its decider stopped first", approval.id, approval.status)
+                seen = approval.status is not ApprovalStatus.EXPIRED or bool(approval.card_ref)
+                results.append(await self._announce(approval, seen=seen, settle=False))
+        except StoreUnavailable:
+            log.warning("approval sweep cut short: the state store is unavailable")
         return results
 
     async def recover_stalled(self, older_than: float | None = None) -> list[DecisionResult]:
@@ -254,12 +283,16 @@ class ApprovalDesk:
         Running the tool again is safe: the approval id is its idempotency key, so a tool that did run
         returns what it did. A SET NX claim per attempt makes one process, not every sweeper, do each run."""
         window = self.stalled_after if older_than is None else older_than
-        results = []
-        for approval in await self.approvals.stalled_approvals(time.time() - window):
-            if not await self.deliveries.first_delivery(f"approval-recovery:{approval.id}:{approval.attempts}", window):
-                continue
-            log.warning("finishing approval %s: it was claimed but its outcome was never recorded", approval.id)
-            results.append(await self._execute(approval, Stage("claimed", approval), recovered=True))
+        results: list[DecisionResult] = []
+        try:
+            for approval in await self.approvals.stalled_approvals(time.time() - window):
+                key = f"approval-recovery:{approval.id}:{approval.attempts}"
+                if not await self.deliveries.first_delivery(key, max(window, 1.0)):
+                    continue
+                log.warning("finishing approval %s: it was claimed but its outcome was never recorded", approval.id)
+                results.append(await self._execute(approval, Stage("claimed", approval), recovered=True))
+        except StoreUnavailable:
+            log.warning("approval recovery cut short: the state store is unavailable")
         return results
 
     async def _continue(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:

@@ -43,6 +43,10 @@ def gave_up(*, busy: bool) -> TextReply:
     )
 
 
+def resent() -> TextReply:
+    return TextReply(text="(propbot restarted while sending the answer below; if you already have it, this is a copy.)")
+
+
 def rate_limited(retry_in: float) -> TextReply:
     return TextReply(
         text=f"You're sending requests faster than propbot allows. Please wait {max(1, round(retry_in))} "

@@ -140,9 +140,14 @@ class Dispatcher:
             return await self._give_up(responder, msg, deferred)
         if result.repeated and result.delivered:
             return True
+        answers = result.replies
+        if result.repeated and answers:
+            # Its worker stopped between saving the turn and recording the delivery: the replies may or may not
+            # have reached the platform, so they go again, saying so.
+            answers = [replies.resent(), *answers]
         try:
-            if result.replies:
-                await responder.deliver(msg, result.replies)
+            if answers:
+                await responder.deliver(msg, answers)
         except Exception:
             # The replies are recorded with the turn: a later run delivers them without running it again.
             log.exception("turn %s could not be delivered", msg.event_id)
@@ -176,4 +181,6 @@ class Dispatcher:
                 await responder.approval_closed(result.approval, result)
             except Exception:  # one platform's failure must not stop the others' cards from closing
                 log.exception("could not update the card of approval %s", result.approval.id)
+                continue  # not settled: the next sweep announces it again
+            await self.desk.settle(result.approval.id)
         return len(results)

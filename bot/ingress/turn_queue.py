@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 import uuid
@@ -80,7 +81,8 @@ class TurnQueue:
         self.max_attempts = max_attempts
         self._enqueue_once = client.register_script(_ENQUEUE_ONCE)
         self._keep_owned = client.register_script(_KEEP_OWNED)
-        self.consumer = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        # Host and pid say which process holds a pending turn (XPENDING), the random part tells restarts apart.
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._group_ready = False
         self._in_flight: dict[str, asyncio.Task[None]] = {}
 

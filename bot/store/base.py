@@ -88,6 +88,13 @@ class Approvals(Protocol):
     async def pending_approvals(self) -> list[Approval]:
         """Approvals still pending (expired ones included until swept), oldest first."""
 
+    async def unsettled_approvals(self) -> list[Approval]:
+        """Approvals that reached a final status (done, failed, cancelled, expired) but were not yet `settle`d:
+        whoever finished one may have stopped before its card and follow-up were announced."""
+
+    async def settle(self, approval_id: str) -> None:
+        """The approval's final outcome was announced: drop it from the sweeper's indexes."""
+
     async def mark_running(self, approval_id: str, since: float) -> None:
         """Index the approval as running since `since` (before its claim, and again to schedule a retry), so
         `stalled_approvals` finds it even if the process stops right after the claim."""

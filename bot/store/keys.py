@@ -18,9 +18,15 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
                                     data        JSON of the whole Approval at creation
                                     f:<field>   JSON of a field changed later; overrides `data`
                                     tx          token of the last winning transition (retry safety)
-    pb:approvals:pending          sorted set of approval ids scored by created_at. Advisory: it is
-                                  updated after the approval's own key, so readers re-check status
-                                  and drop stale members.
+    pb:approvals:pending          sorted set of approval ids scored by created_at, written before the
+                                  approval's own key and kept until its final outcome was announced
+                                  (`settle`): the sweeper expires pending ones and announces outcomes
+                                  whose decider stopped first. Readers re-check the status.
+    pb:approvals:running          sorted set of approval ids claimed (or about to be: it is written before
+                                  the claim), scored by when their run is due to be checked; the sweeper
+                                  finishes `approved` ones whose run stalled or whose outcome was unknown
+    pb:{turns}:stream             stream of accepted messages (bot.ingress.turn_queue), one consumer group
+    pb:{turns}:seen:<event_id>    string "1": the delivery was queued; set in the same script as the XADD
     pb:{rate:<group>}:<name>      string, the GCRA "theoretical arrival time" (microseconds, Redis
                                   clock) of one rate limit; <group> is `platform:workspace` so the
                                   workspace counter and its users' counters share a slot (one script)
@@ -40,8 +46,8 @@ from __future__ import annotations
 
 PREFIX = "pb:"
 PENDING_INDEX = f"{PREFIX}approvals:pending"
-# Approvals claimed (approved) whose tool has not finished, scored by claim time: a process that died
-# between the claim and the result leaves its approval here for the sweeper to finish.
+# Approvals claimed (approved) whose outcome is not recorded, scored by when to check on them: a process that
+# died between the claim and the result, or a tool whose outcome was unknown, leaves its approval here.
 RUNNING_INDEX = f"{PREFIX}approvals:running"
 
 

@@ -42,6 +42,8 @@ class MemoryStore:
         self._approvals: dict[str, tuple[dict[str, Any], float]] = {}
         # approval id -> since when it is indexed as running (claimed, outcome not recorded)
         self._running: dict[str, float] = {}
+        # ids of approvals not yet settled (as the Redis pending index holds them)
+        self._unsettled: set[str] = set()
         # (group, name) -> GCRA theoretical arrival time, monotonic seconds
         self._rates: dict[tuple[str, str], float] = {}
         self._cache_generations: dict[str, int] = {}
@@ -162,6 +164,7 @@ class MemoryStore:
 
     async def create_approval(self, approval: Approval, keep_for: float) -> None:
         self._approvals[approval.id] = (approval.model_dump(mode="json"), self._now() + _ms(keep_for) / 1000)
+        self._unsettled.add(approval.id)
 
     async def get_approval(self, approval_id: str) -> Approval | None:
         record = self._record(approval_id)
@@ -213,12 +216,25 @@ class MemoryStore:
         return [approval for _, approval in sorted(stalled, key=lambda pair: pair[0])]
 
     async def pending_approvals(self) -> list[Approval]:
-        pending = [
-            Approval.model_validate(record)
-            for approval_id in list(self._approvals)
-            if (record := self._record(approval_id)) is not None and record["status"] == ApprovalStatus.PENDING.value
-        ]
-        return sorted(pending, key=lambda a: a.created_at)
+        return [a for a in self._indexed() if a.status is ApprovalStatus.PENDING]
+
+    async def unsettled_approvals(self) -> list[Approval]:
+        final = {ApprovalStatus.DONE, ApprovalStatus.FAILED, ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED}
+        return [a for a in self._indexed() if a.status in final]
+
+    async def settle(self, approval_id: str) -> None:
+        self._unsettled.discard(approval_id)
+        self._running.pop(approval_id, None)
+
+    def _indexed(self) -> list[Approval]:
+        found = []
+        for approval_id in list(self._unsettled):
+            record = self._record(approval_id)
+            if record is None:
+                self._unsettled.discard(approval_id)
+            else:
+                found.append(Approval.model_validate(record))
+        return sorted(found, key=lambda a: a.created_at)
 
     # -- rate limits -----------------------------------------------------------------------------
     async def take_rate(self, group: str, limits: Sequence[tuple[str, int]], window: float) -> tuple[float, str]:

@@ -10,8 +10,8 @@ it, and can fault at an exact command boundary:
 
 After the fault Redis stays unreachable for `down_for` seconds (new connections are closed at once), then the
 proxy passes traffic again. Commands are numbered across every connection in arrival order; names listed in
-`uncounted` (a worker's polling) are passed through and never numbered, so the boundaries of a flow are the
-same from run to run.
+`uncounted` (a worker's polling) and commands `skip` picks (heartbeats) are passed through and never numbered,
+so the boundaries of a flow are the same from run to run.
 """
 
 from __future__ import annotations
@@ -132,9 +132,15 @@ class _Pair:
 
 
 class RedisFaultProxy:
-    def __init__(self, upstream_port: int, uncounted: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        uncounted: frozenset[str] = frozenset(),
+        skip: Callable[[str, bytes], bool] | None = None,
+    ) -> None:
         self.upstream_port = upstream_port
         self.uncounted = uncounted
+        self.skip = skip  # (name, whole command) -> True for timer-driven commands, which are not numbered
         self.count = 0
         self.commands: list[str] = []  # names of the counted commands, in order
         self.fault: Fault | None = None
@@ -196,7 +202,7 @@ class RedisFaultProxy:
                     break
                 command, buf = buf[:end], buf[end:]
                 number = 0
-                if name not in self.uncounted:
+                if name not in self.uncounted and not (self.skip is not None and self.skip(name, command)):
                     self.count += 1
                     self.commands.append(name)
                     number = self.count

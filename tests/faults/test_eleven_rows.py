@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
-from bot.ingress.turn_queue import STREAM, TurnQueue
+from bot.ingress.turn_queue import GROUP, STREAM, TurnQueue
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -237,12 +237,12 @@ async def test_row_10_a_paused_workers_heartbeat_does_not_take_back_a_reclaimed_
     finished: list[str] = []
     release = asyncio.Event()
 
-    async def paused(msg: Incoming, attempt: int) -> bool:
+    async def paused(msg: Incoming, attempt: int = 1) -> bool:
         await release.wait()
         finished.append("paused worker")
         return True
 
-    async def live(msg: Incoming, attempt: int) -> bool:
+    async def live(msg: Incoming, attempt: int = 1) -> bool:
         finished.append("live worker")
         return True
 
@@ -250,7 +250,8 @@ async def test_row_10_a_paused_workers_heartbeat_does_not_take_back_a_reclaimed_
     slow, fast = TurnQueue(h.redis, claim_idle=3.0), TurnQueue(h.redis, claim_idle=0.3)
     stop = asyncio.Event()
     loops = [asyncio.create_task(slow.run(paused, stop, block_ms=100))]
-    await slow.enqueue(h.incoming(MANAGER, "one turn"), 60)
+    await h.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    await h.redis.xadd(STREAM, {"msg": h.incoming(MANAGER, "one turn").model_dump_json()})
     await eventually(lambda: slow._in_flight)
     loops.append(asyncio.create_task(fast.run(live, stop, block_ms=100)))
     await eventually(lambda: finished == ["live worker"])

@@ -17,7 +17,11 @@ from bot.store.redis import _scripts
 from bot.store.redis._connection import RedisClient, RedisPart, ms, text
 from bot.types import Approval, ApprovalStatus
 
+# An index entry is written just before its record (or its claim): a young one without a matching record may be
+# mid-write, so only entries older than this are dropped as stale.
 STALE_AFTER = 60.0
+
+FINAL = frozenset({ApprovalStatus.DONE, ApprovalStatus.FAILED, ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED})
 
 
 def _approval_from_hash(raw: dict[Any, Any] | list[Any]) -> Approval | None:
@@ -84,16 +88,19 @@ class RedisApprovals(RedisPart):
         expected, new = ApprovalStatus(expected), ApprovalStatus(new)
         token = secrets.token_hex(8)
         async with self._op("transition"):
-            won, changed, raw = await self._transition(
+            won, _, raw = await self._transition(
                 keys=[keys.approval(approval_id)],
                 args=[expected.value, new.value, repr(float(now)), token, *pairs],
             )
             approval = _approval_from_hash(raw)
-            if changed and approval is not None and approval.status is not ApprovalStatus.PENDING:
-                await self._client.zrem(keys.PENDING_INDEX, approval_id)
-            if won and expected is ApprovalStatus.APPROVED:
-                await self._client.zrem(keys.RUNNING_INDEX, approval_id)
+        # The indexes keep the approval until whoever finished it has also announced it (`settle`).
         return bool(won), approval
+
+    async def settle(self, approval_id: str) -> None:
+        async with self._op("settle"):
+            # Two keys in different cluster slots: two commands; a leftover entry is only announced again.
+            await self._client.zrem(keys.RUNNING_INDEX, approval_id)
+            await self._client.zrem(keys.PENDING_INDEX, approval_id)
 
     async def mark_running(self, approval_id: str, since: float) -> None:
         async with self._op("mark_running"):
@@ -107,21 +114,25 @@ class RedisApprovals(RedisPart):
             await self._update(keys=[keys.approval(approval_id)], args=pairs)
 
     async def pending_approvals(self) -> list[Approval]:
-        return await self._indexed(keys.PENDING_INDEX, ApprovalStatus.PENDING, "+inf")
+        indexed = await self._indexed(keys.PENDING_INDEX, "+inf")
+        return [a for a in indexed if a.status is ApprovalStatus.PENDING]
+
+    async def unsettled_approvals(self) -> list[Approval]:
+        indexed = await self._indexed(keys.PENDING_INDEX, "+inf")
+        return [a for a in indexed if a.status in FINAL]
 
     async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
-        return await self._indexed(keys.RUNNING_INDEX, ApprovalStatus.APPROVED, repr(float(claimed_before)))
+        return await self._indexed(keys.RUNNING_INDEX, repr(float(claimed_before)), ApprovalStatus.APPROVED)
 
-    async def _indexed(self, index: str, status: ApprovalStatus, max_score: str) -> list[Approval]:
+    async def _indexed(self, index: str, max_score: str, only: ApprovalStatus | None = None) -> list[Approval]:
+        """The approvals of an index, oldest first; entries whose record is gone (or, with `only`, whose status
+        is another) are dropped from the index once they are old enough not to be a write in progress."""
         async with self._op("indexed_approvals"):
-            # Without WITHSCORES the reply is a flat list of members.
             scored = cast(
                 list[tuple[bytes | str, float]],
                 await self._client.zrangebyscore(index, "-inf", max_score, withscores=True),
             )
             ids = [text(member) for member, _ in scored]
-            # An entry is written just before its record (or its claim): a young one without a matching record
-            # may be mid-write, so only entries older than this are dropped as stale.
             young = {text(member) for member, score in scored if score > time.time() - STALE_AFTER}
             if not ids:
                 return []
@@ -131,16 +142,15 @@ class RedisApprovals(RedisPart):
             for approval_id in ids:
                 pipe.hgetall(keys.approval(approval_id))
             records = await pipe.execute()
-            pending: list[Approval] = []
+            found: list[Approval] = []
             stale: list[str] = []
             for approval_id, raw in zip(ids, records, strict=True):
                 approval = _approval_from_hash(raw)
-                if approval is not None and approval.status is status:
-                    pending.append(approval)
+                if approval is not None and (only is None or approval.status is only):
+                    found.append(approval)
                 elif approval_id not in young:
-                    # Gone (keep_for elapsed), moved on without the index being updated, or a claim that was
-                    # indexed but never made.
+                    # Gone (keep_for elapsed), or a claim that was indexed but never made.
                     stale.append(approval_id)
             if stale:
                 await self._client.zrem(index, *stale)
-        return pending
+        return found

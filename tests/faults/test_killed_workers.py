@@ -1,0 +1,128 @@
+"""Real `propbot worker` processes killed with SIGKILL: the turn they held is answered exactly once, quickly,
+by another worker, with the default settings."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.ingress.turn_queue import GROUP, STREAM
+from tests.faults.proxy import Fault, RedisFaultProxy, command
+from tests.support.fake_openai import FakeOpenAI, text
+from tests.support.fake_slack import FakeSlack, MakeSlackBot, mention
+from tests.support.processes import propbot_env, start_propbot, stop
+from tests.support.waiting import eventually
+from tests.test_slack_processes import read
+from tools.db import Database
+
+
+def _worker_env(
+    tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, fake_slack: FakeSlack, db: Database, **extra: str
+) -> dict[str, str]:
+    env = propbot_env(tmp_path, redis_url, fake_openai, fake_slack, **extra)
+    env["DATABASE_URL"] = str(db.url.render_as_string(hide_password=False))
+    return env
+
+
+async def test_row_4_a_worker_killed_after_answering_but_before_acknowledging_is_not_answered_twice(
+    tmp_path: Path,
+    redis_url: str,
+    proxy: RedisFaultProxy,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+) -> None:
+    fake_openai.default = lambda request: text("the one answer")
+    web = await slack_bots(sqlite_database, in_process_worker=False)
+    quick = {"TURN_CLAIM_IDLE": "1.5", "LOCK_TTL": "3", "LOCK_WAIT": "6"}
+    log = tmp_path / "workers.log"
+    # The doomed worker reaches Redis through the proxy, which kills it as it sends its acknowledgement: the
+    # answer is saved and posted, the entry still pending.
+    doomed_env = _worker_env(tmp_path, proxy.url, fake_openai, fake_slack, sqlite_database, **quick)
+    doomed = start_propbot("worker", doomed_env, tmp_path, log)
+    proxy.arm(Fault(at=1, kind="kill", when=command("XACK"), on_kill=doomed.kill))
+    survivor: subprocess.Popen[bytes] | None = None
+    try:
+        assert (await web.send_event(mention("USTAFF", "what needs fixing at P-1001?"))).status == 200
+        await asyncio.wait_for(proxy.fired.wait(), 30)
+        assert await asyncio.to_thread(doomed.wait, 10) == -signal.SIGKILL
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+        survivor_env = _worker_env(tmp_path, redis_url, fake_openai, fake_slack, sqlite_database, **quick)
+        survivor = start_propbot("worker", survivor_env, tmp_path, log)
+        redis = web.runtime.redis
+        assert redis is not None
+
+        async def settled() -> bool:
+            pending: Any = await redis.xpending(STREAM, GROUP)
+            return int(pending["pending"]) == 0
+
+        deadline = time.monotonic() + 30
+        while not await settled():
+            assert time.monotonic() < deadline, read(log)
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # a second answer would be posted in this window
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1, read(log)
+        assert len(fake_openai.requests) == 1  # the turn ran once
+    finally:
+        stop(doomed)
+        if survivor is not None:
+            stop(survivor)
+
+
+async def test_a_worker_killed_mid_turn_is_answered_within_30_seconds_with_default_settings(
+    tmp_path: Path,
+    redis_url: str,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+) -> None:
+    first_call, release = asyncio.Event(), asyncio.Event()
+
+    async def model(request: dict[str, Any]) -> dict[str, Any]:
+        if not first_call.is_set():
+            first_call.set()
+            await release.wait()  # the worker waiting for this is killed long before it is released
+        return text("answered after the crash")
+
+    fake_openai.default = model
+    web = await slack_bots(sqlite_database, in_process_worker=False)
+    env = _worker_env(tmp_path, redis_url, fake_openai, fake_slack, sqlite_database)  # the defaults
+    log = tmp_path / "workers.log"
+    doomed = start_propbot("worker", env, tmp_path, log)
+    survivor = start_propbot("worker", env, tmp_path, log)  # already running, as in a deployment
+    try:
+        assert (await web.send_event(mention("USTAFF", "what needs fixing at P-1001?"))).status == 200
+        await eventually(first_call.is_set, within=30)
+        # Whichever worker took the turn is now waiting on the model; kill that one.
+        holder = await _holder(web, doomed, survivor)
+        killed_at = time.monotonic()
+        assert stop(holder, signal.SIGKILL) == -signal.SIGKILL
+        [answer] = await fake_slack.wait_for("chat.postMessage", within=30)
+        took = time.monotonic() - killed_at
+        assert "answered after the crash" in str(answer.args.get("text")), read(log)
+        assert took < 30, f"answered {took:.1f}s after the crash"
+        print(f"\nkilled worker's turn answered {took:.1f}s after the SIGKILL (default settings)")
+        await asyncio.sleep(2.0)  # a second answer would arrive in this window
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    finally:
+        release.set()
+        stop(doomed)
+        stop(survivor)
+
+
+async def _holder(web: Any, *workers: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """The worker process that owns the pending turn (a consumer is named `<host>-<pid>-<random>`)."""
+    redis = web.runtime.redis
+    pending: Any = await redis.xpending_range(STREAM, GROUP, min="-", max="+", count=1)
+    consumer = str(pending[0]["consumer"])
+    for worker in workers:
+        if f"-{worker.pid}-" in consumer:
+            return worker
+    raise AssertionError(f"no worker owns consumer {consumer}")
