@@ -112,7 +112,8 @@ class Fault:
     def hits(self, number: int, name: str, command: bytes) -> bool:
         if self.when is None:
             return number == self.at
-        if number == 0 or not self.when(name, command_key(command)):
+        # With `when`, numbering does not matter: a heartbeat is as good a target as any command.
+        if not self.when(name, command_key(command)):
             return False
         self._seen += 1
         return self._seen == self.at
@@ -128,7 +129,7 @@ class _Pair:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter
     # Numbers (0: uncounted; negative: the faulted one) of the commands awaiting replies.
-    pending: deque[int] = field(default_factory=deque)
+    pending: deque[float] = field(default_factory=deque)
 
 
 class RedisFaultProxy:
@@ -147,6 +148,7 @@ class RedisFaultProxy:
         self.fired = asyncio.Event()
         self._down_until = 0.0
         self._pairs: set[_Pair] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -163,6 +165,10 @@ class RedisFaultProxy:
             self._server.close()
         for pair in list(self._pairs):
             self._cut(pair)
+        # Let each connection's handler end on its own (its reads see EOF): a handler still running when the
+        # loop closes is cancelled, and asyncio logs that as an error.
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=2.0)
 
     def arm(self, fault: Fault | None) -> None:
         """Number commands from 1 again, and fault at `fault.at` (None: only count)."""
@@ -178,6 +184,10 @@ class RedisFaultProxy:
         self._pairs.discard(pair)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         if time.monotonic() < self._down_until:
             writer.close()
             return
@@ -207,12 +217,12 @@ class RedisFaultProxy:
                     self.commands.append(name)
                     number = self.count
                 fault = self.fault
-                hit = fault is not None and fault.hits(number, name, command)
+                hit = fault is not None and not self.fired.is_set() and fault.hits(number, name, command)
                 if fault is not None and hit and fault.kind in ("drop", "kill"):
                     self._fire(fault)
                     self._cut(pair)
                     return
-                pair.pending.append(-number if hit else number)
+                pair.pending.append((-number or -0.5) if hit else number)
                 pair.server.write(command)
             await pair.server.drain()
 
@@ -229,7 +239,7 @@ class RedisFaultProxy:
                 reply, buf = buf[:end], buf[end:]
                 number = pair.pending.popleft() if pair.pending else 0
                 fault = self.fault
-                # The request side marked the faulted command's number negative.
+                # The request side marked the faulted command with a negative number (-0.5 if unnumbered).
                 if fault is not None and number < 0 and fault.kind in ("lost", "stall"):
                     pair.client.write(out)
                     self._fire(fault)

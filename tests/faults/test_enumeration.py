@@ -8,6 +8,7 @@ a table: flow x boundaries x faults -> violations, and fail on any violation.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -45,7 +46,13 @@ async def enumerate_all(world: World, every_kind: bool) -> None:
     table: list[tuple[str, int, int, int]] = []
     violations: list[str] = []
     for flow in FLOWS:
+        started = time.monotonic()
         boundaries, runs, found = await enumerate_flow(world, flow, every_kind)
+        print(
+            f"\n{flow.name}: {boundaries} boundaries, {runs} runs, {len(found)} violations, "
+            f"{time.monotonic() - started:.0f}s",
+            flush=True,
+        )
         table.append((flow.name, boundaries, runs, len(found)))
         violations += found
     kinds = ", ".join(KINDS) if every_kind else "one per boundary, rotating " + "/".join(KINDS)
