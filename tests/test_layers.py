@@ -93,6 +93,19 @@ def test_only_the_composition_root_imports_adapters() -> None:
     assert offenders == [], "\n".join(offenders)
 
 
+def test_only_the_composition_root_reads_the_settings() -> None:
+    """Everything else is handed what it uses (adapters their SlackConfig / TeamsConfig, the model its
+    ModelConfig, the core its limits), so no part depends on the shape of the environment."""
+    offenders = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if not module.startswith(("bot.app", "bot.config")) and module != "bot"
+        for target in targets
+        if target == "bot.config"
+    ]
+    assert offenders == [], "\n".join(offenders)
+
+
 def test_tools_import_nothing_of_the_bot() -> None:
     offenders = [
         f"{module} imports {target}"

@@ -24,7 +24,7 @@ from tests.support.waiting import eventually
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    assert tracing.setup_tracing(load_settings(_env_file=None), exporter=exporter)
+    assert tracing.setup_tracing(None, exporter=exporter)
     try:
         yield exporter
     finally:
@@ -104,7 +104,7 @@ async def test_a_failed_model_call_and_an_approved_tool_are_traced(
 
 
 async def test_tracing_is_off_without_an_endpoint(make_harness: Any) -> None:
-    assert tracing.setup_tracing(load_settings(_env_file=None)) is False
+    assert tracing.setup_tracing(load_settings(_env_file=None).otel_exporter_otlp_endpoint) is False
     with tracing.span("propbot.turn", platform="slack") as span:
         span.set(outcome="ok")  # a no-op, never an error
     h: Harness = await make_harness()
@@ -142,7 +142,7 @@ async def collector(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[str,
 async def test_spans_reach_an_otlp_http_collector(collector: tuple[str, list[web.Request]]) -> None:
     endpoint, received = collector
     settings = load_settings(_env_file=None, otel_exporter_otlp_endpoint=endpoint + "/")
-    assert tracing.setup_tracing(settings)
+    assert tracing.setup_tracing(settings.otel_exporter_otlp_endpoint)
     try:
         with tracing.span("propbot.turn", platform="teams"):
             pass

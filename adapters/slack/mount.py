@@ -11,11 +11,11 @@ from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.config import SlackConfig
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.responder import SlackResponder
 from adapters.slack.web import UserNames, web_client
-from bot.config import Settings
 from bot.core.port import CorePort
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,12 @@ _bolt_log.setLevel(logging.WARNING)
 EVENTS_PATH = "/slack/events"
 
 
-def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
+def build_bolt(config: SlackConfig, client: AsyncWebClient) -> AsyncApp:
     return AsyncApp(
         name="propbot",
         logger=_bolt_log,
         client=client,
-        signing_secret=settings.slack_signing_secret or "",
+        signing_secret=config.signing_secret or "",
         # Listeners only normalise and enqueue, so they finish before the ack and every task they
         # start is one of ours (tracked, drained on shutdown) rather than a fire-and-forget future.
         process_before_response=True,
@@ -44,22 +44,31 @@ def build_bolt(settings: Settings, client: AsyncWebClient) -> AsyncApp:
     )
 
 
-async def mount(app: web.Application, core: CorePort, settings: Settings) -> Callable[[], Awaitable[None]]:
+def mount(config: SlackConfig) -> Callable[[web.Application, CorePort], Awaitable[Callable[[], Awaitable[None]]]]:
+    """The server's mount for Slack with this configuration."""
+
+    async def mount_with(app: web.Application, core: CorePort) -> Callable[[], Awaitable[None]]:
+        return await _mount(app, core, config)
+
+    return mount_with
+
+
+async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> Callable[[], Awaitable[None]]:
     session = aiohttp.ClientSession()
-    client = web_client(settings, session)
+    client = web_client(config, session)
     responder = SlackResponder(client, core)
     core.register("slack", responder)
-    bolt = build_bolt(settings, client)
+    bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)
     bolt.middleware(on_rate_limited)
-    SlackListeners(core, responder, UserNames(client), settings.allowed_slack_teams).register(bolt)
+    SlackListeners(core, responder, UserNames(client), config.allowed_teams).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
-    if settings.slack_app_token:
+    if config.app_token:
         from adapters.slack.socket import socket_mode
 
-        stop_socket = socket_mode(app, bolt, settings.slack_app_token)
+        stop_socket = socket_mode(app, bolt, config.app_token)
         log.info("Slack: Socket Mode (SLACK_APP_TOKEN is set); %s is not served", EVENTS_PATH)
-    elif settings.slack_signing_secret:
+    elif config.signing_secret:
         app.router.add_post(EVENTS_PATH, events_handler(bolt))
         log.info("Slack: events and interactivity on POST %s", EVENTS_PATH)
 

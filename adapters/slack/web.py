@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
+from adapters.slack.config import SlackConfig
 
 log = logging.getLogger(__name__)
 # slack_sdk logs request bodies at DEBUG; this fixed level keeps message text out of the logs whatever
@@ -28,11 +28,11 @@ NAME_TTL = 3600.0
 NAME_BUDGET = 1.5  # seconds a users.info lookup may hold up the ack before we go without a name
 
 
-def web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+def web_client(config: SlackConfig, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """The Web API client; slack_sdk retries nothing but connection resets unless told to."""
     return AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
+        token=config.bot_token,
+        base_url=config.api_url,
         timeout=15,
         session=session,
         logger=_sdk_log,

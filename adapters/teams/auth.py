@@ -31,7 +31,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
-from bot.config import Settings
+from adapters.teams.config import TeamsConfig
 from bot.core.permissions import WILDCARD
 from bot.errors import ConfigError
 
@@ -47,22 +47,22 @@ TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=15)
 class AuthConfig:
     """The attribute names ConfigurationBotFrameworkAuthentication reads (it ignores the environment)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.APP_ID = settings.microsoft_app_id
-        self.APP_PASSWORD = settings.microsoft_app_password
+    def __init__(self, config: TeamsConfig) -> None:
+        self.APP_ID = config.app_id
+        self.APP_PASSWORD = config.app_password
         # The SDK insists on credentials for SingleTenant/MSI even without an app id; local mode needs the
         # MultiTenant path, where an empty app id disables authentication.
-        self.APP_TYPE = settings.microsoft_app_type if settings.microsoft_app_id else "MultiTenant"
-        self.APP_TENANTID = settings.microsoft_app_tenant_id
-        if problem := settings.teams_problem():
-            raise ConfigError(problem)
+        self.APP_TYPE = config.app_type if config.app_id else "MultiTenant"
+        self.APP_TENANTID = config.tenant_id
+        if config.problem:
+            raise ConfigError(config.problem)
         # Other clouds (and tests against local servers): any of these switches botframework to its
         # parameterized validation, which then needs them all (teams_problem made sure of that).
-        if settings.microsoft_openid_metadata_url and settings.microsoft_token_issuer:
-            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
-            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = settings.microsoft_openid_metadata_url
-            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = settings.microsoft_token_issuer
-            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = settings.microsoft_login_url or (
+        if config.openid_metadata_url and config.token_issuer:
+            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = config.openid_metadata_url
+            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = config.openid_metadata_url
+            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = config.token_issuer
+            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = config.login_url or (
                 AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
                 + AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
             )
@@ -205,16 +205,16 @@ class CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
     """What botframework asks for outbound credentials. App id + secret: a token from `AppTokens`. Managed
     identity: botframework's own credential, its (blocking) first token fetch run on a worker thread."""
 
-    def __init__(self, settings: Settings, config: AuthConfig, tokens: AppTokens) -> None:
-        self.settings = settings
+    def __init__(self, config: TeamsConfig, auth_config: AuthConfig, tokens: AppTokens) -> None:
+        self.config = config
         self.tokens = tokens
-        self._inner = ConfigurationServiceClientCredentialFactory(config)
+        self._inner = ConfigurationServiceClientCredentialFactory(auth_config)
 
     async def is_valid_app_id(self, app_id: str) -> bool:
-        return bool(app_id) and app_id == self.settings.microsoft_app_id
+        return bool(app_id) and app_id == self.config.app_id
 
     async def is_authentication_disabled(self) -> bool:
-        return not self.settings.microsoft_app_id
+        return not self.config.app_id
 
     async def create_credentials(
         self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
@@ -223,7 +223,7 @@ class CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
             return MicrosoftAppCredentials.empty()
         if not await self.is_valid_app_id(app_id):
             raise PermissionError("credentials asked for an app id that is not propbot's")
-        if self.settings.microsoft_app_type == "UserAssignedMSI":
+        if self.config.app_type == "UserAssignedMSI":
             credentials: AppCredentials = await self._inner.create_credentials(
                 app_id, oauth_scope, login_endpoint, validate_authority
             )
@@ -238,7 +238,7 @@ class CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
             AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL_PREFIX
             + AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
         )
-        if self.settings.microsoft_app_type == "SingleTenant" and self.settings.microsoft_app_tenant_id:
+        if self.config.app_type == "SingleTenant" and self.config.tenant_id:
             # A single-tenant app signs in at its own tenant, not at botframework.com.
-            endpoint = endpoint.rstrip("/").rsplit("/", 1)[0] + "/" + self.settings.microsoft_app_tenant_id
+            endpoint = endpoint.rstrip("/").rsplit("/", 1)[0] + "/" + self.config.tenant_id
         return endpoint

@@ -10,27 +10,29 @@ from aiohttp import web
 from adapters.teams.auth import (
     AUTH_TIMEOUT,
 )
+from adapters.teams.config import TeamsConfig
 from adapters.teams.inbound import INVOKE_WAIT
 from adapters.teams.route import TeamsRoute
-from bot.config import Settings
 from bot.core.port import CorePort
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def make_mount(
-    *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
-) -> Callable[[web.Application, CorePort, Settings], Awaitable[Callable[[], Awaitable[None]]]]:
-    async def mount_with(app: web.Application, core: CorePort, settings: Settings) -> Callable[[], Awaitable[None]]:
-        if not settings.microsoft_app_id and not settings.teams_local_mode:
+def mount(
+    config: TeamsConfig, *, invoke_wait: float = INVOKE_WAIT, auth_timeout: float = AUTH_TIMEOUT
+) -> Callable[[web.Application, CorePort], Awaitable[Callable[[], Awaitable[None]]]]:
+    """The server's mount for Teams with this configuration (and, for tests, other timings)."""
+
+    async def mount_with(app: web.Application, core: CorePort) -> Callable[[], Awaitable[None]]:
+        if not config.app_id and not config.local_mode:
             raise ConfigError("MICROSOFT_APP_ID should be set to serve Teams (TEAMS_LOCAL_MODE=true to test locally)")
-        if problem := settings.teams_problem():
-            raise ConfigError(problem)
-        bot = TeamsRoute(settings, core, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
-        if settings.microsoft_app_id and settings.teams_local_mode:
+        if config.problem:
+            raise ConfigError(config.problem)
+        bot = TeamsRoute(config, core, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
+        if config.app_id and config.local_mode:
             log.warning("TEAMS_LOCAL_MODE is ignored: MICROSOFT_APP_ID is set, so every Teams request is authenticated")
-        if not settings.microsoft_app_id:
+        if not config.app_id:
             log.warning(
                 "Teams runs in LOCAL MODE (TEAMS_LOCAL_MODE=true, no MICROSOFT_APP_ID): requests are not "
                 "authenticated, so only loopback peers with loopback serviceUrls are served"
@@ -38,14 +40,11 @@ def make_mount(
         else:
             log.info(
                 "Teams: POST /api/messages for app %s, tenants %s",
-                settings.microsoft_app_id,
-                ", ".join(sorted(settings.allowed_tenants)),
+                config.app_id,
+                ", ".join(sorted(config.allowed_tenants)),
             )
         core.register("teams", bot.responder)
         app.router.add_post("/api/messages", bot.on_http)
         return bot.close
 
     return mount_with
-
-
-mount = make_mount()

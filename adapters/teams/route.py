@@ -26,9 +26,9 @@ from adapters.teams.auth import (
     audience_refusal,
     local_mode_refusal,
 )
+from adapters.teams.config import TeamsConfig
 from adapters.teams.inbound import INVOKE_WAIT, TeamsInbound
 from adapters.teams.outbound import TeamsResponder
-from bot.config import Settings
 from bot.core.port import CorePort
 from bot.errors import StoreUnavailable
 
@@ -40,20 +40,22 @@ class TeamsRoute:
 
     def __init__(
         self,
-        settings: Settings,
+        config: TeamsConfig,
         core: CorePort,
         *,
         invoke_wait: float = INVOKE_WAIT,
         auth_timeout: float = AUTH_TIMEOUT,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.core = core
-        self.app_id = settings.microsoft_app_id
-        self.tenants = settings.allowed_tenants
-        config = AuthConfig(settings)
-        self.tokens = AppTokens(settings.microsoft_app_id, settings.microsoft_app_password)
-        credentials = CredentialFactory(settings, config, self.tokens)
-        self.adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config, credentials_factory=credentials))
+        self.app_id = config.app_id
+        self.tenants = config.allowed_tenants
+        auth_config = AuthConfig(config)
+        self.tokens = AppTokens(config.app_id, config.app_password)
+        credentials = CredentialFactory(config, auth_config, self.tokens)
+        self.adapter = CloudAdapter(
+            ConfigurationBotFrameworkAuthentication(auth_config, credentials_factory=credentials)
+        )
         self.auth = InboundAuth(self.adapter.bot_framework_authentication, auth_timeout)
         self.responder = TeamsResponder(self.adapter, self.app_id, core)
         self.turn = TeamsInbound(core, self.responder, invoke_wait)

@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         require_model_settings(settings)
         # serve, worker and chat run turns; the other commands have nothing to trace.
-        setup_tracing(settings)
+        setup_tracing(settings.otel_exporter_otlp_endpoint)
         if args.command == "serve":
             from bot.app.server import serve
 

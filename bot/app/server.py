@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import describe
+from bot.app.platforms import Mount, enabled_mounts
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
-from bot.core.port import CorePort
 from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
@@ -28,10 +28,6 @@ TASKS = web.AppKey("tasks", TaskTracker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # False in `propbot worker`: adapters register their responders but must not open Socket Mode etc.
 SERVES_HTTP = web.AppKey("serves_http", bool)
-
-# An adapter mounts its routes and returns an async cleanup (or None). Adapters are imported lazily so
-# a deployment without Teams never imports botbuilder.
-Mount = Callable[[web.Application, CorePort, Settings], Awaitable[Callable[[], Awaitable[None]] | None]]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -54,21 +50,6 @@ async def metrics_view(request: web.Request) -> web.Response:
         metrics.PENDING_APPROVALS.set(len(await runtime.store.pending_approvals()))
     body, content_type = metrics.render()
     return web.Response(body=body, headers={"Content-Type": content_type})
-
-
-def enabled_mounts(settings: Settings) -> list[Mount]:
-    mounts: list[Mount] = []
-    if settings.slack_enabled:
-        from adapters.slack import mount as mount_slack
-
-        mounts.append(mount_slack)
-    # Without an app id nothing would authenticate Teams requests: unless TEAMS_LOCAL_MODE asks for it, the
-    # route is not served at all (the start-up block says which platforms are on and how to turn them on).
-    if settings.teams_enabled:
-        from adapters.teams import mount as mount_teams
-
-        mounts.append(mount_teams)
-    return mounts
 
 
 async def sweep_forever(dispatcher: Dispatcher, interval: float) -> None:
@@ -134,7 +115,7 @@ async def create_app(
     app.router.add_get("/metrics", metrics_view)
     cleanups: list[Callable[[], Awaitable[None]]] = []
     for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
-        cleanup = await mount(app, dispatcher, runtime.settings)
+        cleanup = await mount(app, dispatcher)
         if cleanup is not None:
             cleanups.append(cleanup)
     background: list[asyncio.Task[None]] = []

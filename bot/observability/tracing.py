@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
 from bot.observability.logs import conversation_var
 
 if TYPE_CHECKING:
@@ -41,11 +40,11 @@ class SpanHandle:
             self._span.set_attributes({f"propbot.{k}": v for k, v in attrs.items() if v is not None})
 
 
-def setup_tracing(settings: Settings, exporter: SpanExporter | None = None) -> bool:
-    """Start exporting spans in batches over OTLP/HTTP; True when tracing is on. `exporter` replaces the
-    OTLP exporter (tests use the SDK's in-memory one) and turns tracing on without an endpoint."""
+def setup_tracing(endpoint: str | None, exporter: SpanExporter | None = None) -> bool:
+    """Start exporting spans in batches over OTLP/HTTP to `endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT); True when
+    tracing is on. `exporter` replaces the OTLP exporter (tests use the SDK's in-memory one) and turns tracing on
+    without an endpoint."""
     global _provider
-    endpoint = settings.otel_exporter_otlp_endpoint
     if exporter is None and not endpoint:
         return False
     try:

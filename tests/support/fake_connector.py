@@ -227,9 +227,9 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     sessions: list[aiohttp.ClientSession] = []
 
     # Imported here so that loading this plugin does not import botbuilder or the server for every test.
-    from adapters.teams import make_mount
     from adapters.teams.auth import AUTH_TIMEOUT
     from adapters.teams.inbound import INVOKE_WAIT
+    from bot.app.platforms import teams_mount
     from bot.app.server import create_app
 
     async def start(
@@ -237,7 +237,7 @@ async def start_teams(make_harness: Any, fake_connector: FakeConnector) -> Async
     ) -> TeamsRig:
         """`bind`: the address served (0.0.0.0 lets a test reach it from a non-loopback address too)."""
         h: Harness = await make_harness(**{"teams_local_mode": True, **overrides})
-        mount = make_mount(invoke_wait=invoke_wait, auth_timeout=auth_timeout)
+        mount = teams_mount(h.settings, invoke_wait=invoke_wait, auth_timeout=auth_timeout)
         app = await create_app(h.process, mounts=[mount], sweep_interval=3600)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.slack import mount
+from bot.app.platforms import slack_mount
 from bot.app.runtime import Runtime
 from bot.app.server import DISPATCHER, create_app
 from bot.core.permissions import parse_permissions
@@ -400,7 +400,7 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
         settings = test_settings(fake_openai, **{**values, **overrides})
         rules = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
         runtime = start_process(settings, rules, db)
-        app = await create_app(runtime, mounts=None if every_mount else [mount], drain_timeout=15.0)
+        app = await create_app(runtime, mounts=None if every_mount else [slack_mount(settings)], drain_timeout=15.0)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -1,0 +1,16 @@
+"""What the Slack adapter needs to know, handed over by the composition root (bot.app.platforms), which alone
+reads the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    bot_token: str | None
+    signing_secret: str | None
+    app_token: str | None = None  # Socket Mode when set
+    api_url: str = "https://slack.com/api/"
+    # Other workspaces and Grid orgs whose people propbot answers (Slack Connect); "*" for any.
+    allowed_teams: frozenset[str] = frozenset()

@@ -1,0 +1,21 @@
+"""What the Teams adapter needs to know, handed over by the composition root (bot.app.platforms), which alone
+reads the settings and has already refused settings that cannot be served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TeamsConfig:
+    app_id: str  # empty: local mode (no authentication, loopback only)
+    app_password: str = ""
+    app_type: str = "MultiTenant"  # MultiTenant | SingleTenant | UserAssignedMSI
+    tenant_id: str = ""
+    local_mode: bool = False
+    allowed_tenants: frozenset[str] = frozenset()  # Azure tenant ids whose users are answered; "*" for any
+    # Other clouds (and the suite's local identity server): set together or not at all.
+    openid_metadata_url: str | None = None
+    token_issuer: str | None = None
+    login_url: str | None = None
+    problem: str | None = None  # why these settings cannot be served, naming the variable; None when they can
