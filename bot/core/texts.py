@@ -35,12 +35,11 @@ def busy() -> TextReply:
 
 def gave_up(*, busy: bool) -> TextReply:
     why = (
-        "this conversation stayed busy with earlier messages" if busy else "propbot's state store could not be reached"
+        "this conversation stayed busy with earlier messages for too long"
+        if busy
+        else "propbot kept failing to process it (its state store was unreachable, or an error repeated)"
     )
-    return TextReply(
-        text=f"I could not answer your message: {why} for too long. Nothing was changed; please send it again.",
-        is_error=True,
-    )
+    return TextReply(text=f"I could not answer your message: {why}. Please send it again.", is_error=True)
 
 
 def resent() -> TextReply:

@@ -137,7 +137,11 @@ class Dispatcher:
             if not last:
                 log.info("turn %s deferred (%s); it stays queued", msg.event_id, deferred)
                 return False
-            return await self._give_up(responder, msg, deferred)
+            return await self._give_up(responder, msg, deferred.busy)
+        except Exception:
+            # A bug, not an outage: run it again a few times (it may pass), never forever.
+            log.exception("turn %s failed (run %d)", msg.event_id, attempt)
+            return await self._give_up(responder, msg, False) if last else False
         if result.repeated and result.delivered:
             return True
         answers = result.replies
@@ -158,9 +162,9 @@ class Dispatcher:
             log.warning("turn %s delivered, but not recorded as delivered", msg.event_id)
         return True
 
-    async def _give_up(self, responder: Responder, msg: Incoming, deferred: TurnDeferred) -> bool:
-        log.warning("turn %s could not run after the last attempt (%s); telling the user", msg.event_id, deferred)
-        note = replies.gave_up(busy=deferred.busy)
+    async def _give_up(self, responder: Responder, msg: Incoming, busy: bool) -> bool:
+        log.warning("turn %s could not run after the last attempt; telling the user", msg.event_id)
+        note = replies.gave_up(busy=busy)
         try:
             await responder.deliver(msg, [note])
         except Exception:

@@ -319,7 +319,7 @@ async def check_message(run: Run, msg: Incoming) -> None:
     said = run.record.texts_for(msg.event_id)
     answers = said.count(f"answer to {msg.text}")
     copies = said.count(texts.resent().text)
-    gave_up = [t for t in said if "please send it again" in t]
+    gave_up = [t for t in said if "send it again" in t]
     if answers == 0 and not gave_up:
         run.violations.append("the message was never answered, and the user was not told")
     elif answers > 1 + copies:
