@@ -177,6 +177,12 @@ async def test_a_decision_is_kept_when_its_conversation_cannot_be_continued(make
     [note] = result.replies
     assert isinstance(note, TextReply) and note.is_error and note.text.startswith("Approved and done")
     await h.store.release_lock(approval.conversation.key, held)
+    # Left unsettled: once the channel is free, the sweeper writes the follow-up the click could not.
+    [announced] = await h.desk.expire_due(announce_after=0)
+    assert announced.outcome is DecisionOutcome.DONE and announced.replies
+    told = [m for m in await history_of(h.store, approval.conversation.key) if m.get("role") == "tool"]
+    assert told[-1]["tool_call_id"] == f"call_approval_{approval.id}"
+    assert await requests_with_key(h.db, approval.id) == 1
 
 
 async def test_an_outcome_whose_decider_stopped_before_announcing_it_is_announced_once(make_harness: Any) -> None:

@@ -83,6 +83,8 @@ class ApprovalDesk:
         self.loop = loop
         self.settle_wait = settle_wait
         self.stalled_after = stalled_after
+        # Approvals whose follow-up could not be written here: left unsettled for the sweeper to announce again.
+        self._not_continued: set[str] = set()
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         """Remember where the adapter posted an approval's card, so any process can replace it later."""
@@ -247,6 +249,9 @@ class ApprovalDesk:
     async def settle(self, approval_id: str) -> None:
         """The approval's outcome was announced (follow-up written, card updated): the sweeper lets it go. Best
         effort: an approval left unsettled is only announced once more (its follow-up is not written twice)."""
+        if approval_id in self._not_continued:
+            self._not_continued.discard(approval_id)
+            return
         with contextlib.suppress(StoreUnavailable):
             await self.approvals.settle(approval_id)
 
@@ -308,6 +313,8 @@ class ApprovalDesk:
             # The decision itself is recorded; only the follow-up could not be written. Say so plainly
             # rather than report the whole decision as failed.
             log.warning("approval %s decided, but its conversation could not be continued", approval.id)
+            # Not settled, so the sweeper writes the follow-up later (its grace period from now on).
+            self._not_continued.add(approval.id)
             return [TextReply(text=NOT_CONTINUED.format(outcome=said.rstrip(".") + "."), is_error=True)]
 
     async def _tell_model(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:
