@@ -48,6 +48,13 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'msg', ARGV[3])
 return 1
 """
 
+# KEYS: stream. ARGV: group, entry id. Acknowledged and deleted together: an entry acknowledged but left in
+# the stream would only be garbage, but one script is also one round trip.
+_ACK = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
 # KEYS: stream. ARGV: group, consumer, entry ids. Resets the idle time of the entries this consumer still
 # owns; returns the ids it no longer owns (acknowledged, or taken over by another worker after a pause).
 _KEEP_OWNED = """
@@ -81,6 +88,7 @@ class TurnQueue:
         self.max_attempts = max_attempts
         self._enqueue_once = client.register_script(_ENQUEUE_ONCE)
         self._keep_owned = client.register_script(_KEEP_OWNED)
+        self._ack_script = client.register_script(_ACK)
         # Host and pid say which process holds a pending turn (XPENDING), the random part tells restarts apart.
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._group_ready = False
@@ -192,10 +200,7 @@ class TurnQueue:
         pause = 0.1
         for _ in range(12):
             try:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.xack(STREAM, GROUP, entry_id)
-                pipe.xdel(STREAM, entry_id)
-                await pipe.execute()
+                await self._ack_script(keys=[STREAM], args=[GROUP, entry_id])
                 return
             except REDIS_ERRORS:
                 await asyncio.sleep(pause)

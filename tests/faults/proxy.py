@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -105,23 +106,30 @@ class Fault:
     down_for: float = 0.0
     stall: float = 6.0
     on_kill: Callable[[], None] | None = None
-    # Picks the commands `at` counts, by (command name, first key): e.g. the 2nd EVALSHA on a lock key.
-    when: Callable[[str, str], bool] | None = None
+    # Picks the commands `at` counts, by (command name, first key, whole command): e.g. the 2nd EVALSHA on a
+    # lock key.
+    when: Callable[[str, str, bytes], bool] | None = None
     _seen: int = 0
 
     def hits(self, number: int, name: str, command: bytes) -> bool:
         if self.when is None:
             return number == self.at
         # With `when`, numbering does not matter: a heartbeat is as good a target as any command.
-        if not self.when(name, command_key(command)):
+        if not self.when(name, command_key(command), command):
             return False
         self._seen += 1
         return self._seen == self.at
 
 
-def command(name: str, key_prefix: str = "") -> Callable[[str, str], bool]:
+def command(name: str, key_prefix: str = "") -> Callable[[str, str, bytes], bool]:
     """A `Fault.when` for the commands called `name` whose first key starts with `key_prefix`."""
-    return lambda seen, key: seen == name and key.startswith(key_prefix)
+    return lambda seen, key, _: seen == name and key.startswith(key_prefix)
+
+
+def script(source: str) -> Callable[[str, str, bytes], bool]:
+    """A `Fault.when` for the calls of one Lua script (EVALSHA names it by its SHA1)."""
+    sha = hashlib.sha1(source.encode()).hexdigest().encode()
+    return lambda seen, _, whole: seen == "EVALSHA" and sha in whole
 
 
 @dataclass(eq=False)  # identity, so pairs can sit in a set

@@ -153,7 +153,9 @@ async def test_row_6_a_failed_enqueue_leaves_no_mark_and_the_retry_is_accepted(
     msg = h.incoming(MANAGER, "queued through an outage")
     await h.redis.ping()
     proxy.arm(
-        Fault(at=1, kind="drop", down_for=OUTAGE, when=lambda name, key: name == "XADD" or key.startswith("pb:{turns}"))
+        Fault(
+            at=1, kind="drop", down_for=OUTAGE, when=lambda name, key, _: name == "XADD" or key.startswith("pb:{turns}")
+        )
     )
     with pytest.raises(StoreUnavailable):
         await dispatcher.submit(msg)

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.ingress import turn_queue
 from bot.ingress.turn_queue import GROUP, STREAM
-from tests.faults.proxy import Fault, RedisFaultProxy, command
+from tests.faults.proxy import Fault, RedisFaultProxy, script
 from tests.support.fake_openai import FakeOpenAI, text
 from tests.support.fake_slack import FakeSlack, MakeSlackBot, mention
 from tests.support.processes import propbot_env, start_propbot, stop
@@ -45,7 +46,7 @@ async def test_row_4_a_worker_killed_after_answering_but_before_acknowledging_is
     # answer is saved and posted, the entry still pending.
     doomed_env = _worker_env(tmp_path, proxy.url, fake_openai, fake_slack, sqlite_database, **quick)
     doomed = start_propbot("worker", doomed_env, tmp_path, log)
-    proxy.arm(Fault(at=1, kind="kill", when=command("XACK"), on_kill=doomed.kill))
+    proxy.arm(Fault(at=1, kind="kill", when=script(turn_queue._ACK), on_kill=doomed.kill))
     survivor: subprocess.Popen[bytes] | None = None
     try:
         assert (await web.send_event(mention("USTAFF", "what needs fixing at P-1001?"))).status == 200
