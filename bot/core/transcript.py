@@ -39,6 +39,7 @@ class Hold:
     finished: str | None = None
     # Set when the lock could not be kept alive: another turn may hold it now, so this one must stop.
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    released: bool = False  # save() wrote the history and released the lock
 
     def check(self) -> None:
         if self.lost.is_set():
@@ -71,9 +72,9 @@ class Transcript:
             yield hold
         finally:
             keeper.cancel()
-            with contextlib.suppress(StoreUnavailable):
-                # A no-op after save(), which released it in the same round trip as the write.
-                await self.store.release_lock(conversation, hold.token)
+            if not hold.released:  # save() released it in the same round trip as the write
+                with contextlib.suppress(StoreUnavailable):
+                    await self.store.release_lock(conversation, hold.token)
 
     async def save(self, conversation: str, hold: Hold, *, outcome: tuple[str, str] | None = None) -> None:
         """Write the history (and `outcome` = (delivery, replies JSON)), releasing the lock; LockLost when the
@@ -82,6 +83,7 @@ class Transcript:
         kept = trim(sanitize(hold.history), self.budget, self.counter)
         finished = (outcome[0], "s|" + outcome[1], self.times.outcome) if outcome is not None else None
         await self.store.save_history(conversation, kept, release_token=hold.token, finished=finished)
+        hold.released = True
 
     async def _keep(self, conversation: str, hold: Hold) -> None:
         """Refresh the lock every ttl/3. A store error is retried until the lock would have expired: one
