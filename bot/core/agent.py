@@ -98,7 +98,7 @@ class Agent:
 
     async def delivered(self, msg: Incoming) -> None:
         """The turn's replies reached the platform: a later run of the same delivery only acknowledges it."""
-        await self.transcript.store.mark_delivered(msg.conversation.key, msg.event_id)
+        await self.transcript.mark_delivered(msg.conversation.key, msg.event_id)
 
     async def run_turn(self, msg: Incoming) -> list[Reply]:
         """The turn for an accepted message, run here and now: lock, load, loop, save, unlock. A busy

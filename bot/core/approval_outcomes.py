@@ -36,17 +36,19 @@ def store_failed(decision: Decision, stage: Stage) -> DecisionResult:
         outcome = DecisionOutcome.CANCELLED if cancel else DecisionOutcome.IN_PROGRESS
         message = "Cancelled." if cancel else "Approved; finishing it. propbot posts the outcome in the conversation."
     else:
-        summary = (stage.result or {}).get("summary")
-        done = bool((stage.result or {}).get("ok"))
         outcome = DecisionOutcome.IN_PROGRESS
-        message = (
-            (f"Approved and done: {summary}." if summary else "Approved and done.")
-            if done
-            else f"Approved, but it failed: {(stage.result or {}).get('error')}."
-        ) + " propbot will record it once its store is back."
+        message = ran_words(stage.result or {}).rstrip(".") + ". propbot will record it once its store is back."
     if outcome is DecisionOutcome.UNAVAILABLE:
         message = "propbot cannot reach its state store right now; " + message
     return DecisionResult(outcome=outcome, message=message, approval=stage.approval)
+
+
+def ran_words(result: dict[str, Any]) -> str:
+    """What an approved call did, in the words the clicker and the conversation are given."""
+    if result.get("ok"):
+        summary = result.get("summary")
+        return f"Approved and done: {summary}" if summary else "Approved and done."
+    return f"Approved, but it failed: {result.get('error')}"
 
 
 def who(approval: Approval) -> str:

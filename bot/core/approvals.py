@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from bot.core import texts
-from bot.core.approval_outcomes import NOT_CONTINUED, Stage, already, store_failed, who
+from bot.core.approval_outcomes import NOT_CONTINUED, Stage, already, ran_words, store_failed, who
 from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
 from bot.core.tool_runner import ToolRunner
@@ -178,13 +178,9 @@ class ApprovalDesk:
         later (the follow-up is written once: a second one finds its call already in the history)."""
         status = approval.status
         result = approval.result or {}
-        if status is ApprovalStatus.DONE:
-            summary = result.get("summary")
-            said = f"Approved and done: {summary}" if summary else "Approved and done."
+        if status in (ApprovalStatus.DONE, ApprovalStatus.FAILED):
+            said = ran_words(result)
             outcome: dict[str, Any] = {**result, "approved_by": who(approval)}
-        elif status is ApprovalStatus.FAILED:
-            said = f"Approved, but it failed: {result.get('error')}"
-            outcome = {**result, "approved_by": who(approval)}
         elif status is ApprovalStatus.CANCELLED:
             said = "Cancelled."
             outcome = {"ok": False, "status": "cancelled", "executed": False, "cancelled_by": who(approval)}
@@ -264,12 +260,16 @@ class ApprovalDesk:
         results: list[DecisionResult] = []
         grace = self.stalled_after if announce_after is None else announce_after
         try:
-            for approval in await self.approvals.pending_approvals():
-                if approval.expires_at < now:
-                    result = await self._expire(approval, now, seen=bool(approval.card_ref), settle=False)
-                    if result.outcome is DecisionOutcome.EXPIRED:
-                        results.append(result)
+            # One read of the index per sweep: each approval is looked at once, as it stood then.
             for approval in await self.approvals.unsettled_approvals():
+                if approval.status is ApprovalStatus.PENDING:
+                    if approval.expires_at < now:
+                        result = await self._expire(approval, now, seen=bool(approval.card_ref), settle=False)
+                        if result.outcome is DecisionOutcome.EXPIRED:
+                            results.append(result)
+                    continue
+                if approval.status is ApprovalStatus.APPROVED:
+                    continue  # running: recover_stalled's
                 if (approval.decided_at or approval.created_at) > now - grace:
                     continue  # its decider may be announcing it right now
                 if not await self.deliveries.first_delivery(f"approval-announce:{approval.id}", max(grace, 1.0)):

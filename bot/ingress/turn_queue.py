@@ -27,7 +27,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from bot.errors import StoreUnavailable
-from bot.store.redis import REDIS_ERRORS, RedisClient, text
+from bot.store.redis import REDIS_ERRORS, RedisClient, ms, text
 from bot.types import Incoming
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class TurnQueue:
             await self._ensure_group()
             queued = await self._enqueue_once(
                 keys=[SEEN + msg.event_id, STREAM],
-                args=[max(1, int(seen_ttl * 1000)), self.maxlen, msg.model_dump_json()],
+                args=[ms(seen_ttl), self.maxlen, msg.model_dump_json()],
             )
         except REDIS_ERRORS as exc:
             raise StoreUnavailable(f"turn queue unavailable ({type(exc).__name__})") from None

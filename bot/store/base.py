@@ -89,8 +89,9 @@ class Approvals(Protocol):
         """Approvals still pending (expired ones included until swept), oldest first."""
 
     async def unsettled_approvals(self) -> list[Approval]:
-        """Approvals that reached a final status (done, failed, cancelled, expired) but were not yet `settle`d:
-        whoever finished one may have stopped before its card and follow-up were announced."""
+        """Every approval not yet `settle`d, oldest first: pending ones, running ones, and those that reached a
+        final status (done, failed, cancelled, expired) whose decider may have stopped before its card and
+        follow-up were announced."""
 
     async def settle(self, approval_id: str) -> None:
         """The approval's final outcome was announced: drop it from the sweeper's indexes."""

@@ -219,8 +219,7 @@ class MemoryStore:
         return [a for a in self._indexed() if a.status is ApprovalStatus.PENDING]
 
     async def unsettled_approvals(self) -> list[Approval]:
-        final = {ApprovalStatus.DONE, ApprovalStatus.FAILED, ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED}
-        return [a for a in self._indexed() if a.status in final]
+        return self._indexed()
 
     async def settle(self, approval_id: str) -> None:
         self._unsettled.discard(approval_id)

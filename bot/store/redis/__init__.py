@@ -1,8 +1,9 @@
 """The state store on Redis, shared by every bot process. Works on one server and on Redis Cluster.
 
 Cluster rules followed throughout: each command touches one key, or keys sharing one hash tag (see
-`bot.store.keys`); scripts run by EVALSHA name all their keys; the MULTI/EXEC of `save_history` only holds
-keys of one conversation. Each concern lives in a module of its own; `RedisStore` is all of them on one client.
+`bot.store.keys`); scripts run by EVALSHA name all their keys, and the keys of one script share a hash tag
+(a turn's save: one conversation's lock, history and outcome). Each concern lives in a module of its own;
+`RedisStore` is all of them on one client.
 """
 
 from __future__ import annotations

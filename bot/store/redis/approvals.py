@@ -21,8 +21,6 @@ from bot.types import Approval, ApprovalStatus
 # mid-write, so only entries older than this are dropped as stale.
 STALE_AFTER = 60.0
 
-FINAL = frozenset({ApprovalStatus.DONE, ApprovalStatus.FAILED, ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED})
-
 
 def _approval_from_hash(raw: dict[Any, Any] | list[Any]) -> Approval | None:
     """Rebuild an Approval from HGETALL (a dict from redis-py, a flat list from a script)."""
@@ -118,8 +116,7 @@ class RedisApprovals(RedisPart):
         return [a for a in indexed if a.status is ApprovalStatus.PENDING]
 
     async def unsettled_approvals(self) -> list[Approval]:
-        indexed = await self._indexed(keys.PENDING_INDEX, "+inf")
-        return [a for a in indexed if a.status in FINAL]
+        return await self._indexed(keys.PENDING_INDEX, "+inf")
 
     async def stalled_approvals(self, claimed_before: float) -> list[Approval]:
         return await self._indexed(keys.RUNNING_INDEX, repr(float(claimed_before)), ApprovalStatus.APPROVED)
