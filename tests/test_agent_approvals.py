@@ -7,21 +7,11 @@ import json
 import time
 from typing import Any
 
-from bot.types import ApprovalRequest, ApprovalStatus, DecisionOutcome, TextReply
+from bot.types import ApprovalStatus, DecisionOutcome, TextReply
 from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
 from tests.support.peek import history_of, take_lock
-from tests.support.scripts import requests_with_key, schedule_then_report
-
-
-async def ask_for_approval(h: Harness, user: str = STAFF) -> ApprovalRequest:
-    h.fake.default = schedule_then_report
-    replies = await h.say(user, "Please schedule a plumber at P-1001, the sink leaks")
-    approvals = [r for r in replies if isinstance(r, ApprovalRequest)]
-    assert len(approvals) == 1, replies
-    # As an adapter does once the card is posted: the sweeper closes (and follows up on) posted cards only.
-    await h.desk.attach_card(approvals[0].approval.id, {"channel": "C1", "ts": "1700000000.000100"})
-    return approvals[0]
+from tests.support.scripts import ask_for_approval, requests_with_key
 
 
 async def test_staff_request_waits_and_manager_approval_runs_it_once(make_harness: Any) -> None:

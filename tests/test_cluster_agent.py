@@ -13,9 +13,9 @@ from bot.store.redis import RedisStore
 from bot.types import ApprovalRequest, DecisionOutcome, TextReply
 from tests.support.fake_openai import call, calls, text
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.recording import RecordingResponder
 from tests.support.scripts import SCHEDULE, requests_with_key
 from tests.support.waiting import eventually
-from tests.test_turn_queue import RecordingResponder
 
 
 async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_cluster_url: str) -> None:

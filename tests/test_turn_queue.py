@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,28 +11,12 @@ from bot.errors import StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import STREAM, TurnQueue
-from bot.types import Approval, DecisionResult, Incoming, Reply, TextReply
+from bot.types import Incoming, TextReply
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
+from tests.support.recording import RecordingResponder
 from tests.support.redis_server import RedisServer
 from tests.support.waiting import eventually
-
-
-class RecordingResponder:
-    """A platform stand-in that records what the core delivers (the core is what is under test)."""
-
-    def __init__(self) -> None:
-        self.delivered: list[tuple[Incoming, list[Reply]]] = []
-
-    @contextlib.asynccontextmanager
-    async def working(self, msg: Incoming) -> AsyncIterator[None]:
-        yield
-
-    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
-        self.delivered.append((msg, replies))
-
-    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
-        return None
 
 
 async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> None:

@@ -5,10 +5,8 @@ proxy, SQLite, the fake OpenAI server. Every test here failed before the fix it 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,22 +18,19 @@ from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import GROUP, STREAM, TurnQueue
 from bot.types import (
-    Approval,
-    ApprovalRequest,
     ApprovalStatus,
     DecisionOutcome,
-    DecisionResult,
     Incoming,
-    Reply,
     TextReply,
 )
 from tests.faults.conftest import MakeFaulty
 from tests.faults.proxy import Fault, RedisFaultProxy, command
 from tests.support.fake_openai import Fault as ModelFault
 from tests.support.fake_openai import text
-from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
+from tests.support.harness import MANAGER, MANAGER2
 from tests.support.peek import history_of, take_lock
-from tests.support.scripts import requests_with_key, schedule_then_report
+from tests.support.recording import RecordingResponder
+from tests.support.scripts import ask_for_approval, requests_with_key
 from tests.support.waiting import eventually
 from tools import Registry, builtin_tools
 from tools.maintenance import ScheduleMaintenanceArgs, schedule_maintenance
@@ -44,41 +39,13 @@ from tools.registry import ToolContext, ToolResult
 OUTAGE = 2.0  # long enough that redis-py's own retries (about 0.3 s) give up
 
 
-class RecordingResponder:
-    """A platform stand-in that records what the core delivers (the core is what is under test)."""
-
-    def __init__(self) -> None:
-        self.delivered: list[tuple[Incoming, list[Reply]]] = []
-
-    @contextlib.asynccontextmanager
-    async def working(self, msg: Incoming) -> AsyncIterator[None]:
-        yield
-
-    async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
-        self.delivered.append((msg, replies))
-
-    async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
-        return None
-
-    def texts(self) -> list[str]:
-        return [r.text for _, replies in self.delivered for r in replies if isinstance(r, TextReply)]
-
-
-async def ask_for_approval(h: Harness) -> Approval:
-    h.fake.default = schedule_then_report
-    replies = await h.say(STAFF, "Please schedule a plumber at P-1001, the sink leaks")
-    [request] = [r for r in replies if isinstance(r, ApprovalRequest)]
-    await h.desk.attach_card(request.approval.id, {"channel": "C1", "ts": "1700000000.000100"})
-    return request.approval
-
-
 async def redis_back() -> None:
     await asyncio.sleep(OUTAGE + 0.2)
 
 
 async def test_row_1_a_claim_whose_reply_is_lost_is_still_finished(faulty: MakeFaulty, proxy: RedisFaultProxy) -> None:
     h = await faulty()
-    approval = await ask_for_approval(h)
+    approval = (await ask_for_approval(h)).approval
     # The claim runs in Redis; its reply never arrives, and Redis stays away for a while.
     proxy.arm(Fault(at=1, kind="lost", down_for=OUTAGE, when=command("EVALSHA", "pb:approval:")))
     result = await h.decide(approval.id, MANAGER)
@@ -96,7 +63,7 @@ async def test_row_2_a_store_error_after_the_tool_ran_is_not_called_nothing_chan
     faulty: MakeFaulty, proxy: RedisFaultProxy
 ) -> None:
     h = await faulty()
-    approval = await ask_for_approval(h)
+    approval = (await ask_for_approval(h)).approval
     # The second transition of the approval is the result (approved -> done), after the tool ran.
     proxy.arm(Fault(at=2, kind="drop", down_for=OUTAGE, when=command("EVALSHA", "pb:approval:")))
     result = await h.decide(approval.id, MANAGER)
@@ -191,7 +158,7 @@ async def test_row_7_a_risky_tool_that_times_out_after_committing_is_not_failed_
 ) -> None:
     runs: list[str] = []
     h = await faulty(tools=_commits_then_hangs(runs))
-    approval = await ask_for_approval(h)
+    approval = (await ask_for_approval(h)).approval
     result = await h.decide(approval.id, MANAGER)
     assert await requests_with_key(h.db, approval.id) == 1  # it did commit
     assert result.outcome is DecisionOutcome.IN_PROGRESS and "failed" not in result.message
@@ -207,7 +174,7 @@ async def test_row_7_a_risky_tool_that_times_out_after_committing_is_not_failed_
 
 async def test_row_8_a_model_failure_after_the_action_does_not_say_nothing_changed(faulty: MakeFaulty) -> None:
     h = await faulty()
-    approval = await ask_for_approval(h)
+    approval = (await ask_for_approval(h)).approval
     h.fake.push(ModelFault(400, body={"error": {"message": "bad", "type": "invalid_request_error"}}))
     h.fake.default = lambda request: {"role": "assistant", "content": "unreachable"}
     result = await h.decide(approval.id, MANAGER)

@@ -7,7 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.types import ApprovalRequest
 from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tests.support.harness import STAFF, Harness
 from tools.db import Database
 from tools.tables import MaintenanceRequest
 
@@ -25,6 +27,17 @@ def schedule_then_report(request: dict[str, Any]) -> dict[str, Any]:
     if last_message(request)["role"] == "user":
         return calls(call("schedule_maintenance", SCHEDULE))
     return text("outcome: " + json.dumps(tool_results(request)[-1]))
+
+
+async def ask_for_approval(h: Harness, user: str = STAFF) -> ApprovalRequest:
+    """A staff member asks for maintenance; the one approval request, its card "posted" as an adapter would."""
+    h.fake.default = schedule_then_report
+    replies = await h.say(user, "Please schedule a plumber at P-1001, the sink leaks")
+    approvals = [r for r in replies if isinstance(r, ApprovalRequest)]
+    assert len(approvals) == 1, replies
+    # As an adapter does once the card is posted: the sweeper closes (and follows up on) posted cards only.
+    await h.desk.attach_card(approvals[0].approval.id, {"channel": "C1", "ts": "1700000000.000100"})
+    return approvals[0]
 
 
 def call_what_the_user_asks(request: dict[str, Any]) -> dict[str, Any]:
