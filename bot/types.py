@@ -24,10 +24,13 @@ __all__ = [
     "DecisionOutcome",
     "DecisionResult",
     "Detail",
+    "Feedback",
     "Incoming",
     "Platform",
     "Presentation",
     "PresentationItem",
+    "Progress",
+    "ProgressState",
     "Reply",
     "TextReply",
 ]
@@ -51,10 +54,14 @@ class Conversation(BaseModel):
     # Opaque platform data the adapter needs to reply later from any process (e.g. a Teams
     # conversation reference). The core stores and returns it untouched.
     reference: dict[str, Any] = Field(default_factory=dict)
+    # The thread is a conversation of its own, with its own history (an AI assistant panel thread), rather
+    # than a place in the channel's one conversation.
+    thread_history: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.platform}:{self.workspace}:{self.channel}"
+        base = f"{self.platform}:{self.workspace}:{self.channel}"
+        return f"{base}:{self.thread}" if self.thread_history and self.thread else base
 
 
 class Incoming(BaseModel):
@@ -76,6 +83,27 @@ class TextReply(BaseModel):
     presentations: list[Presentation] = Field(default_factory=list)
     # True when the text explains a failure (model down, rate limited, ...); adapters may style it.
     is_error: bool = False
+    # The tools whose results this answer rests on (feedback on it is counted by tool).
+    tools: list[str] = Field(default_factory=list)
+
+
+class ProgressState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    WAITING = "waiting"  # held for a person's approval
+
+
+class Progress(BaseModel):
+    """One step of a turn as the user should see it while it runs ("Searching properties in Austin…"): a tool
+    call, keyed by its call id, in the tool's own words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    title: str
+    state: ProgressState = ProgressState.RUNNING
+    detail: str = ""  # the outcome in a few words once known (a tool's summary or error, what awaits approval)
 
 
 class ApprovalStatus(StrEnum):
@@ -138,6 +166,18 @@ class Decision(BaseModel):
     platform: Platform
     workspace: str
     user_name: str | None = None
+
+
+class Feedback(BaseModel):
+    """A 👍/👎 on one of propbot's answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    conversation: str  # Conversation.key where the answer was
+    positive: bool
+    tools: list[str] = Field(default_factory=list)  # the tools the answer rested on, as the adapter was told
+    comment: str = ""
 
 
 class DecisionOutcome(StrEnum):

@@ -127,7 +127,12 @@ def _list_cache_key(args: ListMaintenanceRequestsArgs) -> dict[str, Any]:
     return {"property_id": pid, "status": args.status}
 
 
-@registry.tool(cache_ttl=30, cache_key=_list_cache_key)
+def _listing(args: ListMaintenanceRequestsArgs) -> str:
+    where = f" for {normalize_property_id(args.property_id)}" if args.property_id else ""
+    return f"Listing maintenance requests{where}…"
+
+
+@registry.tool(cache_ttl=30, cache_key=_list_cache_key, progress=_listing)
 async def list_maintenance_requests(args: ListMaintenanceRequestsArgs, ctx: ToolContext) -> ToolResult:
     """List maintenance requests, newest first (at most 25), optionally for one property and/or one status."""
     pid = normalize_property_id(args.property_id) if args.property_id is not None else None
@@ -216,7 +221,13 @@ async def _by_key(session: AsyncSession, key: str) -> MaintenanceRequest | None:
 _MAINTENANCE_READS = ("get_property", "list_maintenance_requests")
 
 
-@registry.tool(risky=True, read_only=False, describe=_describe_schedule, invalidates=_MAINTENANCE_READS)
+@registry.tool(
+    risky=True,
+    read_only=False,
+    describe=_describe_schedule,
+    invalidates=_MAINTENANCE_READS,
+    progress=lambda a: f"Scheduling maintenance for {normalize_property_id(a.property_id)}…",
+)
 async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) -> ToolResult:
     """Create a scheduled maintenance request for a property. Needs a person's approval before it runs."""
     key = ctx.idempotency_key or f"auto:{uuid.uuid4()}"
@@ -280,7 +291,13 @@ async def _describe_cancel(args: CancelMaintenanceRequestArgs, ctx: ToolContext)
     ]
 
 
-@registry.tool(risky=True, read_only=False, describe=_describe_cancel, invalidates=_MAINTENANCE_READS)
+@registry.tool(
+    risky=True,
+    read_only=False,
+    describe=_describe_cancel,
+    invalidates=_MAINTENANCE_READS,
+    progress=lambda a: f"Cancelling {normalize_request_id(a.request_id)}…",
+)
 async def cancel_maintenance_request(args: CancelMaintenanceRequestArgs, ctx: ToolContext) -> ToolResult:
     """Cancel an open, scheduled or in-progress maintenance request. Needs a person's approval before it runs."""
     rid = normalize_request_id(args.request_id)

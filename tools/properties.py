@@ -144,7 +144,11 @@ def _search_cache_key(args: SearchPropertiesArgs) -> dict[str, Any]:
     return {**args.model_dump(mode="json"), "location": " ".join(args.location.split())}
 
 
-@registry.tool(cache_ttl=60, cache_key=_search_cache_key)
+@registry.tool(
+    cache_ttl=60,
+    cache_key=_search_cache_key,
+    progress=lambda a: f"Searching properties in {' '.join(a.location.split())}…",
+)
 async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> ToolResult:
     """Search the rental portfolio by location, with optional type, monthly-rent, bedroom and availability filters.
 
@@ -233,7 +237,11 @@ class GetPropertyArgs(BaseModel):
     property_id: str = Field(description="The property id from search_properties, e.g. 'P-1001'.")
 
 
-@registry.tool(cache_ttl=30, cache_key=lambda args: normalize_property_id(args.property_id))
+@registry.tool(
+    cache_ttl=30,
+    cache_key=lambda args: normalize_property_id(args.property_id),
+    progress=lambda a: f"Looking up {normalize_property_id(a.property_id)}…",
+)
 async def get_property(args: GetPropertyArgs, ctx: ToolContext) -> ToolResult:
     """Full details of one property (size, rent, status, year built) and its number of open maintenance requests."""
     pid = normalize_property_id(args.property_id)

@@ -73,6 +73,8 @@ class ToolResult(BaseModel):
 
 ToolFunc = Callable[[Any, ToolContext], Awaitable["ToolResult | dict[str, Any] | list[Any]"]]
 Describer = Callable[[Any, ToolContext], Awaitable[tuple[str, list[Detail]]]]
+# Arguments -> what the call is doing, in a few words for the person waiting ("Searching properties in Austin…").
+Doing = Callable[[Any], str]
 # Arguments -> what identifies the answer, for the cache key (e.g. an id upper-cased the way the tool
 # reads it anyway). It must never merge arguments that can produce different answers.
 CacheKey = Callable[[Any], Any]
@@ -95,7 +97,17 @@ class ToolSpec:
     # Tools whose cached answers this tool's writes make stale.
     invalidates: tuple[str, ...] = ()
     describe: Describer | None = None
+    progress: Doing | None = None
     _schema: dict[str, Any] | None = None
+
+    def doing(self, raw_arguments: str | None) -> str:
+        """What a call with these (unchecked) arguments is doing, for the progress shown while it runs."""
+        if self.progress is not None:
+            try:
+                return self.progress(self.parse_arguments(raw_arguments))
+            except ToolArgumentError:
+                pass  # the call will be refused with the reason; until then the plain words do
+        return f"Using {self.name.replace('_', ' ')}…"
 
     def openai_schema(self) -> dict[str, Any]:
         if self._schema is None:
@@ -233,6 +245,7 @@ class Registry:
         cache_key: CacheKey | None = None,
         invalidates: Iterable[str] = (),
         describe: Describer | None = None,
+        progress: Doing | None = None,
     ) -> Callable[[F], F]:
         """Register an async function as a tool. Risky tools wait for a human approval."""
 
@@ -248,6 +261,7 @@ class Registry:
                 cache_key=cache_key,
                 invalidates=tuple(invalidates),
                 describe=describe,
+                progress=progress,
             )
             self.register(spec)
             return func

@@ -19,6 +19,7 @@ Block = dict[str, Any]
 
 APPROVE_ACTION = "propbot_approve"
 CANCEL_ACTION = "propbot_cancel"
+FEEDBACK_ACTION = "propbot_feedback"
 MAX_BLOCKS = 50
 MAX_FIELDS = 10
 FIELD_LIMIT = 2000
@@ -82,6 +83,43 @@ def reply_messages(reply: TextReply) -> list[Message]:
     for presentation in reply.presentations:
         parts.append((presentation_blocks(presentation), presentation_text(presentation, max_items=10)))
     return pack(parts)
+
+
+def feedback_block(tools: list[str]) -> Block:
+    """👍/👎 under an answer; each button's value says which way and which tools the answer rests on."""
+    used = ",".join(tools)[:1900]
+
+    def button(way: str, label: str) -> dict[str, Any]:
+        return {"text": {"type": "plain_text", "text": label}, "accessibility_label": label, "value": f"{way}|{used}"}
+
+    return {
+        "type": "context_actions",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK_ACTION,
+                "positive_button": button("good", "Good answer"),
+                "negative_button": button("bad", "Bad answer"),
+            }
+        ],
+    }
+
+
+def answer_messages(reply: TextReply) -> list[Message]:
+    """A turn's answer whole: its text and presentations, then the feedback buttons."""
+    return _with_feedback(reply, reply_messages(reply))
+
+
+def answer_extras(reply: TextReply) -> list[Message]:
+    """What completes a streamed answer (whose text is already shown): presentations, then feedback."""
+    parts = [(presentation_blocks(p), presentation_text(p, max_items=10)) for p in reply.presentations]
+    return _with_feedback(reply, pack(parts))
+
+
+def _with_feedback(reply: TextReply, messages: list[Message]) -> list[Message]:
+    if reply.is_error:
+        return messages
+    return pack([(m.blocks, "\n".join(m.fallback)) for m in messages] + [([feedback_block(reply.tools)], "")])
 
 
 def pack(parts: list[tuple[list[Block], str]]) -> list[Message]:

@@ -16,10 +16,12 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack import blocks
 from adapters.slack.identity import installation, not_a_question, strip_mention, user_principal
+from adapters.slack.live import SlackLive
 from adapters.slack.responder import SlackResponder
 from adapters.slack.web import UserNames
 from bot.core.port import CorePort
 from bot.types import (
+    Approval,
     Conversation,
     Decision,
     DecisionAction,
@@ -102,12 +104,17 @@ class SlackListeners:
             log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
             return
         team = installation(context)
+        # Slack's own test for an assistant-panel message (Bolt's too): a person's reply in a thread of the app's
+        # DM. Each such thread is a conversation of its own.
+        assistant = event.get("channel_type") == "im" and isinstance(event.get("thread_ts"), str)
+        recipient_team = event.get("user_team") or event.get("team") or team
         conversation = Conversation(
             platform="slack",
             workspace=team,
             channel=channel,
             thread=thread if isinstance(thread, str) else None,
-            reference={"ts": ts},
+            reference={"ts": ts, "user": str(user), "team": str(recipient_team), "assistant": assistant},
+            thread_history=assistant,
         )
         msg = Incoming(
             conversation=conversation,
@@ -161,12 +168,32 @@ class SlackListeners:
             workspace=team,
             user_name=await self.names.get(user_id),
         )
-        result = await self.core.decide(decision)
-        log.info("slack click %s on %s by %s: %s", decision.action.value, approval_id, decision.user, result.outcome)
-        if not result.changed or result.approval is None:
-            # Refused, unknown, already decided or store down: only the clicker hears about it.
-            if channel:
-                await self.responder.ephemeral(channel, user_id, result.message, message.get("thread_ts"))
-            return
-        ref = {"channel": channel, "ts": (body.get("container") or {}).get("message_ts") or message.get("ts")}
-        await self.responder.close_card(result.approval, result, ref)
+        thread = message.get("thread_ts") if isinstance(message.get("thread_ts"), str) else None
+        shown_in: list[SlackLive] = []
+
+        def show(approval: Approval) -> SlackLive:
+            # The approved call's progress and the model's follow-up, in the approval's conversation as they happen.
+            live = self.responder.live_for(approval.conversation, user_id, str(clicker_team or team))
+            shown_in.append(live)
+            return live
+
+        try:
+            result = await self.core.decide(decision, show)
+            log.info(
+                "slack click %s on %s by %s: %s", decision.action.value, approval_id, decision.user, result.outcome
+            )
+            if not result.changed or result.approval is None:
+                # Refused, unknown, already decided or store down: only the clicker hears about it.
+                if channel:
+                    await self.responder.ephemeral(channel, user_id, result.message, thread)
+                return
+            ref = {"channel": channel, "ts": (body.get("container") or {}).get("message_ts") or message.get("ts")}
+            await self.responder.close_card(result.approval, ref)
+            if shown_in:
+                await shown_in[0].finish(result.replies)
+            else:
+                await self.responder.post_replies(result.approval.conversation, result.replies)
+        finally:
+            for live in shown_in:
+                if not live.finished:
+                    await live.abandon()

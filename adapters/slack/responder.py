@@ -12,8 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack.format import escape
+from adapters.slack.live import SlackLive, StreamSupport, Target, shown
 from adapters.slack.web import call
-from bot.core.port import CorePort
+from bot.core.port import CorePort, LiveReply
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -32,12 +33,53 @@ WORKING_REACTION = "hourglass_flowing_sand"
 class SlackResponder:
     """The core's way back into Slack (bot.ingress.dispatch.Responder)."""
 
-    def __init__(self, client: AsyncWebClient, core: CorePort) -> None:
+    def __init__(self, client: AsyncWebClient, core: CorePort, streaming: StreamSupport | None = None) -> None:
         self.client = client
         self.core = core  # its spawn() is tracked: shutdown drains the reaction calls with the turns
+        self.streaming = streaming or StreamSupport()
+
+    def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
+        return self._live(msg)
 
     @contextlib.asynccontextmanager
-    async def working(self, msg: Incoming) -> AsyncIterator[None]:
+    async def _live(self, msg: Incoming) -> AsyncIterator[SlackLive]:
+        """The turn shown while it runs: a reaction on the question (or the panel's status) and the answer
+        streamed into the thread."""
+        conversation, ref = msg.conversation, msg.conversation.reference
+        target = Target(
+            team=conversation.workspace,
+            channel=conversation.channel,
+            thread=conversation.thread,
+            user=str(ref.get("user") or ""),
+            user_team=str(ref.get("team") or conversation.workspace),
+            assistant=bool(ref.get("assistant")),
+        )
+        live = self.open_live(target, conversation)
+        if target.assistant:
+            live.begin_status("is working on it…")
+            async with shown(live):
+                yield live
+            return
+        async with self._reacting(msg), shown(live):
+            yield live
+
+    def live_for(self, conversation: Conversation, user: str, user_team: str) -> SlackLive:
+        """An answer shown in `conversation` for this Slack user (a decision's follow-up)."""
+        target = Target(
+            team=conversation.workspace,
+            channel=conversation.channel,
+            thread=conversation.thread,
+            user=user,
+            user_team=user_team,
+            assistant=bool(conversation.reference.get("assistant")),
+        )
+        return self.open_live(target, conversation)
+
+    def open_live(self, target: Target, conversation: Conversation) -> SlackLive:
+        return SlackLive(self.client, self.streaming, target, lambda approval: self.post_card(conversation, approval))
+
+    @contextlib.asynccontextmanager
+    async def _reacting(self, msg: Incoming) -> AsyncIterator[None]:
         """A reaction on the user's message while the turn runs. Both reaction calls run beside the turn,
         never in front of it: against real Slack each costs 50-200 ms the user would otherwise wait."""
         channel, ts = msg.conversation.channel, msg.conversation.reference.get("ts")
@@ -80,17 +122,18 @@ class SlackResponder:
         await self.core.attach_card(approval.id, {"channel": posted.get("channel"), "ts": posted.get("ts")})
 
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
-        await self.close_card(approval, result, approval.card_ref)
+        """Replace the card, then post the follow-up in its thread."""
+        await self.close_card(approval, approval.card_ref)
+        await self.post_replies(approval.conversation, result.replies)
 
-    async def close_card(self, approval: Approval, result: DecisionResult, ref: dict[str, Any]) -> None:
-        """Replace the card (no buttons: who, when, outcome), then post the follow-up in its thread."""
+    async def close_card(self, approval: Approval, ref: dict[str, Any]) -> None:
+        """Replace the card (no buttons: who, when, outcome)."""
         where = approval.card_ref if approval.card_ref.get("ts") else ref
         if where.get("channel") and where.get("ts"):
             card = blocks.closed_card(approval)
             await call(self.client, "chat.update", channel=where["channel"], ts=where["ts"], **card)
         else:
             log.warning("approval %s was closed but its card is unknown; only the answer is posted", approval.id)
-        await self.post_replies(approval.conversation, result.replies)
 
     async def ephemeral(self, channel: str, user: str, text: str, thread: str | None) -> None:
         extra = {"thread_ts": thread} if thread else {}

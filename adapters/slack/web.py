@@ -46,19 +46,25 @@ def web_client(config: SlackConfig, session: aiohttp.ClientSession | None = None
 
 async def call(client: AsyncWebClient, method: str, **params: Any) -> dict[str, Any] | None:
     """One Web API call; failures are logged with the method and Slack's error code and return None."""
+    return (await attempt(client, method, **params))[0]
+
+
+async def attempt(client: AsyncWebClient, method: str, **params: Any) -> tuple[dict[str, Any] | None, str]:
+    """One Web API call: (its data, "") or (None, Slack's error code or the failure's kind), logged."""
     try:
         response = await getattr(client, method.replace(".", "_"))(**params)
     except SlackApiError as exc:
-        log.warning("slack %s failed: %s", method, _api_error(exc.response))
-        return None
+        error = _api_error(exc.response)
+        log.warning("slack %s failed: %s", method, error)
+        return None, error
     except (SlackClientError, aiohttp.ClientError, TimeoutError, AttributeError, ValueError) as exc:
         # AttributeError/ValueError: slack_sdk's own response check calls `.get` on the body, which is a str
         # when a proxy answers text/plain (a 403 page) instead of Slack's JSON. The exception text can
         # carry the request URL but never the token (it travels in a header).
         log.warning("slack %s failed: %s", method, type(exc).__name__)
-        return None
+        return None, type(exc).__name__
     data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
-    return data
+    return data, ""
 
 
 def _api_error(response: Any) -> str:

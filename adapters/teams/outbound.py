@@ -14,7 +14,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters.teams import cards
-from bot.core.port import CorePort
+from bot.core.port import CorePort, LiveReply, unstreamed
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -37,8 +37,12 @@ class TeamsResponder:
         self.app_id = app_id
         self.core = core
 
+    def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
+        """The typing indicator while the turn runs, then the replies whole."""
+        return unstreamed(self._typing(msg), lambda replies: self.deliver(msg, replies))
+
     @contextlib.asynccontextmanager
-    async def working(self, msg: Incoming) -> AsyncIterator[None]:
+    async def _typing(self, msg: Incoming) -> AsyncIterator[None]:
         typing = asyncio.create_task(self._keep_typing(msg.conversation))
         try:
             yield

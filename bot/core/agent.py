@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from bot.core import texts
 from bot.core.loop import ToolLoop
+from bot.core.port import LiveReply
 from bot.core.rate_limit import RateLimiter
 from bot.core.transcript import Transcript
 from bot.errors import Busy, LockLost, PropbotError, StoreUnavailable
@@ -100,30 +101,31 @@ class Agent:
         """The turn's replies reached the platform: a later run of the same delivery only acknowledges it."""
         await self.transcript.mark_delivered(msg.conversation.key, msg.event_id)
 
-    async def run_turn(self, msg: Incoming) -> list[Reply]:
+    async def run_turn(self, msg: Incoming, live: LiveReply | None = None) -> list[Reply]:
         """The turn for an accepted message, run here and now: lock, load, loop, save, unlock. A busy
         conversation or an unreachable store is answered in words, and the delivery is forgotten so the
         platform's redelivery is accepted later."""
         try:
-            return (await self.take_turn(msg)).replies
+            return (await self.take_turn(msg, live)).replies
         except TurnDeferred as deferred:
             await self.forget(msg.event_id)
             return [texts.busy() if deferred.busy else texts.unavailable()]
 
-    async def take_turn(self, msg: Incoming) -> TurnResult:
-        """The turn for an accepted message. Raises TurnDeferred when it could not run now (the conversation
-        stayed busy, the store failed, the lock was lost) and nothing was saved: the caller retries it."""
+    async def take_turn(self, msg: Incoming, live: LiveReply | None = None) -> TurnResult:
+        """The turn for an accepted message, shown on `live` as it runs. Raises TurnDeferred when it could not
+        run now (the conversation stayed busy, the store failed, the lock was lost) and nothing was saved: the
+        caller retries it."""
         conversation = msg.conversation
         with (
             log_context(conversation.key, msg.event_id),
             tracing.span("propbot.turn", platform=conversation.platform, user=tracing.user_hash(msg.user)),
         ):
             started = time.perf_counter()
-            result = await self._turn(msg)
+            result = await self._turn(msg, live)
             log.info("turn finished in %.2fs with %d reply(ies)", time.perf_counter() - started, len(result.replies))
             return result
 
-    async def _turn(self, msg: Incoming) -> TurnResult:
+    async def _turn(self, msg: Incoming, live: LiveReply | None) -> TurnResult:
         platform = msg.conversation.platform
         text, cut = texts.bound_input(msg.text, self.limits.max_message_chars)
         try:
@@ -137,7 +139,7 @@ class Agent:
                     return _repeated(hold.finished)
                 content = f"{msg.user_name}: {text}" if msg.user_name else text
                 hold.history.append({"role": "user", "content": content})
-                out = await self.loop.run(msg.user, msg.user_name, msg.conversation, hold.history, hold=hold)
+                out = await self.loop.run(msg.user, msg.user_name, msg.conversation, hold.history, hold=hold, live=live)
                 if cut:
                     out.insert(0, TextReply(text=texts.input_cut_notice(self.limits.max_message_chars)))
                 await self.transcript.save(msg.conversation.key, hold, outcome=(msg.event_id, _encode(out)))

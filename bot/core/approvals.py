@@ -9,12 +9,14 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bot.core import texts
 from bot.core.approval_outcomes import NOT_CONTINUED, Stage, already, ran_words, store_failed, who
 from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
+from bot.core.port import LiveReply
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import Transcript
 from bot.errors import Busy, LockLost, ModelError, StoreUnavailable
@@ -28,6 +30,8 @@ from bot.types import (
     DecisionAction,
     DecisionOutcome,
     DecisionResult,
+    Progress,
+    ProgressState,
     Reply,
     TextReply,
 )
@@ -35,6 +39,9 @@ from tools import Registry
 
 log = logging.getLogger(__name__)
 
+
+# Where a decision's follow-up is shown as it happens, for the approval being decided.
+ShowIn = Callable[[Approval], LiveReply]
 
 # How long a losing click waits for the winner's tool to finish; a little over the default tool timeout.
 SETTLE_WAIT = 20.0
@@ -90,16 +97,18 @@ class ApprovalDesk:
         """Remember where the adapter posted an approval's card, so any process can replace it later."""
         await self.approvals.update_approval_fields(approval_id, {"card_ref": card_ref})
 
-    async def decide(self, decision: Decision) -> DecisionResult:
-        """Decide one click. Whatever fails on the way, the clicker is told what is known to have happened."""
+    async def decide(self, decision: Decision, show: ShowIn | None = None) -> DecisionResult:
+        """Decide one click. Whatever fails on the way, the clicker is told what is known to have happened.
+        `show(approval)` gives where to show the approved call running and the model's follow-up as it is
+        written (asked once the click is known to change the approval)."""
         stage = Stage()
         try:
-            return await self._decide(decision, stage)
+            return await self._decide(decision, stage, show)
         except StoreUnavailable:
             log.warning("deciding approval %s: the state store failed at stage %s", decision.approval_id, stage.at)
             return store_failed(decision, stage)
 
-    async def _decide(self, decision: Decision, stage: Stage) -> DecisionResult:
+    async def _decide(self, decision: Decision, stage: Stage, show: ShowIn | None) -> DecisionResult:
         approval = await self.approvals.get_approval(decision.approval_id)
         if (
             approval is None
@@ -139,12 +148,15 @@ class ApprovalDesk:
             return await self._already(current or approval)
         stage.at = "claimed"
         stage.approval = current
+        live = show(current) if show is not None else None
         if target is ApprovalStatus.CANCELLED:
             await self._audit("cancelled", current, decision.user)
-            return await self._announce(current)
-        return await self._execute(current, stage)
+            return await self._announce(current, live=live)
+        return await self._execute(current, stage, live=live)
 
-    async def _execute(self, approval: Approval, stage: Stage, *, recovered: bool = False) -> DecisionResult:
+    async def _execute(
+        self, approval: Approval, stage: Stage, *, recovered: bool = False, live: LiveReply | None = None
+    ) -> DecisionResult:
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
         spec = self.registry.get(approval.tool)
@@ -156,12 +168,19 @@ class ApprovalDesk:
         else:
             # The stored, validated arguments run, never new ones from the model.
             args = spec.args_model.model_validate(approval.arguments)
+            doing = spec.doing(json.dumps(approval.arguments))
+            if live is not None:
+                await live.progress(Progress(id=approval.id, title=doing))
             executed = await self.runner.execute(
                 spec, args, approval.requested_by, approval.conversation, idempotency_key=approval.id
             )
             if not executed.settled:
                 return await self._unknown(approval, executed.result.error or "")
             result_data = json.loads(executed.result.for_model())
+            if live is not None:
+                state = ProgressState.DONE if executed.result.ok else ProgressState.FAILED
+                detail = executed.result.summary or executed.result.error or ""
+                await live.progress(Progress(id=approval.id, title=doing, state=state, detail=detail))
         stage.at = "ran"
         stage.result = result_data
         status = ApprovalStatus.DONE if result_data.get("ok") else ApprovalStatus.FAILED
@@ -170,9 +189,11 @@ class ApprovalDesk:
         )
         final = final or approval.model_copy(update={"status": status, "result": result_data})
         # A click's outcome is settled here; the sweeper's once its card was updated (Dispatcher.sweep_expired).
-        return await self._announce(final, settle=not recovered)
+        return await self._announce(final, settle=not recovered, live=live)
 
-    async def _announce(self, approval: Approval, *, seen: bool = True, settle: bool = True) -> DecisionResult:
+    async def _announce(
+        self, approval: Approval, *, seen: bool = True, settle: bool = True, live: LiveReply | None = None
+    ) -> DecisionResult:
         """Tell the conversation a final outcome (the model's follow-up), then settle the approval: until then
         the sweeper's index keeps it, so an outcome whose decider stopped before announcing it is announced
         later (the follow-up is written once: a second one finds its call already in the history)."""
@@ -189,7 +210,7 @@ class ApprovalDesk:
             outcome = {"ok": False, "status": "expired", "executed": False}
         # Not `seen`: an expired request whose card was never posted (the turn that asked was cut before
         # delivering it, and ran again with a new request). A follow-up about it would only confuse.
-        answers = await self._continue(approval, outcome, said) if seen else []
+        answers = await self._continue(approval, outcome, said, live) if seen else []
         if settle:
             await self.settle(approval.id)
         return DecisionResult(outcome=_OUTCOMES[status], message=said, approval=approval, replies=answers)
@@ -300,7 +321,9 @@ class ApprovalDesk:
             log.warning("approval recovery cut short: the state store is unavailable")
         return results
 
-    async def _continue(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:
+    async def _continue(
+        self, approval: Approval, outcome: dict[str, Any], said: str, live: LiveReply | None = None
+    ) -> list[Reply]:
         """Tell the model what happened and let it answer, under the conversation's lock.
 
         The outcome goes in as a call/result pair for the approved tool: a shape every
@@ -308,7 +331,7 @@ class ApprovalDesk:
         `said` is the outcome in plain words, for when the model cannot answer.
         """
         try:
-            return await self._tell_model(approval, outcome, said)
+            return await self._tell_model(approval, outcome, said, live)
         except (StoreUnavailable, Busy, LockLost):
             # The decision itself is recorded; only the follow-up could not be written. Say so plainly
             # rather than report the whole decision as failed.
@@ -317,7 +340,9 @@ class ApprovalDesk:
             self._not_continued.add(approval.id)
             return [TextReply(text=NOT_CONTINUED.format(outcome=said.rstrip(".") + "."), is_error=True)]
 
-    async def _tell_model(self, approval: Approval, outcome: dict[str, Any], said: str) -> list[Reply]:
+    async def _tell_model(
+        self, approval: Approval, outcome: dict[str, Any], said: str, live: LiveReply | None
+    ) -> list[Reply]:
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
         async with self.transcript.locked(key) as hold:
@@ -349,10 +374,14 @@ class ApprovalDesk:
                     may_act=False,
                     hold=hold,
                     model_errors=True,
+                    live=live,
                 )
             except ModelError as exc:
                 # The outcome stands and is kept in the history; only the model's words are missing.
                 replies = [texts.outcome_without_model(said, exc)]
+            for reply in replies:
+                if isinstance(reply, TextReply) and not reply.tools:
+                    reply.tools.append(approval.tool)  # the follow-up is about the approved call
             await self.transcript.save(key, hold)
         return replies
 

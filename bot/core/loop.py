@@ -9,11 +9,12 @@ from typing import Any
 from bot.core import texts
 from bot.core.history import Message, TokenCounter, prepare
 from bot.core.permissions import Permissions
+from bot.core.port import LiveReply
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
 from bot.core.transcript import Hold
 from bot.errors import ModelError
 from bot.llm import ChatModel
-from bot.types import ApprovalRequest, Conversation, Presentation, Reply, TextReply
+from bot.types import ApprovalRequest, Conversation, Presentation, Progress, ProgressState, Reply, TextReply
 from tools import Registry
 
 DEFAULT_SYSTEM_PROMPT = """You are propbot, the assistant of a property management team, working inside \
@@ -61,6 +62,7 @@ class ToolLoop:
         may_act: bool = True,
         hold: Hold | None = None,
         model_errors: bool = False,
+        live: LiveReply | None = None,
     ) -> list[Reply]:
         """The replies for the user. `history` is extended in place and stays a valid request at every step.
 
@@ -72,12 +74,14 @@ class ToolLoop:
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
         schemas = self.registry.schemas(allowed)
         presentations: list[Presentation] = []
+        used: list[str] = []  # tools that answered, in order, once each
+        spoken = _Spoken(live)
         for _ in range(self.limits.max_rounds):
             if hold is not None:
                 hold.check()
             prompt = prepare(history, self.system, self.limits.token_budget, self.counter, schemas)
             try:
-                answer = await self.model.complete(prompt, schemas)
+                answer = await self.model.complete(prompt, schemas, spoken.sink if live is not None else None)
             except ModelError as exc:
                 if model_errors:
                     raise
@@ -87,24 +91,100 @@ class ToolLoop:
                 # make every later request of this conversation invalid (400).
                 answer.message["content"] = ""
             history.append(answer.message)
+            spoken.end_round(answer.message.get("content"))
             if not answer.tool_calls:
-                text = answer.message["content"] or texts.NO_ANSWER
-                return [TextReply(text=text, presentations=presentations)]
+                return [TextReply(text=spoken.text or texts.NO_ANSWER, presentations=presentations, tools=used)]
             if hold is not None:
                 hold.check()
-            outcomes = await self.runner.run_calls(scope, answer.tool_calls) if may_act else _unrun(answer.tool_calls)
+            if not may_act:
+                outcomes = _unrun(answer.tool_calls)
+            else:
+                await self._started(live, answer.tool_calls)
+                outcomes = await self.runner.run_calls(scope, answer.tool_calls)
+                await _finished(live, outcomes, answer.tool_calls, self.registry)
             for outcome in outcomes:
                 history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
+                if outcome.result is not None and outcome.name not in used:
+                    used.append(outcome.name)
                 if outcome.result is not None and outcome.result.presentation is not None:
                     presentations.append(outcome.result.presentation)
             approvals = [o.approval for o in outcomes if o.approval is not None]
             if approvals:
                 out: list[Reply] = []
-                if answer.message.get("content") or presentations:
-                    out.append(TextReply(text=answer.message.get("content") or "", presentations=presentations))
+                if spoken.text or presentations:
+                    out.append(TextReply(text=spoken.text, presentations=presentations, tools=used))
                 out.extend(ApprovalRequest(approval=a) for a in approvals)
                 return out
         return [texts.out_of_rounds(self.limits.max_rounds, presentations)]
+
+    async def _started(self, live: LiveReply | None, calls: list[dict[str, Any]]) -> None:
+        if live is None:
+            return
+        for call in calls:
+            await live.progress(Progress(id=str(call.get("id")), title=_doing(self.registry, call)))
+
+
+# Between the texts of two model rounds of one turn ("Let me look." ... "Here it is."), as streamed and as replied.
+ROUND_BREAK = "\n\n"
+
+
+class _Spoken:
+    """The text a turn's model rounds wrote, streamed to `live` as it comes: the reply's text is all of it."""
+
+    def __init__(self, live: LiveReply | None) -> None:
+        self.live = live
+        self.parts: list[str] = []
+        self._in_round = False
+
+    async def sink(self, delta: str) -> None:
+        assert self.live is not None
+        if not self._in_round:
+            self._in_round = True
+            if self.parts:
+                await self.live.text(ROUND_BREAK)
+        await self.live.text(delta)
+
+    def end_round(self, content: Any) -> None:
+        self._in_round = False
+        if isinstance(content, str) and content:
+            self.parts.append(content)
+
+    @property
+    def text(self) -> str:
+        return ROUND_BREAK.join(self.parts)
+
+
+def _doing(registry: Registry, call: dict[str, Any]) -> str:
+    function = call.get("function") or {}
+    spec = registry.get(str(function.get("name") or ""))
+    if spec is None:
+        return "Checking what to do…"
+    return spec.doing(function.get("arguments"))
+
+
+async def _finished(
+    live: LiveReply | None, outcomes: list[CallOutcome], calls: list[dict[str, Any]], registry: Registry
+) -> None:
+    if live is None:
+        return
+    titles = {str(c.get("id")): _doing(registry, c) for c in calls}
+    for outcome in outcomes:
+        title = titles.get(outcome.tool_call_id, outcome.name)
+        if outcome.approval is not None:
+            step = Progress(
+                id=outcome.tool_call_id,
+                title="Waiting for approval",
+                state=ProgressState.WAITING,
+                detail=outcome.approval.title or title,
+            )
+        elif outcome.result is not None and outcome.result.ok:
+            step = Progress(
+                id=outcome.tool_call_id, title=title, state=ProgressState.DONE, detail=outcome.result.summary or ""
+            )
+        else:
+            error = outcome.result.error if outcome.result is not None else None
+            step = Progress(id=outcome.tool_call_id, title=title, state=ProgressState.FAILED, detail=error or "")
+        await live.progress(step)
 
 
 _UNRUN = json.dumps({"ok": False, "error": "No tools may be used in this reply; report the outcome in words."})

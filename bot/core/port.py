@@ -8,18 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Reply
+from bot.core.surfaces import Surfaces
+from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Progress, Reply
+
+
+class LiveReply(Protocol):
+    """One answer shown while it is made: the core hands over tool progress and the model's text as they
+    happen, then the finished replies. Nothing here raises: a platform failure is the adapter's to log and to
+    recover from (it falls back to posting the replies whole)."""
+
+    async def progress(self, step: Progress) -> None:
+        """A tool call started, finished, failed or waits for approval."""
+
+    async def text(self, delta: str) -> None:
+        """More of the answer's text, exactly as the model wrote it. The streamed text of a turn is the text of
+        one of the replies `finish` gets."""
+
+    async def finish(self, replies: list[Reply]) -> None:
+        """The turn's replies: the streamed one completed (with its presentations), the others posted. May raise
+        when the platform refused them: the caller keeps the turn to deliver again."""
 
 
 class Responder(Protocol):
     """What an adapter offers the core to talk back on its platform. Any process can use it: everything
     it needs is in the Incoming / Approval (conversation reference, card reference)."""
 
-    def working(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[None]:
-        """Show that the agent is working (typing indicator, reaction, status) for the block's duration."""
+    def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
+        """Show the turn for `msg` while it runs (typing, status, streamed text) and take its replies. Leaving
+        the block without `finish` abandons what was shown: the turn runs again later."""
 
     async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
         """Post the agent's replies where `msg` came from (approval requests become cards)."""
@@ -40,8 +59,10 @@ class CorePort(Protocol):
     async def answer(self, msg: Incoming) -> list[Reply]:
         """Run the turn now and return the replies (a terminal chat, which has nothing to ack)."""
 
-    async def decide(self, decision: Decision) -> DecisionResult:
-        """A click on an approval card."""
+    async def decide(self, decision: Decision, show: Callable[[Approval], LiveReply] | None = None) -> DecisionResult:
+        """A click on an approval card. Once the click is known to change the approval, `show(approval)` is asked
+        where to show the approved call's progress and the follow-up as it is written; the caller finishes
+        that LiveReply with the result's replies (or abandons it)."""
 
     async def first_delivery(self, delivery_id: str) -> bool:
         """True the first time a click delivery is seen (platforms redeliver what they think was missed)."""
@@ -53,5 +74,36 @@ class CorePort(Protocol):
         """Run adapter work in the background, tracked so shutdown waits for it."""
 
     @property
+    def surfaces(self) -> Surfaces:
+        """Suggested prompts, home pages, feedback and form requests."""
+
+    @property
     def accepting(self) -> bool:
         """False once shutdown has begun: new work should be refused so the platform retries elsewhere."""
+
+
+class Unstreamed:
+    """A LiveReply that shows nothing until the end, then delivers the replies whole: for platforms and paths
+    that cannot stream."""
+
+    def __init__(self, deliver: Callable[[list[Reply]], Awaitable[None]]) -> None:
+        self._deliver = deliver
+
+    async def progress(self, step: Progress) -> None:
+        return None
+
+    async def text(self, delta: str) -> None:
+        return None
+
+    async def finish(self, replies: list[Reply]) -> None:
+        if replies:
+            await self._deliver(replies)
+
+
+@contextlib.asynccontextmanager
+async def unstreamed(
+    working: contextlib.AbstractAsyncContextManager[None], deliver: Callable[[list[Reply]], Awaitable[None]]
+) -> AsyncIterator[LiveReply]:
+    """An Unstreamed reply for the duration of a platform's working indicator."""
+    async with working:
+        yield Unstreamed(deliver)

@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.core import texts as replies
 from bot.core.agent import Agent, TurnDeferred
 from bot.core.approvals import ApprovalDesk
-from bot.core.port import Responder
+from bot.core.port import LiveReply, Responder
+from bot.core.surfaces import Surfaces
 from bot.errors import StoreUnavailable
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
-from bot.types import Decision, DecisionResult, Incoming, Platform, Reply
+from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Reply
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ class Dispatcher:
         queue: TurnQueue | None = None,
         *,
         click_ttl: float = 86400.0,
+        surfaces: Surfaces | None = None,
     ) -> None:
         self.agent = agent
         self.desk = desk
+        self._surfaces = surfaces or Surfaces(desk.approvals, desk.permissions, desk.registry, desk.runner, desk.audit)
         self.tasks = tasks
         self.click_ttl = click_ttl
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
@@ -51,8 +54,8 @@ class Dispatcher:
     async def answer(self, msg: Incoming) -> list[Reply]:
         return await self.agent.handle(msg)
 
-    async def decide(self, decision: Decision) -> DecisionResult:
-        return await self.desk.decide(decision)
+    async def decide(self, decision: Decision, show: Callable[[Approval], LiveReply] | None = None) -> DecisionResult:
+        return await self.desk.decide(decision, show)
 
     async def first_delivery(self, delivery_id: str) -> bool:
         return await self.agent.deliveries.first_delivery(delivery_id, self.click_ttl)
@@ -62,6 +65,10 @@ class Dispatcher:
 
     def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         return self.tasks.spawn(work, name=name)
+
+    @property
+    def surfaces(self) -> Surfaces:
+        return self._surfaces
 
     @property
     def accepting(self) -> bool:
@@ -113,10 +120,8 @@ class Dispatcher:
         conversation_var.set(msg.conversation.key)
         request_var.set(msg.event_id)
         try:
-            async with responder.working(msg):
-                answers = await self.agent.run_turn(msg)
-            if answers:
-                await responder.deliver(msg, answers)
+            async with responder.live(msg) as live:
+                await live.finish(await self.agent.run_turn(msg, live))
         except Exception:
             # A platform API failure must not kill the process; the adapter has logged the details.
             log.exception("turn for %s could not be delivered", msg.conversation.key)
@@ -130,32 +135,31 @@ class Dispatcher:
         conversation_var.set(msg.conversation.key)
         request_var.set(msg.event_id)
         last = self.queue.last_attempt(attempt)
-        try:
-            async with responder.working(msg):
-                result = await self.agent.take_turn(msg)
-        except TurnDeferred as deferred:
-            if not last:
-                log.info("turn %s deferred (%s); it stays queued", msg.event_id, deferred)
-                return False
-            return await self._give_up(responder, msg, deferred.busy)
-        except Exception:
-            # A bug, not an outage: run it again a few times (it may pass), never forever.
-            log.exception("turn %s failed (run %d)", msg.event_id, attempt)
-            return await self._give_up(responder, msg, False) if last else False
-        if result.repeated and result.delivered:
-            return True
-        answers = result.replies
-        if result.repeated and answers:
-            # Its worker stopped between saving the turn and recording the delivery: the replies may or may not
-            # have reached the platform, so they go again, saying so.
-            answers = [replies.resent(), *answers]
-        try:
-            if answers:
-                await responder.deliver(msg, answers)
-        except Exception:
-            # The replies are recorded with the turn: a later run delivers them without running it again.
-            log.exception("turn %s could not be delivered", msg.event_id)
-            return last
+        async with responder.live(msg) as live:
+            try:
+                result = await self.agent.take_turn(msg, live)
+            except TurnDeferred as deferred:
+                if not last:
+                    log.info("turn %s deferred (%s); it stays queued", msg.event_id, deferred)
+                    return False
+                return await self._give_up(responder, msg, deferred.busy)
+            except Exception:
+                # A bug, not an outage: run it again a few times (it may pass), never forever.
+                log.exception("turn %s failed (run %d)", msg.event_id, attempt)
+                return await self._give_up(responder, msg, False) if last else False
+            if result.repeated and result.delivered:
+                return True
+            answers = result.replies
+            if result.repeated and answers:
+                # Its worker stopped between saving the turn and recording the delivery: the replies may or may
+                # not have reached the platform, so they go again, saying so.
+                answers = [replies.resent(), *answers]
+            try:
+                await live.finish(answers)
+            except Exception:
+                # The replies are recorded with the turn: a later run delivers them without running it again.
+                log.exception("turn %s could not be delivered", msg.event_id)
+                return last
         try:
             await self.agent.delivered(msg)
         except StoreUnavailable:

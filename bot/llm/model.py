@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# Where a streamed answer's text goes, delta by delta, as the model writes it.
+TextSink = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -26,7 +30,11 @@ class ModelReply:
 
 
 class ChatModel(Protocol):
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        """One answer; raises bot.errors.ModelError when the model cannot give one."""
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink | None = None
+    ) -> ModelReply:
+        """One answer; raises bot.errors.ModelError when the model cannot give one. With `on_text`, the answer's
+        text is streamed there as it is written (and is also the returned message's content). Once text has
+        been handed over, a failure is not retried: the same text would be shown twice."""
 
     async def close(self) -> None: ...

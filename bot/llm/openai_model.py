@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -22,7 +22,8 @@ from tenacity import (
 
 from bot.errors import ModelError, ModelFailure
 from bot.llm.circuit import CircuitBreaker, CircuitOpen
-from bot.llm.model import ModelReply, Usage
+from bot.llm.model import ModelReply, TextSink, Usage
+from bot.llm.streaming import StreamAssembler
 from bot.observability import metrics, tracing
 
 log = logging.getLogger(__name__)
@@ -119,10 +120,12 @@ class OpenAIChatModel:
     async def close(self) -> None:
         await self._client.close()
 
-    async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink | None = None
+    ) -> ModelReply:
         with tracing.span("propbot.model_call", model=self.config.model) as span:
             try:
-                reply = await self._complete(messages, tools)
+                reply = await self._complete(messages, tools, on_text)
             except ModelError as exc:
                 span.set(error=exc.kind, attempts=exc.attempts)
                 raise
@@ -133,7 +136,9 @@ class OpenAIChatModel:
             )
             return reply
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink | None
+    ) -> ModelReply:
         try:
             self.breaker.before_call()
         except CircuitOpen as exc:
@@ -141,8 +146,9 @@ class OpenAIChatModel:
             raise ModelError(ModelFailure.CIRCUIT_OPEN, str(exc)) from None
         started = time.perf_counter()
         attempts = 0
+        shown: list[str] = []  # text already handed to `on_text`: after it, a failure is not retried
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(lambda exc: not shown and _retryable(exc)),
             wait=_Wait(),
             stop=stop_after_attempt(self.config.max_attempts) | stop_before_delay(self.config.deadline),
             reraise=True,
@@ -151,7 +157,10 @@ class OpenAIChatModel:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    response = await self._create(messages, tools)
+                    if on_text is None:
+                        out, usage = _parsed(await self._create(messages, tools))
+                    else:
+                        out, usage = await self._stream(messages, tools, on_text, shown)
         except Exception as exc:
             self.breaker.record_failure()
             error = _classify(exc)
@@ -163,38 +172,66 @@ class OpenAIChatModel:
             self.breaker.record_abandoned()
             raise
         self.breaker.record_success()
-        message = response.choices[0].message
-        # A refusal comes with `content` null and the reason in `refusal`: the reason is the answer, and a stored
-        # null content would make every later request of the conversation invalid.
-        content = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
-        out: dict[str, Any] = {"role": "assistant", "content": content}
-        if message.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.function.name, "arguments": call.function.arguments},
-                }
-                for call in message.tool_calls
-                if call.type == "function"
-            ]
-        usage = Usage()
-        if response.usage is not None:
-            usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
         metrics.MODEL_TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.MODEL_TOKENS.labels("completion").inc(usage.completion_tokens)
         latency = time.perf_counter() - started
         metrics.MODEL_LATENCY.observe(latency)
         return ModelReply(out, usage, latency, attempts)
 
+    async def _stream(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink, shown: list[str]
+    ) -> tuple[dict[str, Any], Usage]:
+        body = {**self._body(messages, tools), "stream": True, "stream_options": {"include_usage": True}}
+        stream = await self._client.post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            body=body,
+            stream=True,
+            stream_cls=AsyncStream[ChatCompletionChunk],
+        )
+        assembler = StreamAssembler()
+        async with stream:
+            async for chunk in stream:
+                if text := assembler.add(chunk):
+                    shown.append(text)
+                    await on_text(text)
+        if assembler.refused_only:
+            await on_text(assembler.message()["content"])
+        return assembler.message(), assembler.usage
+
     async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+        # The client's public `post` rather than `chat.completions.create`: `create` walks every message
+        # and tool schema through its type-driven transform on each call (17% of a busy process's CPU in
+        # bench/), and ours are already plain wire-format dicts. Same endpoint, same parsed response.
+        return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=self._body(messages, tools))
+
+    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages}
         if tools:
             kwargs["tools"] = tools
             kwargs["tool_choice"] = "auto"
         if self.config.temperature is not None:
             kwargs["temperature"] = self.config.temperature
-        # The client's public `post` rather than `chat.completions.create`: `create` walks every message
-        # and tool schema through its type-driven transform on each call (17% of a busy process's CPU in
-        # bench/), and ours are already plain wire-format dicts. Same endpoint, same parsed response.
-        return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=kwargs)
+        return kwargs
+
+
+def _parsed(response: ChatCompletion) -> tuple[dict[str, Any], Usage]:
+    message = response.choices[0].message
+    # A refusal comes with `content` null and the reason in `refusal`: the reason is the answer, and a stored
+    # null content would make every later request of the conversation invalid.
+    content = message.content if message.content is not None else (getattr(message, "refusal", None) or "")
+    out: dict[str, Any] = {"role": "assistant", "content": content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.function.name, "arguments": call.function.arguments},
+            }
+            for call in message.tool_calls
+            if call.type == "function"
+        ]
+    usage = Usage()
+    if response.usage is not None:
+        usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
+    return out, usage

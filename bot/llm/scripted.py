@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import ModelError, ModelFailure
-from bot.llm.model import ModelReply
+from bot.llm.model import ModelReply, TextSink
 from bot.llm.wire import request_problems
 
 Message = dict[str, Any]
@@ -72,7 +73,9 @@ class ScriptedModel:
     def push(self, *steps: Step) -> None:
         self.script.extend(steps)
 
-    async def complete(self, messages: list[Message], tools: list[dict[str, Any]]) -> ModelReply:
+    async def complete(
+        self, messages: list[Message], tools: list[dict[str, Any]], on_text: TextSink | None = None
+    ) -> ModelReply:
         # Copies: the caller keeps extending its history, and a test reads what was sent at the time.
         request = ScriptedRequest(json.loads(json.dumps(messages)), json.loads(json.dumps(tools)))
         self.requests.append(request)
@@ -85,6 +88,11 @@ class ScriptedModel:
         answer = step(request) if callable(step) else step
         if isinstance(answer, ModelError):
             raise answer
+        content = answer.get("content")
+        if on_text is not None and isinstance(content, str):
+            # Word by word, as a streaming server sends it.
+            for piece in re.findall(r"\S+\s*|\s+", content):
+                await on_text(piece)
         return ModelReply(message=answer)
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ APPROVALS = Counter("propbot_approvals_total", "Approval events by outcome", ["o
 PENDING_APPROVALS = Gauge("propbot_pending_approvals", "Approvals waiting for a decision")
 DUPLICATES = Counter("propbot_duplicate_deliveries_total", "Redelivered events dropped", ["platform"])
 RATE_LIMITED = Counter("propbot_rate_limited_total", "Messages refused by a rate limit", ["scope"])
+FEEDBACK = Counter("propbot_feedback_total", "Thumbs up/down on answers, by tool the answer used", ["tool", "way"])
 ERRORS = Counter("propbot_errors_total", "Errors by kind", ["kind"])
 
 

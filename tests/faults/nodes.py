@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app.runtime import Runtime
 from bot.core.permissions import parse_permissions
+from bot.core.port import LiveReply, unstreamed
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
@@ -59,9 +60,8 @@ class RecordingResponder:
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    @contextlib.asynccontextmanager
-    async def working(self, msg: Incoming) -> AsyncIterator[None]:
-        yield
+    def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
+        return unstreamed(contextlib.nullcontext(), lambda replies: self.deliver(msg, replies))
 
     async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
         texts = [r.text for r in replies if isinstance(r, TextReply)]

@@ -105,6 +105,7 @@ class FakeOpenAI:
         self.requests: list[Request] = []
         self.violations: list[str] = []
         self.latency = 0.0
+        self.token_delay = 0.0  # between streamed chunks
         self.model_time = 0.0  # total seconds spent "thinking", for overhead measurements
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -142,7 +143,7 @@ class FakeOpenAI:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
-    async def _handle(self, http: web.Request) -> web.Response:
+    async def _handle(self, http: web.Request) -> web.StreamResponse:
         body = await http.json()
         self.requests.append(body)
         problems = validate(body)
@@ -161,7 +162,21 @@ class FakeOpenAI:
             answer = await answer
         if isinstance(answer, Fault):
             return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        if body.get("stream"):
+            return await self._stream(http, body, answer)
         return web.json_response(_completion(body, answer))
+
+    async def _stream(self, http: web.Request, request: Request, message: Message) -> web.StreamResponse:
+        """Server-sent events as the API sends them: `data: <chunk>` lines, then `data: [DONE]`."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(http)
+        for i, chunk in enumerate(stream_chunks(request, message)):
+            if i and self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
 
 def _completion(request: Request, message: Message) -> dict[str, Any]:
@@ -180,6 +195,35 @@ def _completion(request: Request, message: Message) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": 10, "total_tokens": prompt + 10},
     }
+
+
+def stream_chunks(request: Request, message: Message) -> list[dict[str, Any]]:
+    """`message` as Chat Completions stream chunks: the role, the content a few characters at a time, each tool
+    call named in one chunk and its arguments in pieces, the finish reason, then usage (include_usage)."""
+    base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
+    base["model"] = request.get("model", "fake")
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    content = message.get("content") or ""
+    out += [chunk({"content": content[i : i + 7]}) for i in range(0, len(content), 7)]
+    for index, tool_call in enumerate(message.get("tool_calls") or []):
+        head = {"index": index, "id": tool_call["id"], "type": "function"}
+        out.append(
+            chunk({"tool_calls": [{**head, "function": {"name": tool_call["function"]["name"], "arguments": ""}}]})
+        )
+        arguments = tool_call["function"]["arguments"]
+        for i in range(0, len(arguments), 11):
+            out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments[i : i + 11]}}]}))
+    if message.get("refusal"):
+        out.append(chunk({"refusal": message["refusal"]}))
+    out.append(chunk({}, "tool_calls" if message.get("tool_calls") else "stop"))
+    usage = _completion(request, message)["usage"]
+    if (request.get("stream_options") or {}).get("include_usage"):
+        out.append({**base, "choices": [], "usage": usage})
+    return out
 
 
 @pytest.fixture

@@ -84,6 +84,14 @@ class FakeSlack:
         self.enterprise_id: str | None = None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
+        # Off (the default here): chat.startStream answers `unknown_method`, as for a workspace or app without
+        # streaming, and propbot posts whole messages: the subject of the tests of replies and cards. The
+        # streaming tests turn it on.
+        self.streaming = False
+        self.deleted: list[tuple[str, str]] = []
+        self.statuses: list[tuple[str, str, str]] = []  # assistant.threads.setStatus: channel, thread, status
+        self.homes: dict[str, dict[str, Any]] = {}  # the App Home view last published per user
+        self.modals: list[dict[str, Any]] = []
 
     async def start(self) -> str:
         app = web.Application()
@@ -108,6 +116,10 @@ class FakeSlack:
 
     def fail_next_raw(self, method: str, status: int, body: str, content_type: str) -> None:
         self.injected.setdefault(method, []).append(Injected(status, "", {}, body, content_type))
+
+    def replies(self, channel: str) -> list[dict[str, Any]]:
+        """The bot's messages in a channel, posted or streamed, oldest first (cards included)."""
+        return [m for (c, _), m in sorted(self.messages.items(), key=lambda kv: kv[0][1]) if c == channel]
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -209,6 +221,113 @@ class FakeSlack:
         self.messages[key].update(text=args.get("text"), blocks=args.get("blocks", []))
         return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
 
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        key = (str(args.get("channel")), str(args.get("ts")))
+        if self.messages.pop(key, None) is None:
+            return {"ok": False, "error": "message_not_found"}
+        self.deleted.append(key)
+        return {"ok": True, "channel": key[0], "ts": key[1]}
+
+    # Streaming (docs.slack.dev/reference/methods/chat.startStream, appendStream, stopStream): a reply in a
+    # thread, for one recipient in channels; text arrives as markdown chunks, tool progress as task chunks.
+    def _chat_startStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.streaming:
+            return {"ok": False, "error": "unknown_method"}
+        channel, thread = str(args.get("channel") or ""), args.get("thread_ts")
+        if not channel or not thread:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not channel.startswith("D") and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
+            return {"ok": False, "error": "missing_recipient_user_id"}
+        ts = f"{1_700_000_000 + next(_ts)}.000100"
+        message: dict[str, Any] = {"ts": ts, "bot_id": BOT_ID, "thread_ts": thread, "text": "", "blocks": []}
+        message.update(streaming=True, tasks={}, chunks=[])
+        self.messages[(channel, ts)] = message
+        problem = self._take_chunks(message, args)
+        if problem:
+            return {"ok": False, "error": problem}
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get((str(args.get("channel")), str(args.get("ts"))))
+        if message is None or not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        problem = self._take_chunks(message, args)
+        return {"ok": False, "error": problem} if problem else {"ok": True}
+
+    def _chat_stopStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get((str(args.get("channel")), str(args.get("ts"))))
+        if message is None or not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        problem = self._take_chunks(message, args)
+        if problem:
+            return {"ok": False, "error": problem}
+        final = args.get("blocks") or []
+        problems = check_message({"channel": "x", "text": "x", "blocks": final})
+        if problems:
+            self.violations.extend(f"chat.stopStream: {p}" for p in problems)
+            return {"ok": False, "error": "invalid_blocks"}
+        message.update(streaming=False, blocks=final)
+        return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+
+    def _take_chunks(self, message: dict[str, Any], args: dict[str, Any]) -> str:
+        if args.get("markdown_text"):
+            message["text"] += str(args["markdown_text"])
+        for chunk in args.get("chunks") or []:
+            kind = chunk.get("type")
+            message["chunks"].append(chunk)
+            if kind == "markdown_text":
+                message["text"] += str(chunk.get("text") or "")
+            elif kind == "task_update":
+                if chunk.get("status") not in ("pending", "in_progress", "complete", "error") or not chunk.get("id"):
+                    self.violations.append(f"bad task_update chunk {chunk}")
+                    return "invalid_chunks"
+                message["tasks"][chunk["id"]] = chunk
+            elif kind not in ("plan_update", "blocks"):
+                self.violations.append(f"unknown chunk type {kind!r}")
+                return "invalid_chunks"
+        return ""
+
+    def _assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
+            return {"ok": False, "error": "invalid_arguments"}
+        self.statuses.append((str(args["channel_id"]), str(args["thread_ts"]), str(args["status"])))
+        return {"ok": True}
+
+    def _assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        prompts = args.get("prompts") or []
+        if not args.get("channel_id") or not prompts or len(prompts) > 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        if any(not p.get("title") or not p.get("message") for p in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
+
+    def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not args.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100:
+            self.violations.append("views.publish: over 100 blocks")
+            return {"ok": False, "error": "invalid_blocks"}
+        self.homes[str(args["user_id"])] = view
+        return {"ok": True, "view": {"id": f"V{next(_ts)}", **view}}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not args.get("trigger_id") or not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        if len(view.get("blocks") or []) > 100 or len(str((view.get("title") or {}).get("text", ""))) > 24:
+            self.violations.append("views.open: view over limits")
+            return {"ok": False, "error": "invalid_arguments"}
+        self.modals.append(view)
+        return {"ok": True, "view": {"id": f"V{next(_ts)}", **view}}
+
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("user") or not args.get("channel"):
             return {"ok": False, "error": "invalid_arguments"}
@@ -262,6 +381,15 @@ def check_message(args: dict[str, Any]) -> list[str]:
                     problems.append("button over limits")
         elif kind == "context" and len(block.get("elements", [])) > 10:
             problems.append("context with over 10 elements")
+        elif kind == "context_actions":
+            for element in block.get("elements", []):
+                if element.get("type") not in ("feedback_buttons", "icon_button"):
+                    problems.append(f"context_actions element {element.get('type')!r}")
+                if element.get("type") == "feedback_buttons":
+                    for side in ("positive_button", "negative_button"):
+                        button = element.get(side) or {}
+                        if not button.get("value") or len(button["value"]) > 2000 or not button.get("text"):
+                            problems.append(f"feedback {side} over limits")
     return problems
 
 

@@ -1,0 +1,171 @@
+"""What the chat surfaces around a conversation ask of the core: suggested prompts for a person's role, their
+home page (approvals they wait for or may decide, their last actions), feedback on answers, and requests made
+from a form rather than in words (no model on that path; the usual approval guards it)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from bot.core.permissions import Permissions, same_person
+from bot.core.tool_runner import ToolRunner, TurnScope
+from bot.errors import StoreUnavailable
+from bot.observability import metrics
+from bot.observability.audit import AuditEvent, AuditSink
+from bot.store.base import Approvals
+from bot.types import Approval, ApprovalRequest, ApprovalStatus, Conversation, Feedback, Reply, TextReply
+from tools import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    title: str  # what the button says
+    message: str  # what it sends, as if the person had written it
+
+
+# (the tool it needs, title, message). Slack shows at most four.
+SUGGESTIONS: Final = (
+    ("search_properties", "Find a property", "Show available 2-bedroom properties in Austin under $2,500"),
+    ("list_maintenance_requests", "Open maintenance", "List the open maintenance requests"),
+    ("schedule_maintenance", "Schedule maintenance…", "Schedule a plumbing repair at P-1001, normal priority"),
+    ("cancel_maintenance_request", "Cancel a request…", "Cancel maintenance request MR-5001"),
+)
+ASK_WHAT: Final = Suggestion("What can you do?", "What can you help me with?")
+
+# Who did what recently, for the home page: the person's own actions (their calls, approvals, decisions).
+RecentActions = Callable[[str, int], Awaitable[list[AuditEvent]]]
+# Text typed into a search box -> matching (value, label) pairs, e.g. properties for a form's select.
+Choices = Callable[[str], Awaitable[list[tuple[str, str]]]]
+
+
+async def _no_recent(user: str, limit: int) -> list[AuditEvent]:
+    return []
+
+
+async def _no_choices(query: str) -> list[tuple[str, str]]:
+    return []
+
+
+@dataclass
+class Home:
+    """A person's home page: what waits on them and what they did."""
+
+    mine: list[Approval] = field(default_factory=list)  # pending, asked by them
+    to_decide: list[Approval] = field(default_factory=list)  # pending, theirs to approve
+    recent: list[AuditEvent] = field(default_factory=list)
+    may_request: bool = False  # may ask for maintenance from the form
+    unavailable: bool = False  # the state store could not be read
+
+
+class Surfaces:
+    def __init__(
+        self,
+        approvals: Approvals,
+        permissions: Permissions,
+        registry: Registry,
+        runner: ToolRunner,
+        audit: AuditSink,
+        *,
+        recent: RecentActions = _no_recent,
+        choices: Choices = _no_choices,
+    ) -> None:
+        self.approvals = approvals
+        self.permissions = permissions
+        self.registry = registry
+        self.runner = runner
+        self.audit = audit
+        self.recent = recent
+        self.choices = choices
+
+    def allowed(self, user: str) -> list[str]:
+        return self.permissions.allowed_tools(user, self.registry.names())
+
+    def suggestions(self, user: str) -> list[Suggestion]:
+        """Prompts worth offering this person: only what their role lets them do."""
+        allowed = set(self.allowed(user))
+        found = [Suggestion(title, message) for tool, title, message in SUGGESTIONS if tool in allowed]
+        return found or [ASK_WHAT]
+
+    async def home(self, user: str, platform: str, workspace: str, recent: int = 5) -> Home:
+        page = Home(may_request="schedule_maintenance" in self.allowed(user))
+        try:
+            pending = await self.approvals.unsettled_approvals()
+        except StoreUnavailable:
+            return Home(may_request=page.may_request, unavailable=True)
+        now = time.time()
+        for approval in sorted(pending, key=lambda a: a.created_at):
+            where = approval.conversation
+            if approval.status is not ApprovalStatus.PENDING or approval.expires_at < now:
+                continue
+            if where.platform != platform or where.workspace != workspace:
+                continue
+            if same_person(user, approval.requested_by):
+                page.mine.append(approval)
+            elif self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
+                page.to_decide.append(approval)
+        try:
+            page.recent = await self.recent(user, recent)
+        except StoreUnavailable:
+            page.recent = []
+        return page
+
+    async def feedback(self, feedback: Feedback) -> str:
+        """Record a 👍/👎 on an answer: the audit trail and a counter by tool and way."""
+        way = "good" if feedback.positive else "bad"
+        tools = [t for t in dict.fromkeys(feedback.tools) if self.registry.get(t) is not None] or ["none"]
+        for tool in tools:
+            metrics.FEEDBACK.labels(tool, way).inc()
+        await self.audit.record(
+            AuditEvent(
+                kind="feedback",
+                user=feedback.user,
+                conversation=feedback.conversation,
+                tool=",".join(tools),
+                outcome=way,
+                detail=feedback.comment[:500],
+            )
+        )
+        return "Thanks, noted." if feedback.positive else "Thanks for telling us; noted so we can do better."
+
+    def problems(self, tool: str, arguments: dict[str, Any]) -> dict[str, str]:
+        """What is wrong with a form's arguments for `tool`, by argument name ("" for the whole); {} when fine."""
+        spec = self.registry.get(tool)
+        if spec is None:
+            return {"": f"{tool} is not installed"}
+        try:
+            spec.args_model.model_validate(arguments)
+        except ValidationError as exc:
+            found: dict[str, str] = {}
+            for error in exc.errors():
+                where = str(error["loc"][0]) if error["loc"] else ""
+                found.setdefault(where, str(error["msg"]).removeprefix("Value error, "))
+            return found
+        return {}
+
+    async def request(
+        self, user: str, user_name: str | None, conversation: Conversation, tool: str, arguments: dict[str, Any]
+    ) -> list[Reply]:
+        """A tool call asked for from a form: checked and validated like the model's, held for approval when
+        the tool is risky. The replies say what happened (an approval request, or why not)."""
+        scope = TurnScope(user, user_name, conversation, frozenset(self.allowed(user)))
+        call = {
+            "id": f"call_form_{secrets.token_hex(6)}",
+            "type": "function",
+            "function": {"name": tool, "arguments": json.dumps(arguments)},
+        }
+        [outcome] = await self.runner.run_calls(scope, [call])
+        if outcome.approval is not None:
+            return [ApprovalRequest(approval=outcome.approval)]
+        if outcome.result is not None and outcome.result.ok:
+            return [TextReply(text=outcome.result.summary or "Done.", tools=[tool])]
+        error = json.loads(outcome.content).get("error") or "the request could not be made"
+        return [TextReply(text=f"Nothing was requested: {error}", is_error=True)]
