@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from tools.presentation import Detail, Presentation, PresentationItem
 from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
+
+if TYPE_CHECKING:
+    from tools.db import Database
 
 registry = Registry()
 
@@ -281,3 +284,17 @@ async def get_property(args: GetPropertyArgs, ctx: ToolContext) -> ToolResult:
         ],
     )
     return ToolResult(data=data, presentation=presentation)
+
+
+async def property_choices(db: Database, query: str, limit: int = 20) -> list[tuple[str, str]]:
+    """Properties whose id, address or city contains `query` (any case), as (id, "P-1001 · 1208 S Congress Ave,
+    Austin") pairs for a form's search box; the first `limit` by id."""
+    words = " ".join(query.split()).lower()
+    stmt = select(Property).order_by(Property.id).limit(limit)
+    if words:
+        like = f"%{words}%"
+        columns = (Property.id, Property.address, Property.city)
+        stmt = stmt.where(or_(*(func.lower(column).like(like) for column in columns)))
+    async with db.session() as session:
+        rows = (await session.execute(stmt)).scalars().all()
+    return [(p.id, f"{p.id} · {p.address}, {p.city}") for p in rows]

@@ -36,6 +36,15 @@ def defuse(text: str) -> str:
     return _BROADCAST.sub(lambda m: "@" + ZWSP + m.group(1), text)
 
 
+_SPECIAL = re.compile(r"<([!@#])")
+
+
+def defuse_markdown(text: str) -> str:
+    """Model text for a `markdown_text` stream chunk: markdown stays, but no broadcast and no `<!here>`,
+    `<@U…>` or `<#C…>` that Slack would turn into a ping."""
+    return _SPECIAL.sub(lambda m: "<" + ZWSP + m.group(1), defuse(text))
+
+
 def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text

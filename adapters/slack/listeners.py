@@ -18,6 +18,7 @@ from adapters.slack import blocks
 from adapters.slack.identity import installation, not_a_question, strip_mention, user_principal
 from adapters.slack.live import SlackLive
 from adapters.slack.responder import SlackResponder
+from adapters.slack.surfaces import SlackSurfaces, dm_of
 from adapters.slack.web import UserNames
 from bot.core.port import CorePort
 from bot.types import (
@@ -43,10 +44,12 @@ class SlackListeners:
         responder: SlackResponder,
         names: UserNames,
         allowed_teams: frozenset[str] = frozenset(),
+        surfaces: SlackSurfaces | None = None,
     ) -> None:
         self.core = core
         self.responder = responder
         self.names = names
+        self.surfaces = surfaces
         # Besides the installation's own people: the teams or Grid orgs of SLACK_ALLOWED_TEAMS ("*": anyone).
         self.allowed_teams = allowed_teams
 
@@ -125,6 +128,8 @@ class SlackListeners:
         )
         # Raising here answers Slack with a 500, so Slack delivers the event again later.
         await self.core.submit(msg)
+        if assistant and self.surfaces is not None and conversation.thread:
+            self.core.spawn(self.surfaces.set_title(channel, conversation.thread, text), name="slack:title")
 
     async def on_other_event(self, event: dict[str, Any]) -> None:
         log.info("ignored a Slack event of type %r", event.get("type"))
@@ -169,6 +174,8 @@ class SlackListeners:
             user_name=await self.names.get(user_id),
         )
         thread = message.get("thread_ts") if isinstance(message.get("thread_ts"), str) else None
+        # A click on the App Home tab (its list of approvals) rather than on the card in a conversation.
+        home_view = body.get("view") if (body.get("container") or {}).get("type") == "view" else None
         shown_in: list[SlackLive] = []
 
         def show(approval: Approval) -> SlackLive:
@@ -182,6 +189,10 @@ class SlackListeners:
             log.info(
                 "slack click %s on %s by %s: %s", decision.action.value, approval_id, decision.user, result.outcome
             )
+            if home_view is not None and self.surfaces is not None:
+                # The tab is redrawn for the clicker, saying what came of the click.
+                tab, dm = self.surfaces.tab, dm_of(home_view)
+                self.core.spawn(tab.publish(user_id, principal, team, dm, result.message), name="slack:home")
             if not result.changed or result.approval is None:
                 # Refused, unknown, already decided or store down: only the clicker hears about it.
                 if channel:

@@ -204,7 +204,7 @@ class SlackLive:
         held = _OPEN_TAIL.search(self._pending)
         cut = held.start() if held and not self._closing else len(self._pending)
         text, self._pending = self._pending[:cut], self._pending[cut:]
-        return fmt.defuse(text)
+        return fmt.defuse_markdown(text)
 
     async def _start(self, changed: list[Progress], text: str) -> None:
         params: dict[str, Any] = {
@@ -243,11 +243,12 @@ class SlackLive:
         assert self.ts is not None
         channel = self.target.channel
         if not self.broken:
-            tail = self._take_text()
+            tail, changed = self._take_text(), [self._tasks[i] for i in self._changed]
+            self._changed = []
             extra = blocks.answer_extras(main) if main is not None else []
             first = extra[0].blocks if extra else None
             stopped = await call(
-                self.client, "chat.stopStream", channel=channel, ts=self.ts, chunks=_chunks([], tail), blocks=first
+                self.client, "chat.stopStream", channel=channel, ts=self.ts, chunks=_chunks(changed, tail), blocks=first
             )
             if stopped is not None:
                 await self._post_messages(extra[1:])

@@ -15,6 +15,7 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.responder import SlackResponder
+from adapters.slack.surfaces import HomeTab, SlackSurfaces
 from adapters.slack.web import UserNames, web_client
 from bot.core.port import CorePort
 
@@ -61,7 +62,11 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)
     bolt.middleware(on_rate_limited)
-    SlackListeners(core, responder, UserNames(client), config.allowed_teams).register(bolt)
+    names = UserNames(client)
+    tab = HomeTab(core, client)
+    surfaces = SlackSurfaces(core, responder, names, tab)
+    surfaces.register(bolt)
+    SlackListeners(core, responder, names, config.allowed_teams, surfaces).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if config.app_token:
         from adapters.slack.socket import socket_mode

@@ -54,6 +54,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     audit.add_argument("--tool", help="only this tool")
     audit.add_argument("--limit", type=_positive, default=50, help="at most this many, the newest (default 50)")
     audit.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    audit.add_argument(
+        "--feedback", action="store_true", help="only 👍/👎 feedback on answers, with the counts by tool"
+    )
     sub.add_parser("approvals", help="list pending approvals (needs REDIS_URL)")
 
 
@@ -66,8 +69,13 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO = sys.st
     assert client is not None  # a REDIS_URL opens Redis
     try:
         if args.command == "audit":
-            events = await read_audit(client, since=args.since, user=args.user, tool=args.tool, limit=args.limit)
+            kinds = {"feedback"} if args.feedback else None
+            events = await read_audit(
+                client, since=args.since, user=args.user, tool=args.tool, kinds=kinds, limit=args.limit
+            )
             _print_events(events, args.json, out)
+            if args.feedback and events and not args.json:
+                _print_feedback_counts(events, out)
         else:
             _print_approvals(await store.pending_approvals(), out)
     except (StoreUnavailable, *REDIS_ERRORS) as exc:
@@ -94,6 +102,18 @@ def _table(rows: list[list[str]], out: TextIO, width: int | None = None) -> None
         rows = [[*row[:-1], shorten(row[-1], widths[-1])] for row in rows]
     for row in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n")
+
+
+def _print_feedback_counts(events: list[AuditEvent], out: TextIO) -> None:
+    """Good and bad answers per tool among the events shown (an answer that used two tools counts for both)."""
+    counts: dict[str, list[int]] = {}
+    for event in events:
+        for tool in (event.tool or "none").split(","):
+            counts.setdefault(tool, [0, 0])[0 if event.outcome == "good" else 1] += 1
+    out.write("\n")
+    rows = [["TOOL", "GOOD", "BAD"]]
+    rows += [[tool, str(good), str(bad)] for tool, (good, bad) in sorted(counts.items())]
+    _table(rows, out)
 
 
 def _print_events(events: list[AuditEvent], as_json: bool, out: TextIO) -> None:

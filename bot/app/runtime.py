@@ -14,18 +14,20 @@ from bot.core.history import TokenCounter
 from bot.core.loop import DEFAULT_SYSTEM_PROMPT, LoopLimits, ToolLoop
 from bot.core.permissions import Permissions, load_permissions
 from bot.core.rate_limit import RateLimiter
+from bot.core.surfaces import Surfaces
 from bot.core.tool_cache import ToolCache
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import LockTimes, Transcript
 from bot.errors import ConfigError
 from bot.llm import ChatModel, ModelConfig, OpenAIChatModel
-from bot.observability.audit import AuditSink, FanoutAudit, LogAudit
-from bot.observability.audit_stream import RedisStreamAudit
+from bot.observability.audit import AuditEvent, AuditSink, FanoutAudit, LogAudit
+from bot.observability.audit_stream import RedisStreamAudit, read_audit
 from bot.store import Store
 from bot.store.factory import open_store
-from bot.store.redis import RedisClient
+from bot.store.redis import REDIS_ERRORS, RedisClient
 from tools import BUILTIN_REGISTRIES, Registry, ToolDefinitionError, load_registry
 from tools.db import Database
+from tools.properties import property_choices
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Runtime:
     audit: AuditSink = field(default_factory=LogAudit)
     # The process's one Redis client (the store's), shared by the turn queue and the audit stream.
     redis: RedisClient | None = None
+    surfaces: Surfaces | None = None
 
     async def close(self) -> None:
         await self.model.close()
@@ -181,4 +184,24 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
         sinks.append(RedisStreamAudit(opened.redis))
     audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
     agent, desk = assemble(settings, opened.store, db, model, tools, permissions, audit)
-    return Runtime(settings, opened.store, db, model, tools, permissions, agent, desk, audit, opened.redis)
+    surfaces = build_surfaces(desk, db, audit, opened.redis)
+    return Runtime(settings, opened.store, db, model, tools, permissions, agent, desk, audit, opened.redis, surfaces)
+
+
+# What a person's home page lists as their recent actions: the decisions and requests, not every lookup.
+HOME_ACTIONS = frozenset({"approval_requested", "approved", "cancelled"})
+
+
+def build_surfaces(desk: ApprovalDesk, db: Database, audit: AuditSink, redis: RedisClient | None) -> Surfaces:
+    async def recent(user: str, limit: int) -> list[AuditEvent]:
+        if redis is None:
+            return []
+        try:
+            return list(reversed(await read_audit(redis, user=user, kinds=HOME_ACTIONS, limit=limit)))
+        except REDIS_ERRORS:
+            return []
+
+    async def choices(query: str) -> list[tuple[str, str]]:
+        return await property_choices(db, query)
+
+    return Surfaces(desk.approvals, desk.permissions, desk.registry, desk.runner, audit, recent=recent, choices=choices)

@@ -106,7 +106,9 @@ async def create_app(
     app = web.Application(client_max_size=1024 * 1024)
     tasks = TaskTracker()
     queue = make_queue(runtime)
-    dispatcher = Dispatcher(runtime.agent, runtime.desk, tasks, queue, click_ttl=runtime.settings.dedupe_ttl)
+    dispatcher = Dispatcher(
+        runtime.agent, runtime.desk, tasks, queue, click_ttl=runtime.settings.dedupe_ttl, surfaces=runtime.surfaces
+    )
     app[RUNTIME] = runtime
     app[TASKS] = tasks
     app[DISPATCHER] = dispatcher

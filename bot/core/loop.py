@@ -182,7 +182,7 @@ async def _finished(
                 id=outcome.tool_call_id, title=title, state=ProgressState.DONE, detail=outcome.result.summary or ""
             )
         else:
-            error = outcome.result.error if outcome.result is not None else None
+            error = outcome.result.error if outcome.result is not None else _first_sentence(outcome.content)
             step = Progress(id=outcome.tool_call_id, title=title, state=ProgressState.FAILED, detail=error or "")
         await live.progress(step)
 
@@ -194,3 +194,12 @@ def _unrun(calls: list[dict[str, Any]]) -> list[CallOutcome]:
     """Answers for calls a model made where it was offered no tools. They are not run, and not audited as the
     user's refused calls: the user asked for none of them."""
     return [CallOutcome(str(c.get("id")), str((c.get("function") or {}).get("name") or ""), _UNRUN) for c in calls]
+
+
+def _first_sentence(content: str) -> str:
+    """The reason a call was not run, in its first sentence (the rest is advice for the model)."""
+    try:
+        error = str(json.loads(content).get("error") or "")
+    except (ValueError, AttributeError):
+        return ""
+    return error.split(". ")[0].rstrip(".") + "." if error else ""

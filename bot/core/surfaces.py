@@ -36,7 +36,7 @@ class Suggestion:
 SUGGESTIONS: Final = (
     ("search_properties", "Find a property", "Show available 2-bedroom properties in Austin under $2,500"),
     ("list_maintenance_requests", "Open maintenance", "List the open maintenance requests"),
-    ("schedule_maintenance", "Schedule maintenance…", "Schedule a plumbing repair at P-1001, normal priority"),
+    ("schedule_maintenance", "Schedule maintenance…", "Schedule a plumbing repair at P-1001, medium priority"),
     ("cancel_maintenance_request", "Cancel a request…", "Cancel maintenance request MR-5001"),
 )
 ASK_WHAT: Final = Suggestion("What can you do?", "What can you help me with?")
@@ -135,6 +135,20 @@ class Surfaces:
             )
         )
         return "Thanks, noted." if feedback.positive else "Thanks for telling us; noted so we can do better."
+
+    def options(self, tool: str, argument: str) -> list[str]:
+        """The values an argument takes when its schema lists them (an enum), for a form's select."""
+        spec = self.registry.get(tool)
+        if spec is None:
+            return []
+        schema = spec.args_model.model_json_schema()
+        prop = (schema.get("properties") or {}).get(argument) or {}
+        for alternative in [prop, *prop.get("anyOf", [])]:
+            ref = str(alternative.get("$ref") or "")
+            target = (schema.get("$defs") or {}).get(ref.rsplit("/", 1)[-1], alternative) if ref else alternative
+            if isinstance(target.get("enum"), list):
+                return [str(v) for v in target["enum"]]
+        return []
 
     def problems(self, tool: str, arguments: dict[str, Any]) -> dict[str, str]:
         """What is wrong with a form's arguments for `tool`, by argument name ("" for the whole); {} when fine."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 from bot.observability import metrics
@@ -103,6 +104,7 @@ async def read_audit(
     since: float | None = None,
     user: str | None = None,
     tool: str | None = None,
+    kinds: Collection[str] | None = None,
     limit: int = 50,
     stream: str = AUDIT_STREAM,
 ) -> list[AuditEvent]:
@@ -116,7 +118,11 @@ async def read_audit(
         page = list(await client.xrevrange(stream, max=high, min=low, count=_PAGE) or [])
         for _, raw in page:
             event = _event(raw)
-            if (user is None or event.user == user) and (tool is None or event.tool == tool):
+            if (
+                (user is None or event.user == user)
+                and (tool is None or event.tool == tool)
+                and (kinds is None or event.kind in kinds)
+            ):
                 found.append(event)
                 if len(found) == limit:
                     break

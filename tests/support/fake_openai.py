@@ -106,6 +106,7 @@ class FakeOpenAI:
         self.violations: list[str] = []
         self.latency = 0.0
         self.token_delay = 0.0  # between streamed chunks
+        self.cut_stream_after: int | None = None  # the next stream drops its connection after this many chunks
         self.model_time = 0.0  # total seconds spent "thinking", for overhead measurements
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -170,9 +171,14 @@ class FakeOpenAI:
         """Server-sent events as the API sends them: `data: <chunk>` lines, then `data: [DONE]`."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(http)
+        cut, self.cut_stream_after = self.cut_stream_after, None
         for i, chunk in enumerate(stream_chunks(request, message)):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
+            if cut is not None and i == cut:
+                assert http.transport is not None
+                http.transport.abort()  # the connection drops mid-answer
+                return response
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()

@@ -30,6 +30,7 @@ from bot.app.runtime import Runtime
 from bot.app.server import DISPATCHER, create_app
 from bot.core.permissions import parse_permissions
 from bot.ingress.dispatch import Dispatcher
+from bot.observability.audit import AuditSink
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
@@ -516,7 +517,12 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
     session = aiohttp.ClientSession()
 
     async def make(
-        db: Database, *, permissions: str = PERMISSIONS_YAML, every_mount: bool = False, **overrides: Any
+        db: Database,
+        *,
+        permissions: str = PERMISSIONS_YAML,
+        every_mount: bool = False,
+        audit: AuditSink | None = None,
+        **overrides: Any,
     ) -> SlackBot:
         """`every_mount`: mount what the settings enable (as `propbot serve` does), not Slack alone."""
         values: dict[str, Any] = {
@@ -527,7 +533,7 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
         }
         settings = test_settings(fake_openai, **{**values, **overrides})
         rules = parse_permissions(permissions, allow_self_approval=settings.allow_self_approval)
-        runtime = start_process(settings, rules, db)
+        runtime = start_process(settings, rules, db, audit=audit)
         app = await create_app(runtime, mounts=None if every_mount else [slack_mount(settings)], drain_timeout=15.0)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()

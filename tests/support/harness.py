@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.app.runtime import Runtime, assemble, model_config
+from bot.app.runtime import Runtime, assemble, build_surfaces, model_config
 from bot.config import Settings
 from bot.core.agent import Agent
 from bot.core.approvals import ApprovalDesk
@@ -85,7 +85,8 @@ def start_process(
     registry = tools or builtin_tools()
     sink = audit or LogAudit()
     agent, desk = assemble(settings, opened.store, db, model, registry, permissions, sink)
-    return Runtime(settings, opened.store, db, model, registry, permissions, agent, desk, sink, opened.redis)
+    surfaces = build_surfaces(desk, db, sink, opened.redis)
+    return Runtime(settings, opened.store, db, model, registry, permissions, agent, desk, sink, opened.redis, surfaces)
 
 
 async def stop_process(process: Runtime) -> None:
