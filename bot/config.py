@@ -26,6 +26,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=900, description="seconds a model call may take with all its retries"
     )
     openai_temperature: float | None = Field(default=None, ge=0, le=2, description="a number from 0 to 2")
+    openai_stream: bool = Field(
+        default=True, description="true or false: stream answers (false for a server without stream=true)"
+    )
     circuit_failure_threshold: int = Field(
         default=5, ge=1, le=100, description="failed model calls in a row before calls pause (1 to 100)"
     )
@@ -98,6 +101,12 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = Field(default=None, description="the Slack app's signing secret")
     slack_app_token: str | None = Field(default=None, description="a Slack app-level token (xapp-...)")
     slack_api_url: str = Field(default="https://slack.com/api/", description="the Slack Web API base URL")
+    slack_streaming: bool = Field(
+        default=True, description="true or false: stream answers into Slack threads (chat.startStream)"
+    )
+    slack_stream_interval: float = Field(
+        default=0.5, ge=0.1, le=10, description="seconds between two updates of a streamed answer (0.1 to 10)"
+    )
     microsoft_app_id: str = Field(default="", description="the Azure Bot's app id (empty: local mode)")
     microsoft_app_password: str = Field(default="", description="the Azure Bot's client secret")
     microsoft_app_type: Literal["MultiTenant", "SingleTenant", "UserAssignedMSI"] = Field(

@@ -91,3 +91,14 @@ async def test_a_stream_cut_after_text_was_shown_is_not_retried(fake_openai: Fak
     assert "".join(shown.deltas) == "A long answer that wi"  # three 7-character chunks
     assert len(fake_openai.requests) == 1  # not asked again: the shown text would have appeared twice
     await model.close()
+
+
+async def test_with_streaming_off_the_text_comes_whole_from_a_plain_call(fake_openai: FakeOpenAI) -> None:
+    config = ModelConfig(api_key="sk-test", model="fake-model", base_url=fake_openai.base_url, stream=False)
+    model = OpenAIChatModel(config)
+    fake_openai.push(text("All of it at once."))
+    shown = Shown()
+    reply = await model.complete(USER, [], shown)
+    assert shown.deltas == ["All of it at once."] and reply.message["content"] == "All of it at once."
+    assert "stream" not in fake_openai.requests[0]
+    await model.close()

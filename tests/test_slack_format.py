@@ -133,11 +133,23 @@ def test_manifest_and_procfile_match_the_adapter() -> None:
     root = Path(__file__).resolve().parent.parent
     manifest = yaml.safe_load((root / "manifest.yml").read_text())
     settings = manifest["settings"]
-    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "message.im"]
+    assert settings["event_subscriptions"]["bot_events"] == [
+        "app_mention",
+        "message.im",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
+        "app_home_opened",
+    ]
     assert settings["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
-    assert settings["interactivity"] == {"is_enabled": True, "request_url": "https://YOUR-HOST" + EVENTS_PATH}
+    assert settings["interactivity"] == {
+        "is_enabled": True,
+        "request_url": "https://YOUR-HOST" + EVENTS_PATH,
+        "message_menu_options_url": "https://YOUR-HOST" + EVENTS_PATH,
+    }
     assert settings["socket_mode_enabled"] is False
     needed = {"app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "users:read", "reactions:write"}
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed | {"assistant:write"}
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["features"]["assistant_view"]["assistant_description"]
     assert manifest["features"]["bot_user"]["display_name"]
     assert "web: propbot serve" in (root / "Procfile").read_text().splitlines()

@@ -14,3 +14,5 @@ class SlackConfig:
     api_url: str = "https://slack.com/api/"
     # Other workspaces and Grid orgs whose people propbot answers (Slack Connect); "*" for any.
     allowed_teams: frozenset[str] = frozenset()
+    streaming: bool = True  # answers streamed into threads where the workspace allows
+    stream_interval: float = 0.5  # seconds between two updates of one streamed answer

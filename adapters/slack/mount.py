@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.config import SlackConfig
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
+from adapters.slack.live import StreamSupport
 from adapters.slack.responder import SlackResponder
 from adapters.slack.surfaces import HomeTab, SlackSurfaces
 from adapters.slack.web import UserNames, web_client
@@ -57,7 +58,7 @@ def mount(config: SlackConfig) -> Callable[[web.Application, CorePort], Awaitabl
 async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> Callable[[], Awaitable[None]]:
     session = aiohttp.ClientSession()
     client = web_client(config, session)
-    responder = SlackResponder(client, core)
+    responder = SlackResponder(client, core, StreamSupport(config.streaming), config.stream_interval)
     core.register("slack", responder)
     bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack.format import escape
-from adapters.slack.live import SlackLive, StreamSupport, Target, shown
+from adapters.slack.live import STREAM_INTERVAL, SlackLive, StreamSupport, Target, shown
 from adapters.slack.web import call
 from bot.core.port import CorePort, LiveReply
 from bot.types import (
@@ -33,10 +33,17 @@ WORKING_REACTION = "hourglass_flowing_sand"
 class SlackResponder:
     """The core's way back into Slack (bot.ingress.dispatch.Responder)."""
 
-    def __init__(self, client: AsyncWebClient, core: CorePort, streaming: StreamSupport | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        core: CorePort,
+        streaming: StreamSupport | None = None,
+        stream_interval: float = STREAM_INTERVAL,
+    ) -> None:
         self.client = client
         self.core = core  # its spawn() is tracked: shutdown drains the reaction calls with the turns
         self.streaming = streaming or StreamSupport()
+        self.stream_interval = stream_interval
 
     def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
         return self._live(msg)
@@ -76,7 +83,13 @@ class SlackResponder:
         return self.open_live(target, conversation)
 
     def open_live(self, target: Target, conversation: Conversation) -> SlackLive:
-        return SlackLive(self.client, self.streaming, target, lambda approval: self.post_card(conversation, approval))
+        return SlackLive(
+            self.client,
+            self.streaming,
+            target,
+            lambda approval: self.post_card(conversation, approval),
+            self.stream_interval,
+        )
 
     @contextlib.asynccontextmanager
     async def _reacting(self, msg: Incoming) -> AsyncIterator[None]:

@@ -28,6 +28,8 @@ def slack_config(settings: Settings) -> SlackConfig:
         app_token=settings.slack_app_token,
         api_url=settings.slack_api_url,
         allowed_teams=settings.allowed_slack_teams,
+        streaming=settings.slack_streaming,
+        stream_interval=settings.slack_stream_interval,
     )
 
 

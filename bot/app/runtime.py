@@ -62,6 +62,7 @@ def model_config(settings: Settings) -> ModelConfig:
         max_attempts=settings.openai_max_attempts,
         deadline=settings.openai_deadline,
         temperature=settings.openai_temperature,
+        stream=settings.openai_stream,
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown,
     )

@@ -40,6 +40,7 @@ class ModelConfig:
     max_attempts: int = 4
     deadline: float = 60.0
     temperature: float | None = None
+    stream: bool = True  # stream=true when the caller wants the text as it comes
     failure_threshold: int = 5
     cooldown: float = 30.0
 
@@ -157,7 +158,7 @@ class OpenAIChatModel:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    if on_text is None:
+                    if on_text is None or not self.config.stream:
                         out, usage = _parsed(await self._create(messages, tools))
                     else:
                         out, usage = await self._stream(messages, tools, on_text, shown)
@@ -172,6 +173,8 @@ class OpenAIChatModel:
             self.breaker.record_abandoned()
             raise
         self.breaker.record_success()
+        if on_text is not None and not self.config.stream and out["content"]:
+            await on_text(out["content"])  # streaming is off: the whole text, once
         metrics.MODEL_TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.MODEL_TOKENS.labels("completion").inc(usage.completion_tokens)
         latency = time.perf_counter() - started
