@@ -6,7 +6,12 @@ the first line of stdout. Times are `time.monotonic()`: CLOCK_MONOTONIC is one c
 on the machine, so a reply's arrival here can be subtracted from an event's send time in the load
 generator.
 
-Admin endpoints (JSON): POST /admin/config {latency, record}, POST /admin/reset, GET /admin/stats,
+Streaming (POST /admin/config {streaming: true}): chat.startStream works (else it answers `unknown_method`, and
+propbot posts answers whole) and a `stream=true` model call is answered with server-sent chunks, the first
+after `latency`, the rest `token_delay` apart.
+
+Admin endpoints (JSON): POST /admin/config {latency, record, streaming, token_delay}, POST /admin/reset,
+GET /admin/stats,
 GET /admin/card?thread=&wait=, GET /admin/update?ts=&wait=, GET /admin/reply?thread=&wait=,
 GET /admin/wait_replies?n=&wait=, GET /admin/requests.
 """
@@ -41,6 +46,11 @@ _ids = itertools.count(1)
 class State:
     latency: float = 0.0
     record: bool = False
+    streaming: bool = False
+    token_delay: float = 0.0
+    streams: dict[str, str] = field(default_factory=dict)  # streamed message ts -> thread
+    first_text: dict[str, float] = field(default_factory=dict)  # thread -> first streamed text's arrival
+    first_token: dict[str, float] = field(default_factory=dict)  # tag -> seconds to the model's first token
     replies: dict[str, float] = field(default_factory=dict)  # thread -> first chat.postMessage arrival
     posts: int = 0
     notices: int = 0
@@ -55,7 +65,13 @@ class State:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reset(self) -> None:
-        fresh = State(latency=self.latency, record=self.record, changed=self.changed)
+        fresh = State(
+            latency=self.latency,
+            record=self.record,
+            streaming=self.streaming,
+            token_delay=self.token_delay,
+            changed=self.changed,
+        )
         self.__dict__.update(fresh.__dict__)
 
     def touch(self) -> None:
@@ -96,6 +112,11 @@ async def slack(request: web.Request) -> web.Response:
             state.cards[thread] = {"ts": ts, "approval": approval}
         body.update(channel=args.get("channel"), ts=ts, message={"ts": ts, "text": args.get("text")})
         state.touch()
+    elif method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+        if not state.streaming:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        _stream(state, method, args, ts, now)
+        body.update(channel=args.get("channel"), ts=args.get("ts") or ts)
     elif method == "chat.update":
         state.updates.setdefault(str(args.get("ts")), now)
         body.update(channel=args.get("channel"), ts=args.get("ts"))
@@ -108,6 +129,19 @@ async def slack(request: web.Request) -> web.Response:
     elif method == "chat.postEphemeral":
         body["message_ts"] = ts
     return web.json_response(body)
+
+
+def _stream(state: State, method: str, args: dict[str, Any], ts: str, now: float) -> None:
+    if method == "chat.startStream":
+        state.streams[ts] = thread = str(args.get("thread_ts") or "")
+    else:
+        thread = state.streams.get(str(args.get("ts")), "")
+    if any(c.get("type") == "markdown_text" and c.get("text") for c in args.get("chunks") or []):
+        state.first_text.setdefault(thread, now)
+    if method == "chat.stopStream" and thread in state.model_time:
+        state.replies.setdefault(thread, now)
+        state.posts += 1
+    state.touch()
 
 
 def _approval_id(blocks: Any) -> str | None:
@@ -123,7 +157,7 @@ def _approval_id(blocks: Any) -> str | None:
 # -- fake OpenAI -------------------------------------------------------------------------------------
 
 
-async def completions(request: web.Request) -> web.Response:
+async def completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     started = time.monotonic()
     state.model_now += 1
@@ -136,6 +170,12 @@ async def completions(request: web.Request) -> web.Response:
             await asyncio.sleep(state.latency)
         messages: list[dict[str, Any]] = body["messages"]
         tag, message = answer(messages)
+        if body.get("stream"):
+            state.first_token[tag] = time.monotonic() - started
+            response = await _sse(request, body, message, state.token_delay)
+            state.model_calls += 1
+            state.model_time[tag] = state.model_time.get(tag, 0.0) + state.first_token[tag]
+            return response
         payload = {
             "id": f"chatcmpl-{next(_ids)}",
             "object": "chat.completion",
@@ -157,6 +197,33 @@ async def completions(request: web.Request) -> web.Response:
         state.model_now -= 1
 
 
+async def _sse(request: web.Request, body: dict[str, Any], message: dict[str, Any], delay: float) -> web.StreamResponse:
+    """The answer as Chat Completions stream chunks (the text in pieces `delay` apart), then usage."""
+    head = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
+    head["model"] = body.get("model", "fake")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+
+    async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+        chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    content = str(message.get("content") or "")
+    await send({"role": "assistant", "content": ""})
+    for i in range(0, len(content), 24):
+        if i:
+            await asyncio.sleep(delay)
+        await send({"content": content[i : i + 24]})
+    for index, call in enumerate(message.get("tool_calls") or []):
+        await send({"tool_calls": [{"index": index, **call}]})
+    await send({}, "tool_calls" if message.get("tool_calls") else "stop")
+    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+    await response.write(f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
 def answer(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The scripted model: a `#call` in a fresh user message becomes that tool call, else text."""
     user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
@@ -171,7 +238,8 @@ def answer(messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
             "function": {"name": wanted.group(1), "arguments": wanted.group(2)},
         }
         return tag, {"role": "assistant", "content": None, "tool_calls": [call]}
-    return tag, {"role": "assistant", "content": ANSWER if wanted else "ok"}
+    # `#long`: a few sentences, so a streamed answer takes several chunks.
+    return tag, {"role": "assistant", "content": ANSWER if wanted or "#long" in content else "ok"}
 
 
 # -- admin -------------------------------------------------------------------------------------------
@@ -182,7 +250,9 @@ async def config(request: web.Request) -> web.Response:
     changes = await request.json()
     state.latency = float(changes.get("latency", state.latency))
     state.record = bool(changes.get("record", state.record))
-    return web.json_response({"latency": state.latency, "record": state.record})
+    state.streaming = bool(changes.get("streaming", state.streaming))
+    state.token_delay = float(changes.get("token_delay", state.token_delay))
+    return web.json_response({"latency": state.latency, "record": state.record, "streaming": state.streaming})
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -199,6 +269,8 @@ async def stats(request: web.Request) -> web.Response:
             "notices": state.notices,
             "updates": state.updates,
             "model_time": state.model_time,
+            "first_text": state.first_text,
+            "first_token": state.first_token,
             "model_calls": state.model_calls,
             "model_now": state.model_now,
             "model_peak": state.model_peak,

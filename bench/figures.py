@@ -91,6 +91,36 @@ async def turn_overhead(target: Target, fakes: Fakes, scale: Scale) -> dict[str,
     return figure
 
 
+# The streaming model of the first-token figure: its first token comes this long after the request.
+FIRST_TOKEN = 0.3
+
+
+async def first_token(target: Target, fakes: Fakes, scale: Scale) -> dict[str, Any]:
+    """Event sent to the answer's first words visible in Slack (the first streamed markdown chunk at the fake
+    Slack), with a streaming model whose first token comes at 300 ms and the rest 20 ms apart; `overhead` is
+    that minus the model's own time to its first token. Paced like turn_overhead."""
+    await fakes.config(latency=FIRST_TOKEN, streaming=True, token_delay=0.02)
+    await fakes.reset()
+    try:
+        prefix = unique_prefix("ftt")
+        result = await run_load(target, scale.overhead_rate, scale.overhead_turns, prefix, text="#long hello")
+        await fakes.wait_replies(len(result.ok), 30.0)
+        stats = await fakes.stats()
+    finally:
+        await fakes.config(latency=0.0, streaming=False, token_delay=0.0)
+    shown: dict[str, float] = stats["first_text"]
+    model: dict[str, float] = stats["first_token"]
+    visible = [shown[tag] - sent for tag, sent, _, _ in result.ok if tag in shown]
+    overhead = [shown[tag] - sent - model.get(tag, 0.0) for tag, sent, _, _ in result.ok if tag in shown]
+    return {
+        "visible": summary_ms(visible),
+        "overhead": summary_ms(overhead),
+        "model_first_token_ms": round(1000 * (percentile(list(model.values()), 50) or 0.0), 1),
+        "missing": len(result.records) - len(visible),
+        "stream_calls": {k: v for k, v in stats["counts"].items() if k.endswith("Stream")},
+    }
+
+
 async def throughput(target: Target, fakes: Fakes, scale: Scale) -> dict[str, Any]:
     """Completed turns/s with the model instant, closed loop: at most `throughput_window` turns
     unanswered at once (more than the durable queue's 32 per worker, so it is always saturated).

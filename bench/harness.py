@@ -54,12 +54,15 @@ class Fakes:
         async with self.session.get(self.url + path, params=query) as resp:
             return resp.status, await resp.json()
 
-    async def config(self, latency: float | None = None, record: bool | None = None) -> None:
-        body: dict[str, Any] = {}
-        if latency is not None:
-            body["latency"] = latency
-        if record is not None:
-            body["record"] = record
+    async def config(
+        self,
+        latency: float | None = None,
+        record: bool | None = None,
+        streaming: bool | None = None,
+        token_delay: float | None = None,
+    ) -> None:
+        changes = {"latency": latency, "record": record, "streaming": streaming, "token_delay": token_delay}
+        body: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         async with self.session.post(self.url + "/admin/config", json=body) as resp:
             resp.raise_for_status()
 

@@ -28,6 +28,7 @@ def required_paths() -> list[str]:
     for layout in PROPBOT:
         paths += [f"layouts.{layout}.redis.commands_per_turn", f"layouts.{layout}.redis.round_trips_per_turn"]
         paths.append(f"layouts.{layout}.memory.rss_mb")
+        paths += [f"layouts.{layout}.first_token.overhead.p50_ms", f"layouts.{layout}.first_token.overhead.p99_ms"]
         paths += [f"ratios.{layout}.overhead_p50", f"ratios.{layout}.overhead_p99", f"ratios.{layout}.throughput"]
     paths += ["approval.p50_ms", "approval.p99_ms"]
     paths += ["tokens.propbot_per_turn", "tokens.naive_per_turn", "tokens.saving_pct"]
@@ -73,6 +74,7 @@ TARGETS: list[tuple[str, str, str, float, str]] = [
     ("overhead p50 vs bare Bolt", "@ratios.overhead_p50", "<=", 1.5, "x"),
     ("Redis round trips per plain turn", "redis.round_trips_per_turn", "<=", 4, ""),
     ("RSS at 1,000 in flight", "memory.rss_mb", "<", 250, "MB"),
+    ("first token overhead p99 (streaming)", "first_token.overhead.p99_ms", "<", 150, "ms"),
     ("prompt tokens saved vs naive", "@@tokens.saving_pct", ">=", 40, "%"),
 ]
 
@@ -137,6 +139,14 @@ def table(results: dict[str, Any]) -> str:
     row("overhead p50 / bare Bolt", ratio("overhead_p50"))
     row("overhead p99 / bare Bolt", ratio("overhead_p99"))
     row("throughput / bare Bolt", ratio("throughput"))
+    row(
+        "first words visible p50 / p99 ms (model's first token 300 ms)",
+        lambda f, _: _pair(f.get("first_token", {}).get("visible")),
+    )
+    row(
+        "  overhead above the model's first token p50 / p99 ms",
+        lambda f, _: _pair(f.get("first_token", {}).get("overhead")),
+    )
     row("Redis commands per plain turn", lambda f, _: _num(lookup(f, "redis.commands_per_turn")))
     row("Redis round trips per plain turn", lambda f, _: _num(lookup(f, "redis.round_trips_per_turn")))
     mem = "memory.rss_mb"

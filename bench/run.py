@@ -90,6 +90,12 @@ async def run_layout(
             say(profile.summarise(path))
     if layout != "bare":
         async with fresh() as target:
+            # A deployment of its own: a process decides once whether Slack streams (the others were told no).
+            await fakes.config(streaming=True)
+            await warm_up(target, fakes)
+            say(f"[{layout}] time to first token")
+            out["first_token"] = await figures.first_token(target, fakes, scale)
+        async with fresh() as target:
             await warm_up(target, fakes)
             say(f"[{layout}] memory")
             out["memory"] = await figures.memory(target, fakes, scale)

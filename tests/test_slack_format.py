@@ -14,7 +14,7 @@ from adapters.slack import EVENTS_PATH
 from adapters.slack import blocks as slack_blocks
 from adapters.slack import format as slack_format
 from bot.types import Approval, Conversation, Detail, Presentation, PresentationItem, TextReply
-from tests.support.fake_slack import check_message
+from tests.support.block_kit import check_message
 
 # What Slack turns into a ping or a special link: only ever from a literal "<".
 CONTROL = re.compile(r"<(!|@|#)")

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.core import texts
-from bot.core.approval_outcomes import NOT_CONTINUED, Stage, already, ran_words, store_failed, who
+from bot.core.approval_outcomes import (
+    NOT_CONTINUED,
+    Stage,
+    already,
+    no_longer_allowed,
+    ran_words,
+    store_failed,
+    who,
+)
 from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
 from bot.core.port import LiveReply
@@ -162,7 +170,7 @@ class ApprovalDesk:
         spec = self.registry.get(approval.tool)
         if spec is None:
             result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
-        elif (reason := self._no_longer_allowed(approval)) is not None:
+        elif (reason := no_longer_allowed(self.permissions, approval)) is not None:
             await self._audit("refused", approval, approval.decided_by or "", f"at execution: {reason}")
             result_data = {"ok": False, "error": reason, "executed": False}
         else:
@@ -231,23 +239,6 @@ class ApprovalDesk:
             "post the outcome in the conversation.",
             approval=approval.model_copy(update={"attempts": attempts}),
         )
-
-    def _no_longer_allowed(self, approval: Approval) -> str | None:
-        """Why the approved call may not run now, in plain words; None when it may.
-
-        Roles can change while a request waits (up to APPROVAL_TTL, across restarts), and a call left
-        `approved` by a dead process runs later still: the requester must still be allowed the tool and the
-        approver still allowed to approve it, checked against the permissions in force when it runs."""
-        permissions = self.permissions
-        what = approval.tool.replace("_", " ")
-        if not permissions.may_use(approval.requested_by, approval.tool):
-            who = approval.requested_by_name or approval.requested_by
-            return f"{who} is no longer allowed to use {what}; nothing was done."
-        approver = approval.decided_by or ""
-        if not (approver and permissions.may_approve(approver, approval.tool, approval.requested_by)[0]):
-            who = approval.decided_by_name or approver or "the approver"
-            return f"{who} is no longer allowed to approve {what}; nothing was done."
-        return None
 
     async def _expire(
         self, approval: Approval, now: float, *, seen: bool = True, settle: bool = True

@@ -31,7 +31,9 @@ from bot.app.server import DISPATCHER, create_app
 from bot.core.permissions import parse_permissions
 from bot.ingress.dispatch import Dispatcher
 from bot.observability.audit import AuditSink
+from tests.support.block_kit import check_message
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_slack_ai import AISurfaces, new_ts
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
 from tools.db import Database
@@ -67,7 +69,7 @@ class Injected:
     content_type: str = "application/json"
 
 
-class FakeSlack:
+class FakeSlack(AISurfaces):
     def __init__(self, token: str = BOT_TOKEN) -> None:
         self.token = token
         self.calls: list[Call] = []
@@ -204,7 +206,7 @@ class FakeSlack:
         if problems:
             self.violations.extend(f"chat.postMessage: {p}" for p in problems)
             return {"ok": False, "error": "invalid_blocks"}
-        ts = f"{1_700_000_000 + next(_ts)}.000100"
+        ts = new_ts()
         message = {"ts": ts, "bot_id": BOT_ID, "text": args.get("text"), "blocks": args.get("blocks", [])}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
@@ -229,106 +231,6 @@ class FakeSlack:
         self.deleted.append(key)
         return {"ok": True, "channel": key[0], "ts": key[1]}
 
-    # Streaming (docs.slack.dev/reference/methods/chat.startStream, appendStream, stopStream): a reply in a
-    # thread, for one recipient in channels; text arrives as markdown chunks, tool progress as task chunks.
-    def _chat_startStream(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not self.streaming:
-            return {"ok": False, "error": "unknown_method"}
-        channel, thread = str(args.get("channel") or ""), args.get("thread_ts")
-        if not channel or not thread:
-            return {"ok": False, "error": "invalid_arguments"}
-        if not channel.startswith("D") and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
-            return {"ok": False, "error": "missing_recipient_user_id"}
-        ts = f"{1_700_000_000 + next(_ts)}.000100"
-        message: dict[str, Any] = {"ts": ts, "bot_id": BOT_ID, "thread_ts": thread, "text": "", "blocks": []}
-        message.update(streaming=True, tasks={}, chunks=[])
-        self.messages[(channel, ts)] = message
-        problem = self._take_chunks(message, args)
-        if problem:
-            return {"ok": False, "error": problem}
-        return {"ok": True, "channel": channel, "ts": ts}
-
-    def _chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any]:
-        message = self.messages.get((str(args.get("channel")), str(args.get("ts"))))
-        if message is None or not message.get("streaming"):
-            return {"ok": False, "error": "message_not_in_streaming_state"}
-        problem = self._take_chunks(message, args)
-        return {"ok": False, "error": problem} if problem else {"ok": True}
-
-    def _chat_stopStream(self, args: dict[str, Any]) -> dict[str, Any]:
-        message = self.messages.get((str(args.get("channel")), str(args.get("ts"))))
-        if message is None or not message.get("streaming"):
-            return {"ok": False, "error": "message_not_in_streaming_state"}
-        problem = self._take_chunks(message, args)
-        if problem:
-            return {"ok": False, "error": problem}
-        final = args.get("blocks") or []
-        problems = check_message({"channel": "x", "text": "x", "blocks": final})
-        if problems:
-            self.violations.extend(f"chat.stopStream: {p}" for p in problems)
-            return {"ok": False, "error": "invalid_blocks"}
-        message.update(streaming=False, blocks=final)
-        return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
-
-    def _take_chunks(self, message: dict[str, Any], args: dict[str, Any]) -> str:
-        if args.get("markdown_text"):
-            message["text"] += str(args["markdown_text"])
-        for chunk in args.get("chunks") or []:
-            kind = chunk.get("type")
-            message["chunks"].append(chunk)
-            if kind == "markdown_text":
-                message["text"] += str(chunk.get("text") or "")
-            elif kind == "task_update":
-                if chunk.get("status") not in ("pending", "in_progress", "complete", "error") or not chunk.get("id"):
-                    self.violations.append(f"bad task_update chunk {chunk}")
-                    return "invalid_chunks"
-                message["tasks"][chunk["id"]] = chunk
-            elif kind not in ("plan_update", "blocks"):
-                self.violations.append(f"unknown chunk type {kind!r}")
-                return "invalid_chunks"
-        return ""
-
-    def _assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
-            return {"ok": False, "error": "invalid_arguments"}
-        self.statuses.append((str(args["channel_id"]), str(args["thread_ts"]), str(args["status"])))
-        return {"ok": True}
-
-    def _assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any]:
-        prompts = args.get("prompts") or []
-        if not args.get("channel_id") or not prompts or len(prompts) > 4:
-            return {"ok": False, "error": "invalid_arguments"}
-        if any(not p.get("title") or not p.get("message") for p in prompts):
-            return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True}
-
-    def _assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
-            return {"ok": False, "error": "invalid_arguments"}
-        return {"ok": True}
-
-    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
-        view = args.get("view")
-        view = json.loads(view) if isinstance(view, str) else view
-        if not args.get("user_id") or not isinstance(view, dict) or view.get("type") != "home":
-            return {"ok": False, "error": "invalid_arguments"}
-        if len(view.get("blocks") or []) > 100:
-            self.violations.append("views.publish: over 100 blocks")
-            return {"ok": False, "error": "invalid_blocks"}
-        self.homes[str(args["user_id"])] = view
-        return {"ok": True, "view": {"id": f"V{next(_ts)}", **view}}
-
-    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        view = args.get("view")
-        view = json.loads(view) if isinstance(view, str) else view
-        if not args.get("trigger_id") or not isinstance(view, dict) or view.get("type") != "modal":
-            return {"ok": False, "error": "invalid_arguments"}
-        if len(view.get("blocks") or []) > 100 or len(str((view.get("title") or {}).get("text", ""))) > 24:
-            self.violations.append("views.open: view over limits")
-            return {"ok": False, "error": "invalid_arguments"}
-        self.modals.append(view)
-        return {"ok": True, "view": {"id": f"V{next(_ts)}", **view}}
-
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("user") or not args.get("channel"):
             return {"ok": False, "error": "invalid_arguments"}
@@ -347,51 +249,6 @@ class FakeSlack:
             return {"ok": False, "error": "no_reaction"}
         self.reactions.discard(key)
         return {"ok": True}
-
-
-def check_message(args: dict[str, Any]) -> list[str]:
-    """What Slack would refuse: the documented Block Kit and message limits."""
-    problems: list[str] = []
-    blocks = args.get("blocks") or []
-    if isinstance(blocks, str):
-        blocks = json.loads(blocks)
-    if not args.get("channel"):
-        problems.append("no channel")
-    if not args.get("text") and not blocks:
-        problems.append("neither text nor blocks")
-    if len(str(args.get("text") or "")) > 40_000:
-        problems.append("text over 40000 characters")
-    if len(blocks) > 50:
-        problems.append(f"{len(blocks)} blocks (max 50)")
-    for block in blocks:
-        kind = block.get("type")
-        text = (block.get("text") or {}).get("text", "")
-        if kind == "section":
-            if len(text) > 3000:
-                problems.append(f"section text of {len(text)} characters")
-            fields = block.get("fields") or []
-            if len(fields) > 10 or any(len(f["text"]) > 2000 for f in fields):
-                problems.append("section fields over limits")
-            if not text and not fields:
-                problems.append("empty section")
-        elif kind == "header" and (len(text) > 150 or block["text"]["type"] != "plain_text"):
-            problems.append("header over limits")
-        elif kind == "actions":
-            for element in block.get("elements", []):
-                if len(element.get("value", "")) > 2000 or len(element["text"]["text"]) > 75:
-                    problems.append("button over limits")
-        elif kind == "context" and len(block.get("elements", [])) > 10:
-            problems.append("context with over 10 elements")
-        elif kind == "context_actions":
-            for element in block.get("elements", []):
-                if element.get("type") not in ("feedback_buttons", "icon_button"):
-                    problems.append(f"context_actions element {element.get('type')!r}")
-                if element.get("type") == "feedback_buttons":
-                    for side in ("positive_button", "negative_button"):
-                        button = element.get(side) or {}
-                        if not button.get("value") or len(button["value"]) > 2000 or not button.get("text"):
-                            problems.append(f"feedback {side} over limits")
-    return problems
 
 
 # -- Slack's side of the Events API ---------------------------------------------------------------------
