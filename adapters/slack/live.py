@@ -97,6 +97,7 @@ class SlackLive:
         self._changed: list[str] = []  # task ids to send with the next flush
         self._wake = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._flushed_at = 0.0
         self._status: asyncio.Task[None] | None = None
@@ -174,7 +175,9 @@ class SlackLive:
             self._wake.clear()
             wait = self._flushed_at + self.interval - time.monotonic()
             if wait > 0 and self.ts is not None:
-                await asyncio.sleep(wait)
+                # Batching, but the end of the answer does not wait for it: `finish` sends the rest at once.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closed.wait(), wait)
                 if self._closing:
                     return
             await self._flush()
@@ -182,6 +185,7 @@ class SlackLive:
 
     async def _stop_pump(self) -> None:
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._pump is not None:
             # Let a call in flight finish: cut, a stream could be started without our knowing its ts.
