@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     teams_local_mode: bool = Field(
         default=False, description="true or false: serve Teams without authentication, to loopback peers only"
     )
+    teams_streaming: bool = Field(default=True, description="true or false: stream answers in Teams personal chats")
+    teams_stream_interval: float = Field(
+        default=1.0, ge=0.5, le=10, description="seconds between two updates of a streamed Teams answer (0.5 to 10)"
+    )
     teams_allowed_tenants: str = Field(
         default="", description="comma-separated Azure tenant ids whose users may use propbot, or *"
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.presentation import Detail, Presentation, PresentationItem
+from tools.presentation import Detail, Presentation, PresentationItem, Source
 
 __all__ = [
     "Approval",
@@ -32,6 +32,8 @@ __all__ = [
     "Progress",
     "ProgressState",
     "Reply",
+    "Source",
+    "Suggestion",
     "TextReply",
 ]
 
@@ -77,6 +79,15 @@ class Incoming(BaseModel):
     received_at: float = Field(default_factory=time.time)
 
 
+class Suggestion(BaseModel):
+    """A next step offered as a button: `message` is sent as if the person had written it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    message: str
+
+
 class TextReply(BaseModel):
     kind: Literal["text"] = "text"
     text: str
@@ -85,6 +96,9 @@ class TextReply(BaseModel):
     is_error: bool = False
     # The tools whose results this answer rests on (feedback on it is counted by tool).
     tools: list[str] = Field(default_factory=list)
+    # The records those results showed (cited where the platform cites), and next steps the person may take.
+    sources: list[Source] = Field(default_factory=list)
+    suggestions: list[Suggestion] = Field(default_factory=list)
 
 
 class ProgressState(StrEnum):
@@ -178,6 +192,8 @@ class Feedback(BaseModel):
     positive: bool
     tools: list[str] = Field(default_factory=list)  # the tools the answer rested on, as the adapter was told
     comment: str = ""
+    # The answer's platform id, when the adapter could not carry its tools (looked up from `Surfaces.answered`).
+    answer: str = ""
 
 
 class DecisionOutcome(StrEnum):

@@ -172,7 +172,7 @@ async def test_a_turn_abandoned_mid_stream_removes_what_it_showed(
 ) -> None:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from adapters.slack.live import SlackLive, StreamSupport, Target, shown
+    from adapters.slack.live import SlackLive, Target, shown, slack_streaming
     from bot.types import Progress
 
     fake_slack.streaming = True
@@ -181,7 +181,7 @@ async def test_a_turn_abandoned_mid_stream_removes_what_it_showed(
     async def no_card(_: Any) -> None:
         raise AssertionError("no card here")
 
-    live = SlackLive(client, StreamSupport(), Target("T1", "C9", "1.2", "USTAFF", "T1"), no_card, interval=0.01)
+    live = SlackLive(client, slack_streaming(), Target("T1", "C9", "1.2", "USTAFF", "T1"), no_card, interval=0.01)
     async with shown(live):
         await live.progress(Progress(id="c1", title="Looking up P-1001…"))
         await live.text("Half an ans")

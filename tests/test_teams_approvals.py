@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from adapters.teams.cards import APPROVE_VERB, CANCEL_VERB
+from adapters.teams.cards import APPROVE_VERB, CANCEL_VERB, REFRESH_VERB
 from bot.app.server import DISPATCHER
 from bot.types import ApprovalStatus
 from tests.support.cards import ask
@@ -21,7 +21,7 @@ def actions(card: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-async def test_the_approval_card_has_details_and_both_actions(start_teams: StartTeams) -> None:
+async def test_the_posted_card_shows_the_request_and_refreshes_into_each_persons_view(start_teams: StartTeams) -> None:
     rig = await start_teams()
     approval_id, posted = await ask(rig)
     [card] = posted.cards
@@ -29,16 +29,30 @@ async def test_the_approval_card_has_details_and_both_actions(start_teams: Start
     shown = json.dumps(card["body"])
     for detail in ("1208 S Congress Ave", "Plumbing", "High", "Kitchen sink is leaking", "Sam Staff", "Expires"):
         assert detail in shown, detail
-    execute_actions = [(a["type"], a["verb"], a["data"]) for a in actions(card)]
-    assert execute_actions == [
+    # Everyone sees the request; nobody gets decision buttons from the shared card itself.
+    assert [(a["type"], a["verb"], a["data"]) for a in actions(card)] == [
+        ("Action.Execute", REFRESH_VERB, {"approval_id": approval_id})
+    ]
+    refresh = card["refresh"]
+    assert refresh["action"]["verb"] == REFRESH_VERB and refresh["action"]["data"] == {"approval_id": approval_id}
+    # The requester and the approvers the permissions file names who are in this conversation's roster.
+    assert sorted(refresh["userIds"]) == ["29:aad-manager", "29:aad-staff"]
+
+    manager = await refreshed(rig, approval_id, posted.returned_id, "aad-manager")
+    assert [(a["type"], a["verb"], a["data"]) for a in actions(manager)] == [
         ("Action.Execute", APPROVE_VERB, {"approval_id": approval_id}),
         ("Action.Execute", CANCEL_VERB, {"approval_id": approval_id}),
     ]
-    fallbacks = [(a["fallback"]["type"], a["fallback"]["data"]) for a in actions(card)]
+    fallbacks = [(a["fallback"]["type"], a["fallback"]["data"]) for a in actions(manager)]
     assert fallbacks == [
         ("Action.Submit", {"approval_id": approval_id, "action": "approve"}),
         ("Action.Submit", {"approval_id": approval_id, "action": "cancel"}),
     ]
+    staff = await refreshed(rig, approval_id, posted.returned_id, "aad-staff")
+    assert [a["verb"] for a in actions(staff)] == [CANCEL_VERB]  # withdrawing one's own request
+    assert "Waiting for approval by a manager" in json.dumps(staff["body"])
+    viewer = await refreshed(rig, approval_id, posted.returned_id, "aad-viewer")
+    assert actions(viewer) == [] and "1208 S Congress Ave" in json.dumps(viewer["body"])
     # The card reference is stored right after the post returns, so poll briefly for it.
     for _ in range(100):
         stored = await rig.harness.store.get_approval(approval_id)
@@ -48,6 +62,14 @@ async def test_the_approval_card_has_details_and_both_actions(start_teams: Start
     assert stored is not None and stored.card_ref["activity_id"] == posted.returned_id
     assert stored.card_ref["reference"]["conversation"]["id"] == posted.conversation_id
     assert await requests_with_key(rig.harness.db, approval_id) == 0
+
+
+async def refreshed(rig: Any, approval_id: str, card_id: str, user: str) -> dict[str, Any]:
+    """The card Teams gets for `user` when it refreshes the approval card (Universal Actions)."""
+    status, body = await rig.post(execute(rig.connector, REFRESH_VERB, approval_id, card_id=card_id, user=user))
+    assert status == 200 and body["statusCode"] == 200 and body["type"] == CARD, body
+    card: dict[str, Any] = body["value"]
+    return card
 
 
 async def test_approve_by_a_manager_replaces_the_card_in_the_invoke_answer(start_teams: StartTeams) -> None:
@@ -88,7 +110,7 @@ async def test_an_unauthorized_click_is_refused_and_the_card_stays(start_teams: 
     status, body = await rig.post(clicked)
     assert status == 200 and body["type"] == CARD
     card = body["value"]
-    assert [a["verb"] for a in actions(card)] == [APPROVE_VERB, CANCEL_VERB]  # still decidable
+    assert actions(card) == []  # the viewer's own view: nothing they may click
     assert "not allowed" in card["body"][0]["text"]
     await asyncio.sleep(0.3)
     assert rig.connector.updates() == []

@@ -25,7 +25,12 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
 
     [reply] = await rig.connector.wait_for(rig.connector.messages)
     assert reply.kind == "send" and reply.conversation_id == conversation
-    assert reply.body["text"] == "Here is P-1001."
+    assert reply.body["text"] == "Here is P-1001 [1]."  # the record it rests on, cited
+    [label] = [e for e in reply.body["entities"] if e["type"] == "https://schema.org/Message"]
+    assert label["additionalType"] == ["AIGeneratedContent"]
+    [claim] = label["citation"]
+    assert claim["position"] == 1 and claim["appearance"]["name"].startswith("P-1001 · 1208 S Congress Ave")
+    assert reply.body["channelData"]["feedbackLoopEnabled"] is True
     assert ADDRESS in json.dumps(reply.cards), reply.cards  # the presentation, as an Adaptive Card
     assert reply.cards[0]["version"] == "1.5"
     assert reply.authorization is None  # anonymous local mode sends no token

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tools.presentation import Detail, Presentation, PresentationItem
+from tools.presentation import Detail, Presentation, PresentationItem, Source
 from tools.properties import normalize_property_id
 from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import (
@@ -108,7 +108,7 @@ async def _with_property(session: AsyncSession, req: MaintenanceRequest, summary
     if req.cancelled_at is not None:
         data["cancelled_at"] = req.cancelled_at.isoformat()
         data["cancelled_by"] = req.cancelled_by
-    return ToolResult(data=data, summary=summary, presentation=presentation)
+    return ToolResult(data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)])
 
 
 _ALREADY_CREATED = "Request {id} was already created for this approval; nothing new was created."
@@ -174,7 +174,14 @@ async def list_maintenance_requests(args: ListMaintenanceRequestsArgs, ctx: Tool
         footer="Showing the newest 25." if truncated else None,
     )
     data = {"count": len(rows), "truncated": truncated, "requests": requests}
-    return ToolResult(data=data, presentation=presentation)
+    return ToolResult(data=data, presentation=presentation, sources=[_source(req, p) for req, p in rows])
+
+
+def _source(req: MaintenanceRequest, prop: Property | None) -> Source:
+    where = f" at {prop.address}" if prop is not None else ""
+    title = f"{req.id}: {req.issue_type.replace('_', ' ')}{where}"
+    detail = f"{req.status.replace('_', ' ')} · {req.priority}"
+    return Source(id=req.id, kind="maintenance_request", title=title, detail=detail, status=req.status)
 
 
 # -- schedule --------------------------------------------------------------------------------------

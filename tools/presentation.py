@@ -28,3 +28,14 @@ class Presentation(BaseModel):
     link_url: str | None = None
     link_text: str | None = None
     footer: str | None = None
+
+
+class Source(BaseModel):
+    """A record an answer rests on (a property, a maintenance request): cited by the platforms that show
+    citations, and the anchor for suggested next steps."""
+
+    id: str  # "P-1001", "MR-5001"
+    kind: str  # "property" | "maintenance_request" | a tool's own kind
+    title: str
+    detail: str = ""
+    status: str = ""  # a request's status, for what may be done with it next

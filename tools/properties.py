@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
-from tools.presentation import Detail, Presentation, PresentationItem
+from tools.presentation import Detail, Presentation, PresentationItem, Source
 from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import ACTIVE_REQUEST_STATUSES, MaintenanceRequest, Property, PropertyStatus, PropertyType
 
@@ -225,7 +225,7 @@ async def search_properties(args: SearchPropertiesArgs, ctx: ToolContext) -> Too
         ],
         footer=None if rows else "No matches. Try a wider rent range or fewer filters.",
     )
-    return ToolResult(data=data, presentation=presentation)
+    return ToolResult(data=data, presentation=presentation, sources=[_source(p) for p in rows])
 
 
 def _place_label(rows: list[Property], asked: str) -> str:
@@ -283,7 +283,12 @@ async def get_property(args: GetPropertyArgs, ctx: ToolContext) -> ToolResult:
             Detail(label="Open maintenance requests", value=str(open_requests)),
         ],
     )
-    return ToolResult(data=data, presentation=presentation)
+    return ToolResult(data=data, presentation=presentation, sources=[_source(prop)])
+
+
+def _source(prop: Property) -> Source:
+    detail = f"{rooms(prop.bedrooms, prop.bathrooms)} · {money(prop.monthly_rent)} · {prop.status}"
+    return Source(id=prop.id, kind="property", title=f"{prop.address}, {prop.city}, {prop.state}", detail=detail)
 
 
 async def property_choices(db: Database, query: str, limit: int = 20) -> list[tuple[str, str]]:

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from tools.presentation import Detail, Presentation
+from tools.presentation import Detail, Presentation, Source
 
 if TYPE_CHECKING:
     from tools.db import Database
@@ -54,6 +54,8 @@ class ToolResult(BaseModel):
     # decided approval card and kept in the audit trail, so no one has to guess the verb from the tool name.
     summary: str | None = None
     presentation: Presentation | None = None
+    # The records this result shows (not sent to the model: its data already names them).
+    sources: list[Source] = Field(default_factory=list)
 
     @classmethod
     def failure(cls, error: str, **data: Any) -> ToolResult:

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack import format as fmt
 from adapters.slack.web import attempt, call
+from adapters.stream_support import StreamSupport
 from bot.types import Approval, ApprovalRequest, Progress, ProgressState, Reply, TextReply
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ STREAM_INTERVAL: Final = 0.5
 NO_STREAMING: Final = frozenset(
     {"unknown_method", "not_allowed_token_type", "missing_scope", "method_deprecated", "feature_not_enabled"}
 )
+
+
+def slack_streaming(enabled: bool = True) -> StreamSupport:
+    return StreamSupport("slack", NO_STREAMING, enabled)
+
+
 _TASK_STATUS: Final = {
     ProgressState.RUNNING: "in_progress",
     ProgressState.DONE: "complete",
@@ -42,22 +49,6 @@ _TASK_STATUS: Final = {
 # A mention or broadcast whose end is not here yet ("<", "<!chan", "@her") waits for the next flush, so that
 # defusing sees it whole.
 _OPEN_TAIL = re.compile(r"(<[!@#]?\w*|@\w{0,8})$")
-
-
-class StreamSupport:
-    """Whether a workspace streams, decided once per process from Slack's own answer, and logged once."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._off: dict[str, str] = {}
-
-    def on(self, team: str) -> bool:
-        return self.enabled and team not in self._off
-
-    def refused(self, team: str, error: str) -> None:
-        if error in NO_STREAMING and team not in self._off:
-            self._off[team] = error
-            log.warning("slack streaming is not available in %s (%s): answers are posted whole", team, error)
 
 
 @dataclass(frozen=True)

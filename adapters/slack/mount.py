@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.config import SlackConfig
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
-from adapters.slack.live import StreamSupport
+from adapters.slack.live import slack_streaming
 from adapters.slack.responder import SlackResponder
 from adapters.slack.surfaces import HomeTab, SlackSurfaces
 from adapters.slack.web import UserNames, web_client
@@ -58,7 +58,7 @@ def mount(config: SlackConfig) -> Callable[[web.Application, CorePort], Awaitabl
 async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> Callable[[], Awaitable[None]]:
     session = aiohttp.ClientSession()
     client = web_client(config, session)
-    responder = SlackResponder(client, core, StreamSupport(config.streaming), config.stream_interval)
+    responder = SlackResponder(client, core, slack_streaming(config.streaming), config.stream_interval)
     core.register("slack", responder)
     bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)

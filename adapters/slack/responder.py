@@ -12,8 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack.format import escape
-from adapters.slack.live import STREAM_INTERVAL, SlackLive, StreamSupport, Target, shown
+from adapters.slack.live import STREAM_INTERVAL, SlackLive, Target, shown, slack_streaming
 from adapters.slack.web import call
+from adapters.stream_support import StreamSupport
 from bot.core.port import CorePort, LiveReply
 from bot.types import (
     Approval,
@@ -42,7 +43,7 @@ class SlackResponder:
     ) -> None:
         self.client = client
         self.core = core  # its spawn() is tracked: shutdown drains the reaction calls with the turns
-        self.streaming = streaming or StreamSupport()
+        self.streaming = streaming or slack_streaming()
         self.stream_interval = stream_interval
 
     def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
+from adapters.teams.ai import time_zone_of
 from bot.types import (
     Conversation,
 )
@@ -79,6 +80,9 @@ def conversation_of(activity: Activity) -> Conversation:
     root = _MESSAGE_ID.search(full_id)
     is_channel = (activity.conversation.conversation_type or "") == "channel"
     reference = TurnContext.get_conversation_reference(activity).serialize()
+    zone = time_zone_of(activity.local_timezone, activity.entities)
+    if zone:
+        reference["timezone"] = zone  # the sender's, for the times shown in this conversation's cards
     return Conversation(
         platform="teams",
         workspace=tenant_of(activity),

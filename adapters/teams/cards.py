@@ -1,4 +1,5 @@
-"""Adaptive Cards (schema 1.5) for Teams: presentations, the approval card and its decided form.
+"""Adaptive Cards (schema 1.5) for Teams: presentations, the approval card in its per-person views and its
+decided form.
 
 Plain dicts only, no botbuilder import: the cards are data, so they can be tested and reused by any
 Teams SDK. The approval card carries nothing but the approval id; everything else is looked up when
@@ -7,10 +8,9 @@ it is clicked.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
-from adapters.plain import expires_text
+from adapters.teams.ai import local_time
 from bot.types import Approval, ApprovalStatus, Detail, Presentation
 
 CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
@@ -19,6 +19,12 @@ VERSION: Final = "1.5"
 APPROVE_VERB: Final = "propbot.approve"
 CANCEL_VERB: Final = "propbot.cancel"
 VERBS: Final = {APPROVE_VERB: "approve", CANCEL_VERB: "cancel"}
+# Universal Actions refresh: Teams asks the bot for the card as the person looking at it should see it.
+REFRESH_VERB: Final = "propbot.refresh"
+MAX_REFRESH_USERS: Final = 60  # Teams refreshes automatically for at most this many listed users
+APPROVER: Final = "approver"
+REQUESTER: Final = "requester"
+OTHER: Final = "other"
 MAX_ITEMS: Final = 20  # Teams refuses cards over ~28 KB; a list is for choosing, not for reading
 
 Card = dict[str, Any]
@@ -93,18 +99,48 @@ def _button(title: str, verb: str, approval_id: str, style: str) -> dict[str, An
     }
 
 
-def approval_card(approval: Approval, notice: str | None = None) -> Card:
-    """The pending card with Approve / Cancel; `notice` explains why a click changed nothing."""
+def _refresh(approval_id: str, user_ids: list[str] | None) -> dict[str, Any]:
+    action = {"type": "Action.Execute", "title": "Refresh", "verb": REFRESH_VERB, "data": {"approval_id": approval_id}}
+    out: dict[str, Any] = {"action": action}
+    if user_ids:
+        out["userIds"] = user_ids[:MAX_REFRESH_USERS]
+    return out
+
+
+def shared_card(approval: Approval, user_ids: list[str], zone: str | None = None) -> Card:
+    """The pending card as posted, which everyone sees: the request without its decision buttons. Teams
+    refreshes it into each listed person's own view (`approval_card`) as they look at it; anyone else can ask
+    for theirs with "Show my options"."""
+    body = [*_approval_body(approval), _expires(approval, zone)]
+    options = {"type": "Action.Execute", "title": "Show my options", "verb": REFRESH_VERB}
+    out = card(body, [{**options, "data": {"approval_id": approval.id}}])
+    out["refresh"] = _refresh(approval.id, user_ids)
+    return out
+
+
+def approval_card(approval: Approval, notice: str | None = None, view: str = APPROVER, zone: str | None = None) -> Card:
+    """The pending card for one person: an approver gets Approve / Cancel, the requester "waiting for approval"
+    and Cancel (withdrawing one's own request), anyone else no buttons. `notice` explains why a click changed
+    nothing."""
     body: list[dict[str, Any]] = []
     if notice:
         body.append(_text(notice, color="Attention", weight="Bolder"))
     body += _approval_body(approval)
-    body.append(_text(f"Expires {expires_text(approval)}", isSubtle=True, size="Small"))
-    actions = [
-        _button("Approve", APPROVE_VERB, approval.id, "positive"),
-        _button("Cancel", CANCEL_VERB, approval.id, "destructive"),
-    ]
-    return card(body, actions)
+    body.append(_expires(approval, zone))
+    actions: list[dict[str, Any]] = []
+    if view == APPROVER:
+        actions.append(_button("Approve", APPROVE_VERB, approval.id, "positive"))
+    if view == REQUESTER:
+        body.append(_text("Waiting for approval by a manager.", weight="Bolder", color="Accent"))
+    if view in (APPROVER, REQUESTER):
+        actions.append(_button("Cancel", CANCEL_VERB, approval.id, "destructive"))
+    out = card(body, actions)
+    out["refresh"] = _refresh(approval.id, None)
+    return out
+
+
+def _expires(approval: Approval, zone: str | None) -> dict[str, Any]:
+    return _text(f"Expires {local_time(approval.expires_at, zone)}", isSubtle=True, size="Small")
 
 
 _STATUS_WORDS: Final = {
@@ -115,10 +151,6 @@ _STATUS_WORDS: Final = {
     ApprovalStatus.EXPIRED: ("Expired", "Warning"),
     ApprovalStatus.PENDING: ("Waiting for a decision", "Default"),
 }
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "unknown time"
 
 
 _RESULT_KEYS: Final = ("request_id", "status")
@@ -143,13 +175,13 @@ def _outcome_line(approval: Approval) -> str | None:
     return str(summary) if summary else None
 
 
-def decided_card(approval: Approval, message: str | None = None) -> Card:
+def decided_card(approval: Approval, message: str | None = None, zone: str | None = None) -> Card:
     """The card once decided: no buttons left, who decided, when, and what came of it."""
     words, color = _STATUS_WORDS[approval.status]
     body = _approval_body(approval)
     who = approval.decided_by_name or approval.decided_by
     line = f"{words} by {who}" if who else words
-    body.append(_text(f"{line} · {_when(approval.decided_at)}", weight="Bolder", color=color))
+    body.append(_text(f"{line} · {local_time(approval.decided_at, zone)}", weight="Bolder", color=color))
     if (outcome := _outcome_line(approval)) is not None:
         body.append(_text(outcome))
     details = _result_details(approval.result)

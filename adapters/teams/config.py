@@ -19,3 +19,5 @@ class TeamsConfig:
     token_issuer: str | None = None
     login_url: str | None = None
     problem: str | None = None  # why these settings cannot be served, naming the variable; None when they can
+    streaming: bool = True  # answers streamed in personal chats where Teams allows
+    stream_interval: float = 1.0  # seconds between two updates of one streamed answer

@@ -4,7 +4,9 @@ Action.Execute click is answered in its invoke (within Teams' few seconds) and f
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import Any, Final
@@ -14,13 +16,17 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import cards
 from adapters.teams.activity import as_dict, conversation_of, invoke_body, principal_of, strip_bot_mention, tenant_of
+from adapters.teams.ai import time_zone_of
 from adapters.teams.outbound import TeamsResponder
+from bot.core.permissions import same_person
 from bot.core.port import CorePort
 from bot.types import (
+    ApprovalStatus,
     Decision,
     DecisionAction,
     DecisionOutcome,
     DecisionResult,
+    Feedback,
     Incoming,
     TextReply,
 )
@@ -46,6 +52,9 @@ class TeamsInbound:
             await ctx.send_activity(
                 Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
             )
+        elif activity.type == ActivityTypes.invoke and activity.name == "message/submitAction":
+            await self._feedback(activity)
+            await ctx.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
         elif activity.type == ActivityTypes.message and isinstance(activity.value, dict):
             await self._submit(activity)
         elif activity.type == ActivityTypes.message:
@@ -92,6 +101,8 @@ class TeamsInbound:
         action = as_dict(as_dict(activity.value).get("action"))
         data = as_dict(action.get("data"))
         verb = action.get("verb")
+        if verb == cards.REFRESH_VERB:
+            return await self._refresh(activity, data.get("approval_id"))
         decision = self._decision(
             activity, data.get("approval_id"), cards.VERBS.get(verb, "") if isinstance(verb, str) else ""
         )
@@ -117,12 +128,54 @@ class TeamsInbound:
             # The invoke answer replaces the card only for the person who clicked; everyone else in a group
             # chat or channel would keep seeing Approve/Cancel on a decided request.
             self.core.spawn(self.responder.replace_card(approval, activity.reply_to_id), name="teams:card")
-        content = (
-            cards.approval_card(approval, notice=result.message)
-            if result.outcome is DecisionOutcome.REFUSED
-            else cards.decided_card(approval)
-        )
+        zone = time_zone_of(activity.local_timezone, activity.entities)
+        if result.outcome is DecisionOutcome.REFUSED:
+            # The clicker's own view, which has no button they may use, and why.
+            view = cards.REQUESTER if same_person(decision.user, approval.requested_by) else cards.OTHER
+            content = cards.approval_card(approval, notice=result.message, view=view, zone=zone)
+        else:
+            content = cards.decided_card(approval, zone=zone)
         return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": content})
+
+    async def _refresh(self, activity: Activity, approval_id: Any) -> dict[str, Any]:
+        """The approval card as the person asking sees it: their buttons, their time zone."""
+        found, view = (None, "")
+        if isinstance(approval_id, str) and approval_id:
+            found, view = await self.core.surfaces.viewer(
+                approval_id, principal_of(activity), "teams", tenant_of(activity)
+            )
+        if found is None:
+            return invoke_body({"type": MESSAGE_RESPONSE, "value": "This approval request no longer exists."})
+        zone = time_zone_of(activity.local_timezone, activity.entities)
+        if found.status is ApprovalStatus.PENDING and found.expires_at > time.time():
+            content = cards.approval_card(found, view=view, zone=zone)
+        else:
+            content = cards.decided_card(found, zone=zone)
+        return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": content})
+
+    async def _feedback(self, activity: Activity) -> None:
+        """👍/👎 from the feedback loop (`message/submitAction`), recorded like Slack's."""
+        value = as_dict(activity.value)
+        action = as_dict(value.get("actionValue"))
+        reaction = action.get("reaction")
+        if value.get("actionName") != "feedback" or reaction not in ("like", "dislike"):
+            log.info("ignored a Teams submitAction that is not feedback")
+            return
+        comment = ""
+        raw = action.get("feedback")
+        if isinstance(raw, str):
+            try:
+                comment = str(as_dict(json.loads(raw)).get("feedbackText") or "")
+            except ValueError:
+                comment = raw
+        feedback = Feedback(
+            user=principal_of(activity),
+            conversation=conversation_of(activity).key,
+            positive=reaction == "like",
+            answer=activity.reply_to_id or "",
+            comment=comment,
+        )
+        await self.core.surfaces.feedback(feedback)
 
     async def _submit(self, activity: Activity) -> None:
         """An Action.Submit click (clients without Universal Actions): a message carrying the card's data."""

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from botbuilder.core import TurnContext
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
+from adapters.stream_support import StreamSupport
 from adapters.teams import cards
-from bot.core.port import CorePort, LiveReply, unstreamed
+from adapters.teams.ai import FEEDBACK_ON, OpenEntity, ai_label, cited, suggested
+from adapters.teams.live import STREAM_INTERVAL, TeamsLive, shown, teams_streaming
+from bot.core.port import CorePort, LiveReply
 from bot.types import (
     Approval,
     ApprovalRequest,
@@ -29,27 +33,29 @@ log = logging.getLogger(__name__)
 
 TYPING_EVERY: Final = 3.0
 MAX_CARDS: Final = 10
+ROSTER_PAGES: Final = 5  # of 200 members each: who may see an approval card's buttons is looked up here
+_MESSAGE_ID: Final = re.compile(r";messageid=[^;]+", re.IGNORECASE)
 
 
 class TeamsResponder:
-    def __init__(self, adapter: CloudAdapter, app_id: str, core: CorePort) -> None:
+    def __init__(
+        self,
+        adapter: CloudAdapter,
+        app_id: str,
+        core: CorePort,
+        streaming: StreamSupport | None = None,
+        stream_interval: float = STREAM_INTERVAL,
+    ) -> None:
         self.adapter = adapter
         self.app_id = app_id
         self.core = core
+        self.streaming = streaming or teams_streaming()
+        self.stream_interval = stream_interval
 
     def live(self, msg: Incoming) -> contextlib.AbstractAsyncContextManager[LiveReply]:
-        """The typing indicator while the turn runs, then the replies whole."""
-        return unstreamed(self._typing(msg), lambda replies: self.deliver(msg, replies))
-
-    @contextlib.asynccontextmanager
-    async def _typing(self, msg: Incoming) -> AsyncIterator[None]:
-        typing = asyncio.create_task(self._keep_typing(msg.conversation))
-        try:
-            yield
-        finally:
-            typing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await typing
+        """The typing indicator while the turn runs; in a personal chat, tool progress and the answer streamed."""
+        live = TeamsLive(self, msg, self.streaming, self.stream_interval)
+        return shown(live, asyncio.create_task(self._keep_typing(msg.conversation)))
 
     async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
         await self.post(msg.conversation, replies)
@@ -59,13 +65,13 @@ class TeamsResponder:
         if result.replies:
             await self.post(approval.conversation, result.replies)
 
-    async def _continue(self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]) -> None:
+    async def continue_in(self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]) -> None:
         """Run `logic` in a proactive turn on a stored conversation reference (any process can)."""
         ref = ConversationReference().deserialize(reference)
         await self.adapter.continue_conversation(ref, logic, self.app_id)
 
     @staticmethod
-    def _outgoing(ctx: TurnContext, kind: str, reply_to: str | None = None, **fields: Any) -> Activity:
+    def outgoing(ctx: TurnContext, kind: str, reply_to: str | None = None, **fields: Any) -> Activity:
         # Sent through the adapter rather than ctx.send_activity, which would make every proactive
         # message a reply to the continuation event's made-up id.
         incoming: Activity = ctx.activity
@@ -80,17 +86,17 @@ class TeamsResponder:
             **fields,
         )
 
-    async def _send(self, ctx: TurnContext, activity: Activity) -> str | None:
+    async def send(self, ctx: TurnContext, activity: Activity) -> str | None:
         responses = await ctx.adapter.send_activities(ctx, [activity])
         return responses[0].id if responses and responses[0] else None
 
     async def _keep_typing(self, conversation: Conversation) -> None:
         async def typing(ctx: TurnContext) -> None:
-            await self._send(ctx, self._outgoing(ctx, ActivityTypes.typing))
+            await self.send(ctx, self.outgoing(ctx, ActivityTypes.typing))
 
         while True:
             try:
-                await self._continue(conversation.reference, typing)
+                await self.continue_in(conversation.reference, typing)
             except Exception as exc:  # a missed typing indicator is not worth failing a turn
                 log.debug("typing indicator failed: %s", type(exc).__name__)
             await asyncio.sleep(TYPING_EVERY)
@@ -99,39 +105,90 @@ class TeamsResponder:
         async def logic(ctx: TurnContext) -> None:
             for reply in replies:
                 if isinstance(reply, TextReply):
-                    activity = self._text_activity(ctx, conversation, reply)
+                    activity = self.text_activity(ctx, conversation, reply)
                     if activity is not None:
-                        await self._send(ctx, activity)
+                        self.answered(reply, await self.send(ctx, activity))
                 elif isinstance(reply, ApprovalRequest):
-                    approval = reply.approval
-                    card = cards.attachment(cards.approval_card(approval))
-                    summary = f"Approval needed: {approval.title or approval.tool}"
-                    sent = self._outgoing(ctx, ActivityTypes.message, conversation.thread, attachments=[card])
-                    sent.summary = summary
-                    card_id = await self._send(ctx, sent)
-                    if card_id:
-                        ref = {"activity_id": card_id, "reference": conversation.reference}
-                        await self.core.attach_card(approval.id, ref)
+                    await self.post_card(ctx, conversation, reply.approval)
 
         if not conversation.reference:
             log.error("no conversation reference for %s; replies dropped", conversation.key)
             return
-        await self._continue(conversation.reference, logic)
+        await self.continue_in(conversation.reference, logic)
 
-    def _text_activity(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> Activity | None:
+    def answered(self, reply: TextReply, activity_id: str | None) -> None:
+        """Remember the tools an answer used, for the feedback Teams sends about it (it names the message only)."""
+        if activity_id and reply.tools and not reply.is_error:
+            self.core.spawn(self.core.surfaces.answered(activity_id, reply.tools), name="teams:answered")
+
+    def text_activity(
+        self, ctx: TurnContext, conversation: Conversation, reply: TextReply, kind: str = ActivityTypes.message
+    ) -> Activity | None:
+        """An answer as Teams shows an AI app's: labelled AI-generated, its records cited, 👍/👎 under it, and
+        next steps as suggested actions for the person who asked."""
         attachments = [cards.attachment(cards.presentation_card(p)) for p in reply.presentations[:MAX_CARDS]]
         if not reply.text and not attachments:
             return None
-        text = f"⚠️ {reply.text}" if reply.is_error and reply.text else reply.text
-        return self._outgoing(
+        text, claims = cited(reply.text, reply.sources) if reply.text else ("", [])
+        text = f"⚠️ {text}" if reply.is_error and text else text
+        activity = self.outgoing(
             ctx,
-            ActivityTypes.message,
+            kind,
             conversation.thread,
             text=text or None,
             text_format="markdown",
             attachments=attachments or None,
             attachment_layout="list" if attachments else None,
+            entities=[ai_label(claims)],
         )
+        if not reply.is_error:
+            activity.channel_data = dict(FEEDBACK_ON)
+            user = (conversation.reference.get("user") or {}).get("id")
+            activity.suggested_actions = suggested(reply.suggestions, user)
+        return activity
+
+    async def post_card(
+        self, ctx: TurnContext, conversation: Conversation, approval: Approval, ends: OpenEntity | None = None
+    ) -> None:
+        """The shared card (no decision buttons), refreshed by Teams into each listed person's own view. `ends`:
+        the stream info entity when the card is a streamed answer's final message."""
+        requester = (conversation.reference.get("user") or {}).get("id")
+        user_ids = [requester] if isinstance(requester, str) and requester else []
+        user_ids += [u for u in await self._approver_ids(ctx, approval) if u not in user_ids]
+        zone = conversation.reference.get("timezone")
+        content = cards.shared_card(approval, user_ids, zone if isinstance(zone, str) else None)
+        sent = self.outgoing(ctx, ActivityTypes.message, conversation.thread, attachments=[cards.attachment(content)])
+        sent.summary = f"Approval needed: {approval.title or approval.tool}"
+        sent.entities = [ai_label(), *([ends] if ends is not None else [])]
+        card_id = await self.send(ctx, sent)
+        if card_id:
+            await self.core.attach_card(approval.id, {"activity_id": card_id, "reference": conversation.reference})
+
+    async def _approver_ids(self, ctx: TurnContext, approval: Approval) -> list[str]:
+        """Teams user ids (MRIs) of the conversation's members whom the permissions file lets decide this
+        approval. Best effort: without the roster only the requester's view refreshes by itself."""
+        tenant = approval.conversation.workspace
+        wanted = {
+            p.rsplit(":", 1)[-1]
+            for p in self.core.surfaces.approvers(approval)
+            if p.startswith("teams:") and (p.count(":") == 1 or p.split(":")[1] == tenant)
+        }
+        if not wanted:
+            return []
+        client = ctx.turn_state.get(self.adapter.BOT_CONNECTOR_CLIENT_KEY)
+        conversation_id = _MESSAGE_ID.sub("", ctx.activity.conversation.id)
+        found: list[str] = []
+        token: str | None = None
+        try:
+            for _ in range(ROSTER_PAGES):
+                page = await client.conversations.get_conversation_paged_members(conversation_id, 200, token)
+                found += [m.id for m in page.members or [] if m.aad_object_id in wanted and m.id]
+                token = page.continuation_token
+                if not token:
+                    break
+        except Exception as exc:  # the card is still posted; buttons come with "Show my options"
+            log.warning("could not read the members of %s: %s", conversation_id, type(exc).__name__)
+        return found[: cards.MAX_REFRESH_USERS]
 
     async def replace_card(self, approval: Approval, fallback_id: str | None) -> None:
         card_id = approval.card_ref.get("activity_id") or fallback_id
@@ -140,10 +197,12 @@ class TeamsResponder:
             log.warning("approval %s has no card to update", approval.id)
             return
 
+        zone = approval.conversation.reference.get("timezone")
+
         async def logic(ctx: TurnContext) -> None:
-            content = cards.attachment(cards.decided_card(approval))
-            updated = self._outgoing(ctx, ActivityTypes.message, attachments=[content])
+            content = cards.attachment(cards.decided_card(approval, zone=zone if isinstance(zone, str) else None))
+            updated = self.outgoing(ctx, ActivityTypes.message, attachments=[content])
             updated.id = card_id
             await ctx.adapter.update_activity(ctx, updated)
 
-        await self._continue(reference, logic)
+        await self.continue_in(reference, logic)

@@ -28,6 +28,7 @@ from adapters.teams.auth import (
 )
 from adapters.teams.config import TeamsConfig
 from adapters.teams.inbound import INVOKE_WAIT, TeamsInbound
+from adapters.teams.live import teams_streaming
 from adapters.teams.outbound import TeamsResponder
 from bot.core.port import CorePort
 from bot.errors import StoreUnavailable
@@ -57,7 +58,8 @@ class TeamsRoute:
             ConfigurationBotFrameworkAuthentication(auth_config, credentials_factory=credentials)
         )
         self.auth = InboundAuth(self.adapter.bot_framework_authentication, auth_timeout)
-        self.responder = TeamsResponder(self.adapter, self.app_id, core)
+        streaming = teams_streaming(config.streaming)
+        self.responder = TeamsResponder(self.adapter, self.app_id, core, streaming, config.stream_interval)
         self.turn = TeamsInbound(core, self.responder, invoke_wait)
 
     # -- HTTP ------------------------------------------------------------------------------------

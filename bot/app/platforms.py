@@ -47,6 +47,8 @@ def teams_config(settings: Settings) -> TeamsConfig:
         token_issuer=settings.microsoft_token_issuer,
         login_url=settings.microsoft_login_url,
         problem=settings.teams_problem(),
+        streaming=settings.teams_streaming,
+        stream_interval=settings.teams_stream_interval,
     )
 
 

@@ -23,6 +23,7 @@ from bot.llm import ChatModel, ModelConfig, OpenAIChatModel
 from bot.observability.audit import AuditEvent, AuditSink, FanoutAudit, LogAudit
 from bot.observability.audit_stream import RedisStreamAudit, read_audit
 from bot.store import Store
+from bot.store.base import Notes
 from bot.store.factory import open_store
 from bot.store.redis import REDIS_ERRORS, RedisClient
 from tools import BUILTIN_REGISTRIES, Registry, ToolDefinitionError, load_registry
@@ -185,7 +186,7 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
         sinks.append(RedisStreamAudit(opened.redis))
     audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
     agent, desk = assemble(settings, opened.store, db, model, tools, permissions, audit)
-    surfaces = build_surfaces(desk, db, audit, opened.redis)
+    surfaces = build_surfaces(desk, db, audit, opened.redis, opened.store)
     return Runtime(settings, opened.store, db, model, tools, permissions, agent, desk, audit, opened.redis, surfaces)
 
 
@@ -193,7 +194,9 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
 HOME_ACTIONS = frozenset({"approval_requested", "approved", "cancelled"})
 
 
-def build_surfaces(desk: ApprovalDesk, db: Database, audit: AuditSink, redis: RedisClient | None) -> Surfaces:
+def build_surfaces(
+    desk: ApprovalDesk, db: Database, audit: AuditSink, redis: RedisClient | None, notes: Notes
+) -> Surfaces:
     async def recent(user: str, limit: int) -> list[AuditEvent]:
         if redis is None:
             return []
@@ -205,4 +208,6 @@ def build_surfaces(desk: ApprovalDesk, db: Database, audit: AuditSink, redis: Re
     async def choices(query: str) -> list[tuple[str, str]]:
         return await property_choices(db, query)
 
-    return Surfaces(desk.approvals, desk.permissions, desk.registry, desk.runner, audit, recent=recent, choices=choices)
+    return Surfaces(
+        desk.approvals, desk.permissions, desk.registry, desk.runner, audit, recent=recent, choices=choices, notes=notes
+    )

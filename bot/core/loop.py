@@ -8,13 +8,23 @@ from typing import Any
 
 from bot.core import texts
 from bot.core.history import Message, TokenCounter, prepare
+from bot.core.next_steps import merge_sources, next_steps
 from bot.core.permissions import Permissions
 from bot.core.port import LiveReply
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
 from bot.core.transcript import Hold
 from bot.errors import ModelError
 from bot.llm import ChatModel
-from bot.types import ApprovalRequest, Conversation, Presentation, Progress, ProgressState, Reply, TextReply
+from bot.types import (
+    ApprovalRequest,
+    Conversation,
+    Presentation,
+    Progress,
+    ProgressState,
+    Reply,
+    Source,
+    TextReply,
+)
 from tools import Registry
 
 DEFAULT_SYSTEM_PROMPT = """You are propbot, the assistant of a property management team, working inside \
@@ -75,6 +85,7 @@ class ToolLoop:
         schemas = self.registry.schemas(allowed)
         presentations: list[Presentation] = []
         used: list[str] = []  # tools that answered, in order, once each
+        sources: list[Source] = []
         spoken = _Spoken(live)
         for _ in range(self.limits.max_rounds):
             if hold is not None:
@@ -93,7 +104,11 @@ class ToolLoop:
             history.append(answer.message)
             spoken.end_round(answer.message.get("content"))
             if not answer.tool_calls:
-                return [TextReply(text=spoken.text or texts.NO_ANSWER, presentations=presentations, tools=used)]
+                steps = next_steps(scope.allowed, sources)
+                text = spoken.text or texts.NO_ANSWER
+                return [
+                    TextReply(text=text, presentations=presentations, tools=used, sources=sources, suggestions=steps)
+                ]
             if hold is not None:
                 hold.check()
             if not may_act:
@@ -106,13 +121,15 @@ class ToolLoop:
                 history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
                 if outcome.result is not None and outcome.name not in used:
                     used.append(outcome.name)
+                if outcome.result is not None:
+                    merge_sources(sources, outcome.result.sources)
                 if outcome.result is not None and outcome.result.presentation is not None:
                     presentations.append(outcome.result.presentation)
             approvals = [o.approval for o in outcomes if o.approval is not None]
             if approvals:
                 out: list[Reply] = []
                 if spoken.text or presentations:
-                    out.append(TextReply(text=spoken.text, presentations=presentations, tools=used))
+                    out.append(TextReply(text=spoken.text, presentations=presentations, tools=used, sources=sources))
                 out.extend(ApprovalRequest(approval=a) for a in approvals)
                 return out
         return [texts.out_of_rounds(self.limits.max_rounds, presentations)]

@@ -96,6 +96,15 @@ class Permissions:
             return False, "You cannot approve your own request; ask another approver."
         return True, ""
 
+    def approvers(self, tool: str, requested_by: str) -> list[str]:
+        """The people the file names (not `*` entries, not the default role) who may approve `tool` for this
+        requester, e.g. to show them an approval card's buttons."""
+        return sorted(
+            user
+            for user in self.spec.users
+            if not user.endswith(":" + WILDCARD) and self.may_approve(user, tool, requested_by)[0]
+        )
+
     def approver_roles(self, tool: str) -> list[str]:
         return sorted(name for name, r in self.spec.roles.items() if WILDCARD in r.approves or tool in r.approves)
 

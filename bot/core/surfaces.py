@@ -4,6 +4,7 @@ from a form rather than in words (no model on that path; the usual approval guar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -19,17 +20,20 @@ from bot.core.tool_runner import ToolRunner, TurnScope
 from bot.errors import StoreUnavailable
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent, AuditSink
-from bot.store.base import Approvals
-from bot.types import Approval, ApprovalRequest, ApprovalStatus, Conversation, Feedback, Reply, TextReply
+from bot.store.base import Approvals, Notes
+from bot.types import (
+    Approval,
+    ApprovalRequest,
+    ApprovalStatus,
+    Conversation,
+    Feedback,
+    Reply,
+    Suggestion,
+    TextReply,
+)
 from tools import Registry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    title: str  # what the button says
-    message: str  # what it sends, as if the person had written it
 
 
 # (the tool it needs, title, message). Slack shows at most four.
@@ -39,7 +43,9 @@ SUGGESTIONS: Final = (
     ("schedule_maintenance", "Schedule maintenance…", "Schedule a plumbing repair at P-1001, medium priority"),
     ("cancel_maintenance_request", "Cancel a request…", "Cancel maintenance request MR-5001"),
 )
-ASK_WHAT: Final = Suggestion("What can you do?", "What can you help me with?")
+# How long an answer's tools are remembered for feedback on it.
+ANSWER_NOTE_TTL: Final = 30 * 86400.0
+ASK_WHAT: Final = Suggestion(title="What can you do?", message="What can you help me with?")
 
 # Who did what recently, for the home page: the person's own actions (their calls, approvals, decisions).
 RecentActions = Callable[[str, int], Awaitable[list[AuditEvent]]]
@@ -77,6 +83,7 @@ class Surfaces:
         *,
         recent: RecentActions = _no_recent,
         choices: Choices = _no_choices,
+        notes: Notes | None = None,
     ) -> None:
         self.approvals = approvals
         self.permissions = permissions
@@ -85,6 +92,7 @@ class Surfaces:
         self.audit = audit
         self.recent = recent
         self.choices = choices
+        self.notes = notes
 
     def allowed(self, user: str) -> list[str]:
         return self.permissions.allowed_tools(user, self.registry.names())
@@ -92,7 +100,7 @@ class Surfaces:
     def suggestions(self, user: str) -> list[Suggestion]:
         """Prompts worth offering this person: only what their role lets them do."""
         allowed = set(self.allowed(user))
-        found = [Suggestion(title, message) for tool, title, message in SUGGESTIONS if tool in allowed]
+        found = [Suggestion(title=title, message=message) for tool, title, message in SUGGESTIONS if tool in allowed]
         return found or [ASK_WHAT]
 
     async def home(self, user: str, platform: str, workspace: str, recent: int = 5) -> Home:
@@ -118,10 +126,42 @@ class Surfaces:
             page.recent = []
         return page
 
+    async def viewer(self, approval_id: str, user: str, platform: str, workspace: str) -> tuple[Approval | None, str]:
+        """An approval as one person should see it, and as whom: "approver" (may decide it), "requester" (may
+        withdraw it) or "other". None for an unknown or foreign id, or when the store cannot be read."""
+        try:
+            approval = await self.approvals.get_approval(approval_id)
+        except StoreUnavailable:
+            return None, ""
+        if approval is None or (approval.conversation.platform, approval.conversation.workspace) != (
+            platform,
+            workspace,
+        ):
+            return None, ""
+        if same_person(user, approval.requested_by):
+            return approval, "requester"
+        if self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
+            return approval, "approver"
+        return approval, "other"
+
+    def approvers(self, approval: Approval) -> list[str]:
+        """Who the permissions file names as able to decide this approval."""
+        return self.permissions.approvers(approval.tool, approval.requested_by)
+
+    async def answered(self, answer: str, tools: list[str]) -> None:
+        """Remember which tools an answer (by its platform id) used, for feedback that cannot carry them."""
+        if self.notes is not None and tools:
+            with contextlib.suppress(StoreUnavailable):
+                await self.notes.put_note(f"answer:{answer}", ",".join(tools), ANSWER_NOTE_TTL)
+
     async def feedback(self, feedback: Feedback) -> str:
         """Record a 👍/👎 on an answer: the audit trail and a counter by tool and way."""
         way = "good" if feedback.positive else "bad"
-        tools = [t for t in dict.fromkeys(feedback.tools) if self.registry.get(t) is not None] or ["none"]
+        named = list(feedback.tools)
+        if not named and feedback.answer and self.notes is not None:
+            with contextlib.suppress(StoreUnavailable):
+                named = (await self.notes.get_note(f"answer:{feedback.answer}") or "").split(",")
+        tools = [t for t in dict.fromkeys(named) if t and self.registry.get(t) is not None] or ["none"]
         for tool in tools:
             metrics.FEEDBACK.labels(tool, way).inc()
         await self.audit.record(

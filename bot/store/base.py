@@ -60,6 +60,14 @@ class Deliveries(Protocol):
         """Undo `first_delivery`, so a delivery that could not be processed is accepted again."""
 
 
+class Notes(Protocol):
+    """Small values kept for a while under a key, e.g. which tools an answer used, for feedback on it later."""
+
+    async def put_note(self, key: str, value: str, ttl: float) -> None: ...
+
+    async def get_note(self, key: str) -> str | None: ...
+
+
 class Approvals(Protocol):
     """Approval records and their state machine (pending -> approved -> done | failed, -> cancelled | expired)."""
 
@@ -135,5 +143,5 @@ class Health(Protocol):
     async def close(self) -> None: ...
 
 
-class Store(Conversations, Deliveries, Approvals, Counters, CacheStore, Health, Protocol):
+class Store(Conversations, Deliveries, Notes, Approvals, Counters, CacheStore, Health, Protocol):
     """Everything one store implementation provides; the composition root hands each part its slice."""

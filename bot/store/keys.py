@@ -75,6 +75,10 @@ def dedupe(event_id: str) -> str:
     return f"{PREFIX}dedupe:{_tag(event_id)}"
 
 
+def note(key: str) -> str:
+    return f"{PREFIX}note:{_tag(key)}"
+
+
 def approval(approval_id: str) -> str:
     return f"{PREFIX}approval:{_tag(approval_id)}"
 

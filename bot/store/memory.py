@@ -33,6 +33,7 @@ class MemoryStore:
     def __init__(self, *, history_ttl: float | None = None) -> None:
         self._history_ttl = history_ttl
         self._deliveries: dict[str, float] = {}
+        self._notes: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         # conversation -> (JSON text, monotonic deadline or inf)
         self._histories: dict[str, tuple[str, float]] = {}
@@ -73,6 +74,16 @@ class MemoryStore:
 
     async def forget_delivery(self, event_id: str) -> None:
         self._deliveries.pop(event_id, None)
+
+    async def put_note(self, key: str, value: str, ttl: float) -> None:
+        now = self._now()
+        if len(self._notes) > _SWEEP_AT:
+            self._notes = {k: v for k, v in self._notes.items() if v[1] > now}
+        self._notes[key] = (value, now + _ms(ttl) / 1000)
+
+    async def get_note(self, key: str) -> str | None:
+        found = self._notes.get(key)
+        return found[0] if found is not None and found[1] > self._now() else None
 
     # -- conversation lock -----------------------------------------------------------------------
     def _owner(self, conversation: str) -> str | None:

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -44,18 +44,43 @@ class ConnectorCall:
         ]
 
 
+# The roster `GET /v3/conversations/{id}/pagedmembers` answers: the people of the tests' permissions file.
+MEMBERS = [
+    {"id": "29:aad-manager", "name": "Mona Manager", "aadObjectId": "aad-manager"},
+    {"id": "29:aad-staff", "name": "Sam Staff", "aadObjectId": "aad-staff"},
+    {"id": "29:aad-viewer", "name": "Vic Viewer", "aadObjectId": "aad-viewer"},
+]
+
+
+@dataclass
+class Stream:
+    """A streamed answer as Teams tracks it (docs: "Stream bot messages", REST API)."""
+
+    conversation: str
+    sequence: int = 1
+    texts: list[str] = field(default_factory=list)  # the streaming updates' texts, each the answer so far
+    informative: list[str] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+
+
 class FakeConnector:
     def __init__(self) -> None:
         self.calls: list[ConnectorCall] = []
         self.service_url = ""
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self.members: list[dict[str, Any]] = list(MEMBERS)
+        self.streams: dict[str, Stream] = {}
+        # False: every stream is refused (403 ContentStreamNotAllowed), as for a bot or user streaming is off for.
+        self.streaming_allowed = True
+        self.violations: list[str] = []
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
         app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", self._reply)
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
+        app.router.add_get("/v3/conversations/{conversation}/pagedmembers", self._paged_members)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -68,9 +93,57 @@ class FakeConnector:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def _paged_members(self, request: web.Request) -> web.Response:
+        return web.json_response({"members": self.members})
+
+    def _stream_problem(self, body: dict[str, Any], conversation: str) -> tuple[int, str, str | None]:
+        """(status, error code, stream id) for an activity carrying `streaminfo`; (0, "", id) when accepted."""
+        info = next((e for e in body.get("entities") or [] if e.get("type") == "streaminfo"), None)
+        if info is None:
+            return 0, "", None
+        kind, stream_id = info.get("streamType", "streaming"), info.get("streamId")
+        sequence = info.get("streamSequence")
+        if (body.get("conversation") or {}).get("conversationType") != "personal" or not self.streaming_allowed:
+            return 403, "ContentStreamNotAllowed", None
+        if kind == "final":
+            stream = self.streams.get(str(stream_id))
+            if body.get("type") != "message" or stream is None or sequence is not None or stream.final is not None:
+                self.violations.append(f"bad final stream message {info}")
+                return 400, "BadRequest", None
+            stream.final = body
+            return 0, "", str(stream_id)
+        if body.get("type") != "typing" or not body.get("text"):
+            self.violations.append(f"stream update without typing/text: {info}")
+            return 400, "BadRequest", None
+        if stream_id is None:
+            if sequence != 1:
+                self.violations.append(f"a stream must start at sequence 1: {info}")
+                return 400, "BadRequest", None
+            stream_id = f"stream-{next(self._ids)}"
+            self.streams[stream_id] = stream = Stream(conversation)
+        else:
+            stream = self.streams.get(str(stream_id))
+            if stream is None or stream.final is not None:
+                return 403, "ContentStreamNotAllowed", None
+            if sequence != stream.sequence + 1:
+                self.violations.append(f"stream sequence {sequence} after {stream.sequence}")
+                return 400, "BadRequest", None
+            stream.sequence = sequence
+        if kind == "informative":
+            stream.informative.append(body["text"])
+        else:
+            if stream.texts and not body["text"].startswith(stream.texts[-1]):
+                self.violations.append("a streaming update must hold the whole answer so far")
+            stream.texts.append(body["text"])
+        return 0, "", str(stream_id)
+
     async def _record(self, request: web.Request, kind: str) -> web.Response:
         body = await request.json()
-        returned = body.get("id") if kind == "update" else f"bot-activity-{next(self._ids)}"
+        status, code, stream_id = self._stream_problem(body, request.match_info["conversation"])
+        if status:
+            error = {"code": code, "message": "Content stream is not allowed"}
+            return web.json_response({"error": error}, status=status)
+        returned = body.get("id") if kind == "update" else stream_id or f"bot-activity-{next(self._ids)}"
         self.calls.append(
             ConnectorCall(
                 kind=kind,

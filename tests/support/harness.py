@@ -85,7 +85,7 @@ def start_process(
     registry = tools or builtin_tools()
     sink = audit or LogAudit()
     agent, desk = assemble(settings, opened.store, db, model, registry, permissions, sink)
-    surfaces = build_surfaces(desk, db, sink, opened.redis)
+    surfaces = build_surfaces(desk, db, sink, opened.redis, opened.store)
     return Runtime(settings, opened.store, db, model, registry, permissions, agent, desk, sink, opened.redis, surfaces)
 
 

@@ -19,6 +19,16 @@ class RedisDeliveries(RedisPart):
         async with self._op("forget_delivery"):
             await self._client.delete(keys.dedupe(event_id))
 
+    # -- notes -----------------------------------------------------------------------------------
+    async def put_note(self, key: str, value: str, ttl: float) -> None:
+        async with self._op("put_note"):
+            await self._client.set(keys.note(key), value, px=ms(ttl))
+
+    async def get_note(self, key: str) -> str | None:
+        async with self._op("get_note"):
+            found = await self._client.get(keys.note(key))
+        return None if found is None else text(found)
+
 
 class RedisCounters(RedisPart):
     def __init__(self, client: RedisClient, *, history_ttl: float) -> None:
