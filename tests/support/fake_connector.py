@@ -74,6 +74,7 @@ class FakeConnector:
         # False: every stream is refused (403 ContentStreamNotAllowed), as for a bot or user streaming is off for.
         self.streaming_allowed = True
         self.violations: list[str] = []
+        self.refused = 0  # stream activities answered with an error
 
     async def start(self) -> str:
         app = web.Application()
@@ -141,6 +142,7 @@ class FakeConnector:
         body = await request.json()
         status, code, stream_id = self._stream_problem(body, request.match_info["conversation"])
         if status:
+            self.refused += 1
             error = {"code": code, "message": "Content stream is not allowed"}
             return web.json_response({"error": error}, status=status)
         returned = body.get("id") if kind == "update" else stream_id or f"bot-activity-{next(self._ids)}"
