@@ -14,18 +14,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, Protocol
 
 from botbuilder.core import TurnContext
-from botbuilder.schema import ActivityTypes
+from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.stream_support import StreamSupport
-from adapters.teams.ai import stream_info
-from bot.types import ApprovalRequest, Incoming, Progress, ProgressState, Reply, TextReply
-
-if TYPE_CHECKING:
-    from adapters.teams.outbound import TeamsResponder
+from adapters.teams.ai import OpenEntity, stream_info
+from bot.types import Approval, ApprovalRequest, Conversation, Incoming, Progress, ProgressState, Reply, TextReply
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +44,31 @@ def error_code(exc: Exception) -> str:
     return str(code) if code else type(exc).__name__
 
 
+class StreamHost(Protocol):
+    """What a streamed answer uses of the Teams responder (adapters.teams.outbound.TeamsResponder)."""
+
+    async def continue_in(self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]) -> None: ...
+
+    def outgoing(self, ctx: TurnContext, kind: str, reply_to: str | None = None, **fields: Any) -> Activity: ...
+
+    async def send(self, ctx: TurnContext, activity: Activity) -> str | None: ...
+
+    def text_activity(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> Activity | None: ...
+
+    async def post_card(
+        self, ctx: TurnContext, conversation: Conversation, approval: Approval, ends: OpenEntity | None = None
+    ) -> None: ...
+
+    async def post(self, conversation: Conversation, replies: list[Reply]) -> None: ...
+
+    def answered(self, reply: TextReply, activity_id: str | None) -> None: ...
+
+
 class TeamsLive:
     """One answer being shown (bot.core.port.LiveReply)."""
 
     def __init__(
-        self, responder: TeamsResponder, msg: Incoming, support: StreamSupport, interval: float = STREAM_INTERVAL
+        self, responder: StreamHost, msg: Incoming, support: StreamSupport, interval: float = STREAM_INTERVAL
     ) -> None:
         self.responder = responder
         self.msg = msg
@@ -131,7 +148,7 @@ class TeamsLive:
             await self._pump  # an update in flight finishes first: its sequence number is spent
 
     async def _flush(self) -> None:
-        if self.sent != self._shown:
+        if self.sent != self._shown and self.sent.strip():
             text, kind = self.sent, "streaming"
         elif self._informative is not None and not self._shown:
             text, kind = self._informative, "informative"

@@ -238,7 +238,10 @@ class TeamsRoute(_Route):
             assert "actions" not in update.cards[0]
             assert await self.approval_consistent(case, updated=True) is ApprovalStatus.DONE
         elif verdict is Verdict.ANSWERED:
-            await eventually(lambda: any(c.body.get("text") == "corpus answer" for c in self.since(mark)))
+            # The answer message itself: in a personal chat, streaming updates (typing) carry the text first.
+            await eventually(
+                lambda: any(c.type == "message" and c.body.get("text") == "corpus answer" for c in self.since(mark))
+            )
             replies = [c for c in self.since(mark) if c.type == "message"]
             assert [c.conversation_id for c in replies] == [payload["conversation"]["id"]]
             asked = self.asked_since(mark)[0]["messages"][-1]["content"]
