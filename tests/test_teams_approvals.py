@@ -152,6 +152,7 @@ async def test_action_submit_fallback_updates_the_card_activity(start_teams: Sta
     assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
     [card] = update.cards
     assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
+    assert "AIGeneratedContent" in json.dumps(update.body["entities"])  # the label stays on the updated card
     await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
     assert await requests_with_key(rig.harness.db, approval_id) == 1
     # A redelivery of the same Submit changes nothing.
@@ -243,4 +244,5 @@ async def test_a_fast_decision_in_a_group_chat_updates_the_card_for_everyone(sta
     assert update.activity_id == posted.returned_id and update.conversation_id == group
     [card] = update.cards
     assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
+    assert "AIGeneratedContent" in json.dumps(update.body["entities"])  # the label stays on the updated card
     assert await requests_with_key(rig.harness.db, approval_id) == 1

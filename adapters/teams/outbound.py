@@ -201,7 +201,7 @@ class TeamsResponder:
 
         async def logic(ctx: TurnContext) -> None:
             content = cards.attachment(cards.decided_card(approval, zone=zone if isinstance(zone, str) else None))
-            updated = self.outgoing(ctx, ActivityTypes.message, attachments=[content])
+            updated = self.outgoing(ctx, ActivityTypes.message, attachments=[content], entities=[ai_label()])
             updated.id = card_id
             await ctx.adapter.update_activity(ctx, updated)
 

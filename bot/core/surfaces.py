@@ -138,10 +138,10 @@ class Surfaces:
             workspace,
         ):
             return None, ""
+        if self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
+            return approval, "approver"  # a requester too, where ALLOW_SELF_APPROVAL lets them
         if same_person(user, approval.requested_by):
             return approval, "requester"
-        if self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
-            return approval, "approver"
         return approval, "other"
 
     def approvers(self, approval: Approval) -> list[str]:
