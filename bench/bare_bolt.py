@@ -38,8 +38,13 @@ def build() -> web.Application:
 
 
 async def main() -> None:
+    await serve(build())
+
+
+async def serve(app: web.Application) -> None:
+    """Serve `app` on 127.0.0.1:$PORT until SIGTERM / SIGINT, as propbot serves (AppRunner, no access log)."""
     logging.basicConfig(level=logging.WARNING)
-    runner = web.AppRunner(build(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", int(os.environ["PORT"])).start()
     stop = asyncio.Event()

@@ -26,6 +26,9 @@ class Scale:
     redis_turns: int = 40
     approvals: int = 20
     token_turns: int = 30
+    burst_events: int = 500
+    burst_channels: int = 50
+    burst_in_flight: int = 50
 
     @classmethod
     def quick(cls) -> Scale:
@@ -39,6 +42,9 @@ class Scale:
             redis_turns=3,
             approvals=2,
             token_turns=30,
+            burst_events=20,
+            burst_channels=5,
+            burst_in_flight=5,
         )
 
 
@@ -128,6 +134,7 @@ async def throughput(target: Target, fakes: Fakes, scale: Scale) -> dict[str, An
     Counted over the sending period after its first half second, so start-up does not dilute it."""
     await fakes.config(latency=0.0)
     await fakes.reset()
+    cpu_before = sum(p.cpu_seconds() for p in target.procs)
     result = await run_load(
         target,
         rate=100_000,
@@ -138,6 +145,7 @@ async def throughput(target: Target, fakes: Fakes, scale: Scale) -> dict[str, An
         fakes_url=fakes.url,
     )
     await fakes.wait_replies(len(result.ok), 30.0)
+    cpu = sum(p.cpu_seconds() for p in target.procs) - cpu_before
     stats = await fakes.stats()
     sends = [r[1] for r in result.records]
     rate = None
@@ -146,13 +154,46 @@ async def throughput(target: Target, fakes: Fakes, scale: Scale) -> dict[str, An
         done = sum(1 for at in stats["replies"].values() if begin <= at <= end)
         rate = done / max(end - begin, 1e-6)
     ack = summary_ms([r[2] for r in result.ok])
+    answered = len(stats["replies"])
     return {
         "turns_per_s": None if rate is None else round(rate, 1),
+        # CPU of every process of the layout (web and worker) per answered turn, at saturation.
+        "cpu_ms_per_turn": round(1000 * cpu / answered, 2) if answered else None,
         "sent": len(result.records),
         "answered": len(stats["replies"]),
         "ack_p99_ms_while_saturated": ack["p99_ms"],
         "errors": result.errors,
         "unavailable_notices": stats["notices"],
+    }
+
+
+BURST_MODEL = 1.5
+
+
+async def burst(target: Target, fakes: Fakes, scale: Scale) -> dict[str, Any]:
+    """500 mentions in 50 channels sent as fast as 50 requests in flight allow, model 1.5 s: the ack times, and
+    when the last reply arrived after the first event was sent."""
+    await fakes.config(latency=BURST_MODEL)
+    await fakes.reset()
+    result = await run_load(
+        target,
+        rate=100_000,
+        count=scale.burst_events,
+        prefix=unique_prefix("brst"),
+        max_seconds=90.0,
+        channels=scale.burst_channels,
+        concurrency=scale.burst_in_flight,
+    )
+    await fakes.wait_replies(len(result.ok), 60.0)
+    stats = await fakes.stats()
+    replies: dict[str, float] = stats["replies"]
+    first = min((r[1] for r in result.records), default=0.0)
+    return {
+        "ack": summary_ms([r[2] for r in result.ok]),
+        "last_reply_s": round(max(replies.values()) - first, 2) if replies else None,
+        "sent": len(result.records),
+        "answered": len(replies),
+        "errors": result.errors,
     }
 
 

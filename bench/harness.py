@@ -128,11 +128,14 @@ async def run_load(
     max_seconds: float = 30.0,
     window: int = 0,
     fakes_url: str = "",
+    channels: int = 0,
+    concurrency: int = 0,
 ) -> LoadResult:
     """Fire `count` events at `rate`/s from a separate process (bench.load) and collect its records."""
     args = ["-m", "bench.load", "--url", target.events_url, "--secret", SIGNING_SECRET]
     args += ["--rate", str(rate), "--count", str(count), "--prefix", prefix, "--text", text]
     args += ["--max-seconds", str(max_seconds), "--window", str(window), "--fakes", fakes_url]
+    args += ["--channels", str(channels), "--concurrency", str(concurrency)]
     process = await asyncio.create_subprocess_exec(
         sys.executable, *args, cwd=ROOT, env=base_env(), stdout=asyncio.subprocess.PIPE
     )

@@ -96,10 +96,21 @@ async def fire(args: argparse.Namespace) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     connector = aiohttp.TCPConnector(limit=0)
 
+    gate = asyncio.Semaphore(args.concurrency) if args.concurrency else None
+
     async def one(i: int) -> None:
+        if gate is None:
+            await send(i)
+            return
+        async with gate:
+            await send(i)
+
+    async def send(i: int) -> None:
         tag = f"{args.prefix}{i}"
         user = f"UB{i % args.users:03d}"
-        body = mention_body(tag, user, f"C{tag}", args.text)
+        # Each event in a channel of its own, or `--channels` channels taken in turn (turns of one channel queue).
+        channel = f"CB{i % args.channels:03d}" if args.channels else f"C{tag}"
+        body = mention_body(tag, user, channel, args.text)
         sent = time.monotonic()
         try:
             status = await post_signed(session, args.url, body, args.secret)
@@ -160,6 +171,8 @@ def main() -> None:
     parser.add_argument("--prefix", required=True, help="tag prefix, unique per run")
     parser.add_argument("--users", type=int, default=20, help="distinct users to rotate through")
     parser.add_argument("--text", default="hello", help="message text after the tag")
+    parser.add_argument("--channels", type=int, default=0, help="spread over this many channels (0: one each)")
+    parser.add_argument("--concurrency", type=int, default=0, help="at most this many requests in flight (0: any)")
     parser.add_argument("--window", type=int, default=0, help="at most this many unanswered turns (0: open loop)")
     parser.add_argument("--fakes", default="", help="the fakes' URL, for --window")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="stop sending after this long")

@@ -81,6 +81,15 @@ class Proc:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far, from /proc/<pid>/stat."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        # After the command name: state is field 3, utime and stime are fields 14 and 15 (1-based).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def memory_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MB from /proc: psutil is not a dependency."""
         values = {"VmRSS": 0.0, "VmHWM": 0.0}
@@ -183,15 +192,18 @@ async def deployment(
 ) -> AsyncIterator[Target]:
     """`inproc`: one `propbot serve` with its in-process worker (the default); `split`: `propbot serve`
     with IN_PROCESS_WORKER=false plus one `propbot worker`; `direct`: one `propbot serve` with
-    DURABLE_TURNS=false (turns run straight from the ack, no queue); `bare`: the bare Bolt app."""
+    DURABLE_TURNS=false (turns run straight from the ack, no queue); `bare`: the bare Bolt app; `textbook`: a
+    tutorial's Bolt + openai bot (bench.textbook_bot)."""
     port = free_port()
     bot = [str(launcher)] if launcher else ["-m", "bot"]  # run.py resolved it
     target = Target(layout, f"http://127.0.0.1:{port}")
     try:
-        if layout == "bare":
+        if layout in ("bare", "textbook"):
             env = {**base_env(), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
             env.update(SLACK_API_URL=fakes_url + "/api/", PORT=str(port))
-            target.procs.append(spawn("bare", ["-m", "bench.bare_bolt"], env, workdir))
+            env.update(OPENAI_API_KEY=OPENAI_KEY, OPENAI_BASE_URL=fakes_url + "/v1")
+            module = "bench.bare_bolt" if layout == "bare" else "bench.textbook_bot"
+            target.procs.append(spawn(layout, ["-m", module], env, workdir))
             await wait_healthy(target.url, target.procs[0])
         else:
             split = layout == "split"

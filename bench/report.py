@@ -12,6 +12,7 @@ LAYOUT_NAMES = {
     "inproc": "propbot (in-process worker)",
     "split": "propbot (web + 1 worker)",
     "direct": "propbot (no turn queue)",
+    "textbook": "textbook bot (Bolt + openai)",
     "bare": "bare Bolt",
 }
 RATES = ("50", "200", "500")
@@ -20,7 +21,9 @@ RATES = ("50", "200", "500")
 def required_paths() -> list[str]:
     """Every figure a run must produce as a number (the smoke test checks each one)."""
     paths: list[str] = []
-    for layout in (*PROPBOT, "bare"):
+    for layout in (*PROPBOT, "textbook", "bare"):
+        paths += [f"layouts.{layout}.burst.ack.p99_ms", f"layouts.{layout}.burst.last_reply_s"]
+        paths.append(f"layouts.{layout}.throughput.cpu_ms_per_turn")
         for rate in RATES:
             paths += [f"layouts.{layout}.ack.{rate}.p50_ms", f"layouts.{layout}.ack.{rate}.p99_ms"]
         paths += [f"layouts.{layout}.overhead.p50_ms", f"layouts.{layout}.overhead.p99_ms"]
@@ -118,7 +121,7 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    layouts = [name for name in ("inproc", "split", "direct", "bare") if name in results["layouts"]]
+    layouts = [name for name in ("inproc", "split", "direct", "textbook", "bare") if name in results["layouts"]]
     header = "| figure | " + " | ".join(LAYOUT_NAMES[name] for name in layouts) + " |"
     lines = [header, "|" + " --- |" * (len(layouts) + 1)]
 
@@ -131,10 +134,21 @@ def table(results: dict[str, Any]) -> str:
     row("turn overhead p50 / p99 ms (model instant)", lambda f, _: _pair(f.get("overhead")))
     row("throughput, turns/s per process", lambda f, _: _num(lookup(f, "throughput.turns_per_s")))
     row("ack p99 ms while saturated", lambda f, _: _num(lookup(f, "throughput.ack_p99_ms_while_saturated")))
+    row(
+        "CPU ms per turn at saturation (all processes)",
+        lambda f, _: _num(lookup(f, "throughput.cpu_ms_per_turn"), "{:.2f}"),
+    )
+    row(
+        "burst (500 in 50 channels, 50 in flight, model 1.5 s): ack p50 / p99 ms",
+        lambda f, _: _pair(lookup(f, "burst.ack")),
+    )
+    row("  same burst: last reply after the first event, s", lambda f, _: _num(lookup(f, "burst.last_reply_s")))
     ratios = results.get("ratios", {})
 
     def ratio(key: str) -> Any:
-        return lambda _f, name: _num(lookup(ratios, f"{name}.{key}"), "{:.2f}x") if name in ratios else "1x"
+        return lambda _f, name: (
+            _num(lookup(ratios, f"{name}.{key}"), "{:.2f}x") if name in ratios else "1x" if name == "bare" else "-"
+        )
 
     row("overhead p50 / bare Bolt", ratio("overhead_p50"))
     row("overhead p99 / bare Bolt", ratio("overhead_p99"))

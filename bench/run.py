@@ -27,7 +27,7 @@ from bench.harness import Fakes, warm_up
 from bench.procs import ROOT, deployment, start_fakes
 from tests.support.redis_server import RedisServer
 
-LAYOUTS = ("inproc", "split", "direct", "bare")
+LAYOUTS = ("inproc", "split", "direct", "textbook", "bare")
 
 
 def machine() -> dict[str, Any]:
@@ -73,7 +73,7 @@ async def run_layout(
         with profile.recording(target.procs, profile_dir, f"overhead-{layout}") as files:
             out["overhead"] = await figures.turn_overhead(target, fakes, scale)
         profiles += files
-        if layout != "bare":
+        if layout not in ("bare", "textbook"):
             say(f"[{layout}] redis round trips")
             out["redis"] = await figures_state.redis_per_turn(target, fakes, scale, redis.url, session)
         if layout == "inproc":
@@ -88,7 +88,11 @@ async def run_layout(
     for path in profiles:
         if path.exists():
             say(profile.summarise(path))
-    if layout != "bare":
+    async with fresh() as target:
+        await warm_up(target, fakes)
+        say(f"[{layout}] burst")
+        out["burst"] = await figures.burst(target, fakes, scale)
+    if layout not in ("bare", "textbook"):
         async with fresh() as target:
             # A deployment of its own: a process decides once whether Slack streams (the others were told no).
             await fakes.config(streaming=True)
@@ -137,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="propbot benchmark (see docs/benchmarks.md)")
     parser.add_argument("--quick", action="store_true", help="a few events per figure (CI smoke run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated: inproc,split,direct,bare")
+    parser.add_argument(
+        "--layouts", default=",".join(LAYOUTS), help="comma-separated: inproc,split,direct,textbook,bare"
+    )
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the throughput figure here")
     parser.add_argument(
         "--launcher",
