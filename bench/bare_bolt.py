@@ -28,6 +28,11 @@ def build() -> web.Application:
     async def on_mention(event: dict[str, Any], say: AsyncSay) -> None:
         await say(text="ok", thread_ts=event["ts"])
 
+    return web_app(bolt)
+
+
+def web_app(bolt: AsyncApp) -> web.Application:
+    """The Bolt app on POST /slack/events, with the GET /healthz the bench waits for."""
     app = bolt.web_app(path="/slack/events")
 
     async def healthz(_: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.say.async_say import AsyncSay
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.bare_bolt import serve
+from bench.bare_bolt import serve, web_app
 
 
 def build() -> web.Application:
@@ -30,13 +30,7 @@ def build() -> web.Application:
         )
         await say(text=answer.choices[0].message.content or "", thread_ts=event["ts"])
 
-    app = bolt.web_app(path="/slack/events")
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app.router.add_get("/healthz", healthz)
-    return app
+    return web_app(bolt)
 
 
 async def main() -> None:

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from tests.support.cards import ask
 from tests.support.fake_connector import ConnectorCall, StartTeams, message
 from tests.support.fake_openai import call, calls, text
+from tests.support.scripts import SCHEDULE
 from tests.support.waiting import eventually
 
 ANSWER = (
@@ -138,7 +139,7 @@ async def test_card_times_are_in_the_requesters_time_zone_when_teams_sends_one(s
     _, posted = await ask(rig)
     assert "UTC" in json.dumps(posted.cards[0]["body"])  # no time zone sent: UTC, labelled
 
-    rig.harness.fake.push(calls(call("schedule_maintenance", {**SCHEDULE})))
+    rig.harness.fake.push(calls(call("schedule_maintenance", SCHEDULE)))
     body = message(rig.connector, "plumber at P-1001", user="aad-staff", name="Sam Staff", conversation="a:tz")
     body["localTimezone"] = "America/New_York"
     body["entities"] = [{"type": "clientInfo", "locale": "en-US", "timezone": "America/New_York"}]
@@ -146,12 +147,3 @@ async def test_card_times_are_in_the_requesters_time_zone_when_teams_sends_one(s
     card = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.conversation_id == "a:tz"])
     shown = json.dumps(card[0].cards[0]["body"])
     assert "(America/New_York)" in shown and "UTC" not in shown
-
-
-SCHEDULE = {
-    "property_id": "P-1001",
-    "issue_type": "plumbing",
-    "priority": "high",
-    "description": "Kitchen sink is leaking under the cabinet",
-    "preferred_date": None,
-}
