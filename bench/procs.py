@@ -168,6 +168,8 @@ def app_env(fakes_url: str, redis_url: str, workdir: Path, port: int, **extra: s
         "RATE_LIMIT_USER_PER_MINUTE": "0",
         "RATE_LIMIT_WORKSPACE_PER_MINUTE": "0",
         "LOG_LEVEL": "WARNING",
+        # Each layout names its processes itself (`split` is what `propbot serve` starts on two cores).
+        "WEB_CONCURRENCY": "1",
         **extra,
     }
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     in_process_worker: bool = Field(
         default=True, description="true or false: `propbot serve` also runs turn workers itself"
     )
+    web_concurrency: int | None = Field(
+        default=None, ge=1, le=64, description="a whole number of processes `propbot serve` runs (unset: one per core)"
+    )
     turn_concurrency: int = Field(
         default=32, ge=1, le=4096, description="a whole number: turns one worker runs at once"
     )

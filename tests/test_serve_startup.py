@@ -3,6 +3,7 @@ secrets, no SDK warnings; and a DATABASE_URL that is not a URL stops it with one
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,15 @@ async def test_serve_logs_one_block_naming_what_it_runs_with(
     assert aspects["model"] == f"fake-model at {model_host}"
     assert aspects["permissions"].startswith(f"{tmp_path / 'permissions.yml'}: roles viewer (3 tools), staff (5 tools)")
     assert "manager (all tools, approves all)" in aspects["permissions"]
-    assert aspects["turns"] == "durable queue in Redis; in-process worker on (32 turns at once)"
+    # One process per core by default: the turns run in worker processes beside this one (one core: in-process).
+    cores = os.cpu_count() or 1
+    expected = (
+        f"durable queue in Redis; {cores - 1} worker process(es) beside this one (WEB_CONCURRENCY={cores}), "
+        "each running up to 32 turns at once"
+        if cores > 1
+        else "durable queue in Redis; in-process worker on (32 turns at once)"
+    )
+    assert aspects["turns"] == expected
     # Bolt warned because it also read SLACK_BOT_TOKEN from the environment beside the client it is given.
     assert "will be unused" not in text and "Traceback" not in text
     for secret in (BOT_TOKEN, SIGNING_SECRET, TEST_OPENAI_KEY):

@@ -74,8 +74,14 @@ def permissions(path: Path | None, rules: Permissions) -> str:
     return f"{path}: roles {', '.join(roles)}; {users} user entries{default}"
 
 
-def turns(settings: Settings, durable: bool, worker: bool, *, dedicated: bool = False) -> str:
-    """`worker`: this process runs turns from the queue; `dedicated`: it is a `propbot worker` process."""
+def turns(settings: Settings, durable: bool, worker: bool, *, dedicated: bool = False, processes: int = 0) -> str:
+    """`worker`: this process runs turns from the queue; `dedicated`: it is a `propbot worker` process;
+    `processes`: the worker processes this server started beside itself."""
+    if processes:
+        return (
+            f"durable queue in Redis; {processes} worker process(es) beside this one (WEB_CONCURRENCY="
+            f"{processes + 1}), each running up to {settings.turn_concurrency} turns at once"
+        )
     if dedicated:
         return f"durable queue in Redis; this worker runs up to {settings.turn_concurrency} turns at once"
     if not durable:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from bot.app import describe
 from bot.app.platforms import Mount, enabled_mounts
+from bot.app.processes import WorkerProcesses, default_processes
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
 from bot.errors import ConfigError, StoreUnavailable
@@ -76,7 +78,11 @@ def make_queue(runtime: Runtime) -> TurnQueue | None:
     return TurnQueue(runtime.redis, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
 
 
-def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: bool) -> str:
+# Seconds a stopping process gives its in-flight turns and requests.
+DRAIN_TIMEOUT = 25.0
+
+
+def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: bool, processes: int = 0) -> str:
     """What this process listens on and runs with, one aspect a line and no secrets: the first thing to read
     when a deployment does not behave."""
     settings = runtime.settings
@@ -87,7 +93,7 @@ def startup_block(runtime: Runtime, headline: str, *, serving: bool, worker: boo
         ("database", runtime.db.describe_url()),
         ("model", describe.model(settings)),
         ("permissions", describe.permissions(permissions_path(settings), runtime.permissions)),
-        ("turns", describe.turns(settings, durable, worker, dedicated=not serving)),
+        ("turns", describe.turns(settings, durable, worker, dedicated=not serving, processes=processes)),
     ]
     return "\n".join([headline, *(f"  {name:<12} {text}" for name, text in aspects)])
 
@@ -96,7 +102,7 @@ async def create_app(
     runtime: Runtime,
     mounts: list[Mount] | None = None,
     *,
-    drain_timeout: float = 25.0,
+    drain_timeout: float = DRAIN_TIMEOUT,
     sweep_interval: float = 30.0,
     serve_http: bool = True,
     run_worker: bool | None = None,
@@ -162,8 +168,21 @@ def require_platform_settings(settings: Settings) -> None:
         raise ConfigError(problem)
 
 
+def worker_processes(settings: Settings) -> int:
+    """How many `propbot worker` processes `propbot serve` starts beside itself: WEB_CONCURRENCY (default: one per
+    core) processes in all, the web process being one, when turns go through the durable queue and serve is to
+    run them; 0 otherwise (one process, as with WEB_CONCURRENCY=1)."""
+    if not (settings.redis_url and settings.durable_turns and settings.in_process_worker):
+        return 0
+    return (settings.web_concurrency or default_processes()) - 1
+
+
 async def serve(settings: Settings) -> None:
     require_platform_settings(settings)
+    spawned = worker_processes(settings)
+    if spawned:
+        # The turns run in the worker processes; this one only answers the platforms.
+        settings = settings.model_copy(update={"in_process_worker": False})
     runtime = await build_runtime(settings)
     app = await create_app(runtime)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -175,10 +194,17 @@ async def serve(settings: Settings) -> None:
     if not settings.redis_url:
         log.warning("REDIS_URL is not set: using in-memory state (one process only, lost on restart)")
     headline = f"propbot serve listening on http://{settings.listen_host}:{settings.port}"
-    log.info("%s", startup_block(runtime, headline, serving=True, worker=settings.in_process_worker))
+    # The CLI took SLACK_BOT_TOKEN out of the environment once read (bolt would pick it up); a worker needs it.
+    token = {"SLACK_BOT_TOKEN": settings.slack_bot_token} if settings.slack_bot_token else {}
+    workers = WorkerProcesses(spawned, {**os.environ, **token})
+    if spawned:
+        await workers.start()
+    log.info("%s", startup_block(runtime, headline, serving=True, worker=settings.in_process_worker, processes=spawned))
     await _until_signalled()
     log.info("shutting down: finishing in-flight turns")
+    workers.terminate()  # they drain their turns while this process drains its requests
     await runner.cleanup()
+    await workers.stop(DRAIN_TIMEOUT + 5)
 
 
 async def work(settings: Settings) -> None:
