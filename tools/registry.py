@@ -104,11 +104,17 @@ class ToolSpec:
 
     def doing(self, raw_arguments: str | None) -> str:
         """What a call with these (unchecked) arguments is doing, for the progress shown while it runs."""
-        if self.progress is not None:
-            try:
-                return self.progress(self.parse_arguments(raw_arguments))
-            except ToolArgumentError:
-                pass  # the call will be refused with the reason; until then the plain words do
+        if self.progress is None:
+            return self.doing_with(None)
+        try:
+            return self.doing_with(self.parse_arguments(raw_arguments))
+        except ToolArgumentError:
+            return self.doing_with(None)  # the call will be refused with the reason; until then the plain words do
+
+    def doing_with(self, args: BaseModel | None) -> str:
+        """What a call with these validated arguments is doing (None: the tool's plain words)."""
+        if self.progress is not None and args is not None:
+            return self.progress(args)
         return f"Using {self.name.replace('_', ' ')}…"
 
     def openai_schema(self) -> dict[str, Any]:

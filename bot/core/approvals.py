@@ -176,7 +176,7 @@ class ApprovalDesk:
         else:
             # The stored, validated arguments run, never new ones from the model.
             args = spec.args_model.model_validate(approval.arguments)
-            doing = spec.doing(json.dumps(approval.arguments))
+            doing = spec.doing_with(args) if live is not None else ""
             if live is not None:
                 await live.progress(Progress(id=approval.id, title=doing))
             executed = await self.runner.execute(

@@ -114,14 +114,15 @@ class ToolLoop:
             if not may_act:
                 outcomes = _unrun(answer.tool_calls)
             else:
-                await self._started(live, answer.tool_calls)
+                titles = self._titles(answer.tool_calls) if live is not None else {}
+                await _started(live, titles)
                 outcomes = await self.runner.run_calls(scope, answer.tool_calls)
-                await _finished(live, outcomes, answer.tool_calls, self.registry)
+                await _finished(live, outcomes, titles)
             for outcome in outcomes:
                 history.append({"role": "tool", "tool_call_id": outcome.tool_call_id, "content": outcome.content})
-                if outcome.result is not None and outcome.name not in used:
-                    used.append(outcome.name)
                 if outcome.result is not None:
+                    if outcome.name not in used:
+                        used.append(outcome.name)
                     merge_sources(sources, outcome.result.sources)
                 if outcome.result is not None and outcome.result.presentation is not None:
                     presentations.append(outcome.result.presentation)
@@ -134,11 +135,9 @@ class ToolLoop:
                 return out
         return [texts.out_of_rounds(self.limits.max_rounds, presentations)]
 
-    async def _started(self, live: LiveReply | None, calls: list[dict[str, Any]]) -> None:
-        if live is None:
-            return
-        for call in calls:
-            await live.progress(Progress(id=str(call.get("id")), title=_doing(self.registry, call)))
+    def _titles(self, calls: list[dict[str, Any]]) -> dict[str, str]:
+        """Each call's progress title (call id -> what it is doing), worked out once for its start and its end."""
+        return {str(c.get("id")): _doing(self.registry, c) for c in calls}
 
 
 # Between the texts of two model rounds of one turn ("Let me look." ... "Here it is."), as streamed and as replied.
@@ -179,12 +178,16 @@ def _doing(registry: Registry, call: dict[str, Any]) -> str:
     return spec.doing(function.get("arguments"))
 
 
-async def _finished(
-    live: LiveReply | None, outcomes: list[CallOutcome], calls: list[dict[str, Any]], registry: Registry
-) -> None:
+async def _started(live: LiveReply | None, titles: dict[str, str]) -> None:
     if live is None:
         return
-    titles = {str(c.get("id")): _doing(registry, c) for c in calls}
+    for call_id, title in titles.items():
+        await live.progress(Progress(id=call_id, title=title))
+
+
+async def _finished(live: LiveReply | None, outcomes: list[CallOutcome], titles: dict[str, str]) -> None:
+    if live is None:
+        return
     for outcome in outcomes:
         title = titles.get(outcome.tool_call_id, outcome.name)
         if outcome.approval is not None:
