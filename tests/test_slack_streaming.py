@@ -173,15 +173,21 @@ async def test_a_turn_abandoned_mid_stream_removes_what_it_showed(
     from slack_sdk.web.async_client import AsyncWebClient
 
     from adapters.slack.live import SlackLive, Target, shown, slack_streaming
-    from bot.types import Progress
+    from bot.types import Conversation, Progress
 
     fake_slack.streaming = True
     client = AsyncWebClient(token=fake_slack.token, base_url=fake_slack.base_url)
 
-    async def no_card(_: Any) -> None:
-        raise AssertionError("no card here")
+    class NothingPosted:
+        async def post_replies(self, *_: Any, **__: Any) -> None:
+            raise AssertionError("an abandoned turn posts nothing")
 
-    live = SlackLive(client, slack_streaming(), Target("T1", "C9", "1.2", "USTAFF", "T1"), no_card, interval=0.01)
+        async def post_messages(self, *_: Any) -> None:
+            raise AssertionError("an abandoned turn posts nothing")
+
+    where = Conversation(platform="slack", workspace="T1", channel="C9", thread="1.2")
+    target = Target("T1", "C9", "1.2", "USTAFF", "T1")
+    live = SlackLive(client, slack_streaming(), target, NothingPosted(), where, interval=0.01)
     async with shown(live):
         await live.progress(Progress(id="c1", title="Looking up P-1001…"))
         await live.text("Half an ans")

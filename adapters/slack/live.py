@@ -14,9 +14,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,7 +24,7 @@ from adapters.slack import blocks
 from adapters.slack import format as fmt
 from adapters.slack.web import attempt, call
 from adapters.stream_support import StreamSupport
-from bot.types import Approval, ApprovalRequest, Progress, ProgressState, Reply, TextReply
+from bot.types import Conversation, Progress, ProgressState, Reply, TextReply
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ class Target:
     assistant: bool = False  # an assistant-panel thread: status shown with assistant.threads.setStatus
 
 
+class Poster(Protocol):
+    """How replies are posted whole (adapters.slack.responder.SlackResponder)."""
+
+    async def post_replies(
+        self, conversation: Conversation, replies: list[Reply], main: TextReply | None = None
+    ) -> None: ...
+
+    async def post_messages(self, conversation: Conversation, messages: list[blocks.Message]) -> None: ...
+
+
 class SlackLive:
     """One answer being shown (bot.core.port.LiveReply)."""
 
@@ -71,13 +81,15 @@ class SlackLive:
         client: AsyncWebClient,
         support: StreamSupport,
         target: Target,
-        post_card: Callable[[Approval], Awaitable[None]],
+        poster: Poster,
+        conversation: Conversation,
         interval: float = STREAM_INTERVAL,
     ) -> None:
         self.client = client
         self.support = support
         self.target = target
-        self.post_card = post_card
+        self.poster = poster  # replies posted whole go where `conversation` says
+        self.conversation = conversation
         self.interval = interval
         self.finished = False
         self.sent = ""  # all text handed over, to find the reply it belongs to
@@ -113,10 +125,10 @@ class SlackLive:
         main = self._main_reply(replies)
         rest = [r for r in replies if r is not main]
         if self.ts is None:
-            await self._post_all(replies, main)
+            await self.poster.post_replies(self.conversation, replies, main)
         else:
             await self._close(main)
-            await self._post_all(rest, None)
+            await self.poster.post_replies(self.conversation, rest)
         await self.clear_status()
 
     async def abandon(self) -> None:
@@ -246,7 +258,7 @@ class SlackLive:
                 self.client, "chat.stopStream", channel=channel, ts=self.ts, chunks=_chunks(changed, tail), blocks=first
             )
             if stopped is not None:
-                await self._post_messages(extra[1:])
+                await self.poster.post_messages(self.conversation, extra[1:])
                 return
             log.warning("slack stream %s could not be stopped; its message is replaced whole", self.ts)
         if main is None:
@@ -256,22 +268,9 @@ class SlackLive:
         if updated is None:
             # Slack would not take the update: the answer is posted whole once more, the stub removed.
             await call(self.client, "chat.delete", channel=channel, ts=self.ts)
-            await self._post_messages(messages)
+            await self.poster.post_messages(self.conversation, messages)
             return
-        await self._post_messages(messages[1:])
-
-    async def _post_all(self, replies: list[Reply], main: TextReply | None) -> None:
-        for reply in replies:
-            if isinstance(reply, TextReply):
-                messages = blocks.answer_messages(reply) if reply is main else blocks.reply_messages(reply)
-                await self._post_messages(messages)
-            elif isinstance(reply, ApprovalRequest):
-                await self.post_card(reply.approval)
-
-    async def _post_messages(self, messages: list[blocks.Message]) -> None:
-        thread = {"thread_ts": self.target.thread} if self.target.thread else {}
-        for message in messages:
-            await call(self.client, "chat.postMessage", channel=self.target.channel, **thread, **message.payload())
+        await self.poster.post_messages(self.conversation, messages[1:])
 
 
 def _chunks(changed: list[Progress], text: str) -> list[dict[str, Any]]:

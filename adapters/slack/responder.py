@@ -84,13 +84,7 @@ class SlackResponder:
         return self.open_live(target, conversation)
 
     def open_live(self, target: Target, conversation: Conversation) -> SlackLive:
-        return SlackLive(
-            self.client,
-            self.streaming,
-            target,
-            lambda approval: self.post_card(conversation, approval),
-            self.stream_interval,
-        )
+        return SlackLive(self.client, self.streaming, target, self, conversation, self.stream_interval)
 
     @contextlib.asynccontextmanager
     async def _reacting(self, msg: Incoming) -> AsyncIterator[None]:
@@ -116,13 +110,20 @@ class SlackResponder:
     async def deliver(self, msg: Incoming, replies: list[Reply]) -> None:
         await self.post_replies(msg.conversation, replies)
 
-    async def post_replies(self, conversation: Conversation, replies: list[Reply]) -> None:
+    async def post_replies(
+        self, conversation: Conversation, replies: list[Reply], main: TextReply | None = None
+    ) -> None:
+        """Post replies whole; `main` is the turn's answer, which carries the feedback buttons."""
         for reply in replies:
             if isinstance(reply, TextReply):
-                for message in blocks.reply_messages(reply):
-                    await self.post(conversation, message.payload())
+                messages = blocks.answer_messages(reply) if reply is main else blocks.reply_messages(reply)
+                await self.post_messages(conversation, messages)
             elif isinstance(reply, ApprovalRequest):
                 await self.post_card(conversation, reply.approval)
+
+    async def post_messages(self, conversation: Conversation, messages: list[blocks.Message]) -> None:
+        for message in messages:
+            await self.post(conversation, message.payload())
 
     async def post(self, conversation: Conversation, payload: dict[str, Any]) -> dict[str, Any] | None:
         thread = {"thread_ts": conversation.thread} if conversation.thread else {}
