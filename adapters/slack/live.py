@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.pump import Pump
 from adapters.slack import blocks
 from adapters.slack import format as fmt
 from adapters.slack.web import attempt, call
@@ -90,7 +90,6 @@ class SlackLive:
         self.target = target
         self.poster = poster  # replies posted whole go where `conversation` says
         self.conversation = conversation
-        self.interval = interval
         self.finished = False
         self.sent = ""  # all text handed over, to find the reply it belongs to
         self.ts: str | None = None  # the streamed message, once started
@@ -98,11 +97,8 @@ class SlackLive:
         self._pending = ""
         self._tasks: dict[str, Progress] = {}
         self._changed: list[str] = []  # task ids to send with the next flush
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._closed = asyncio.Event()
-        self._pump: asyncio.Task[None] | None = None
-        self._flushed_at = 0.0
+        self._closing = False  # the end is being sent: a mention cut at the end of the text goes out as it is
+        self._pump = Pump(self._flush, interval, paced=lambda: self.ts is not None)
         self._status: asyncio.Task[None] | None = None
         # Streaming was refused for this answer, or is off here: nothing is shown until the end.
         self._declined = not (target.thread and support.on(target.team))
@@ -166,33 +162,11 @@ class SlackLive:
     def _kick(self) -> None:
         if self._declined and not self.target.assistant:
             return  # nothing to show before the end
-        self._wake.set()
-        if self._pump is None:
-            self._pump = asyncio.create_task(self._run_pump(), name="slack:stream")
-
-    async def _run_pump(self) -> None:
-        while True:
-            await self._wake.wait()
-            if self._closing:
-                return
-            self._wake.clear()
-            wait = self._flushed_at + self.interval - time.monotonic()
-            if wait > 0 and self.ts is not None:
-                # Batching, but the end of the answer does not wait for it: `finish` sends the rest at once.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), wait)
-                if self._closing:
-                    return
-            await self._flush()
-            self._flushed_at = time.monotonic()
+        self._pump.kick("slack:stream")
 
     async def _stop_pump(self) -> None:
         self._closing = True
-        self._closed.set()
-        self._wake.set()
-        if self._pump is not None:
-            # Let a call in flight finish: cut, a stream could be started without our knowing its ts.
-            await self._pump
+        await self._pump.stop()
 
     async def _flush(self) -> None:
         changed = [self._tasks[i] for i in self._changed]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Protocol
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
+from adapters.pump import Pump
 from adapters.stream_support import StreamSupport
 from adapters.teams.ai import OpenEntity, stream_info
 from bot.types import Approval, ApprovalRequest, Conversation, Incoming, Progress, ProgressState, Reply, TextReply
@@ -73,7 +73,6 @@ class TeamsLive:
         self.responder = responder
         self.msg = msg
         self.support = support
-        self.interval = interval
         self.reference = msg.conversation.reference
         kind = (self.reference.get("conversation") or {}).get("conversationType")
         self.tenant = msg.conversation.workspace
@@ -85,10 +84,7 @@ class TeamsLive:
         self.finished = False
         self._shown = ""  # the answer text Teams has
         self._informative: str | None = None
-        self._wake = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._pump: asyncio.Task[None] | None = None
-        self._flushed_at = 0.0
+        self._pump = Pump(self._flush, interval, paced=lambda: self.stream_id is not None)
         self.typing: asyncio.Task[None] | None = None
 
     # -- what the core calls -----------------------------------------------------------------------------
@@ -122,32 +118,15 @@ class TeamsLive:
 
     # -- the pump --------------------------------------------------------------------------------------
     def _kick(self) -> None:
-        if not self.streamed or self.broken:
-            return
-        self._wake.set()
-        if self._pump is None:
-            self._pump = asyncio.create_task(self._run_pump(), name="teams:stream")
-
-    async def _run_pump(self) -> None:
-        while not self._closed.is_set():
-            await self._wake.wait()
-            self._wake.clear()
-            wait = self._flushed_at + self.interval - time.monotonic()
-            if wait > 0 and self.stream_id is not None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), wait)
-            if self._closed.is_set() or self.broken:
-                return
-            await self._flush()
-            self._flushed_at = time.monotonic()
+        if self.streamed and not self.broken:
+            self._pump.kick("teams:stream")
 
     async def _stop_pump(self) -> None:
-        self._closed.set()
-        self._wake.set()
-        if self._pump is not None:
-            await self._pump  # an update in flight finishes first: its sequence number is spent
+        await self._pump.stop()
 
     async def _flush(self) -> None:
+        if self.broken:
+            return
         if self.sent != self._shown and self.sent.strip():
             text, kind = self.sent, "streaming"
         elif self._informative is not None and not self._shown:
