@@ -147,3 +147,41 @@ async def test_card_times_are_in_the_requesters_time_zone_when_teams_sends_one(s
     card = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if m.conversation_id == "a:tz"])
     shown = json.dumps(card[0].cards[0]["body"])
     assert "(America/New_York)" in shown and "UTC" not in shown
+
+
+async def test_feedback_invokes_with_missing_or_null_fields_are_answered_and_record_nothing(
+    start_teams: StartTeams,
+) -> None:
+    audit: list[Any] = []
+
+    class Trail:
+        async def record(self, event: Any) -> None:
+            audit.append(event)
+
+    rig = await start_teams(audit=Trail())
+    values: list[Any] = [
+        None,
+        {},
+        {"actionName": "feedback"},
+        {"actionName": "feedback", "actionValue": None},
+        {"actionName": "feedback", "actionValue": {"reaction": None, "feedback": None}},
+        {"actionName": "other", "actionValue": {"reaction": "like"}},
+    ]
+    for value in values:
+        invoke = message(rig.connector, "", reply_to=None)
+        del invoke["text"]
+        invoke.update(type="invoke", name="message/submitAction", value=value)
+        status, _ = await rig.post(invoke)
+        assert status == 200, value
+    # A well-formed one without a comment or a known message still counts, as "none".
+    invoke = message(rig.connector, "")
+    del invoke["text"]
+    invoke.update(
+        type="invoke",
+        name="message/submitAction",
+        value={"actionName": "feedback", "actionValue": {"reaction": "dislike"}},
+    )
+    assert (await rig.post(invoke))[0] == 200
+    await eventually(lambda: any(e.kind == "feedback" for e in audit))
+    [entry] = [e for e in audit if e.kind == "feedback"]
+    assert (entry.outcome, entry.tool, entry.detail) == ("bad", "none", "")
