@@ -101,16 +101,29 @@ async def turn_overhead(target: Target, fakes: Fakes, scale: Scale) -> dict[str,
 FIRST_TOKEN = 0.3
 
 
-async def first_token(target: Target, fakes: Fakes, scale: Scale) -> dict[str, Any]:
+async def first_token(target: Target, fakes: Fakes, scale: Scale, burst: bool = False) -> dict[str, Any]:
     """Event sent to the answer's first words visible in Slack (the first streamed markdown chunk at the fake
     Slack), with a streaming model whose first token comes at 300 ms and the rest 20 ms apart; `overhead` is
-    that minus the model's own time to its first token. Paced like turn_overhead."""
+    that minus the model's own time to its first token. Paced like turn_overhead, or (`burst`) sent like the
+    burst figure: 500 mentions in 50 channels, 50 requests in flight."""
     await fakes.config(latency=FIRST_TOKEN, streaming=True, token_delay=0.02)
     await fakes.reset()
     try:
-        prefix = unique_prefix("ftt")
-        result = await run_load(target, scale.overhead_rate, scale.overhead_turns, prefix, text="#long hello")
-        await fakes.wait_replies(len(result.ok), 30.0)
+        prefix = unique_prefix("ftb" if burst else "ftt")
+        if burst:
+            result = await run_load(
+                target,
+                rate=100_000,
+                count=scale.burst_events,
+                prefix=prefix,
+                text="#long hello",
+                max_seconds=90.0,
+                channels=scale.burst_channels,
+                concurrency=scale.burst_in_flight,
+            )
+        else:
+            result = await run_load(target, scale.overhead_rate, scale.overhead_turns, prefix, text="#long hello")
+        await fakes.wait_replies(len(result.ok), 60.0)
         stats = await fakes.stats()
     finally:
         await fakes.config(latency=0.0, streaming=False, token_delay=0.0)

@@ -46,6 +46,9 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+GROUPS = ("ack", "overhead", "burst", "first_token", "memory")
+
+
 async def run_layout(
     layout: str,
     scale: Scale,
@@ -54,51 +57,62 @@ async def run_layout(
     workdir: Path,
     profile_dir: Path | None,
     launcher: Path | None,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """The figures of one layout; `only` names groups of GROUPS to run (empty: all)."""
     session = fakes.session
     out: dict[str, Any] = {}
     profiles: list[Path] = []
+    propbot = layout not in ("bare", "textbook")
 
     def fresh() -> Any:
         redis.flushall()
         return deployment(layout, fakes.url, redis.url, workdir, launcher)
 
-    async with fresh() as target:
-        await warm_up(target, fakes)
-        say(f"[{layout}] ack latency")
-        out["ack"] = await figures.ack_latency(target, fakes, scale)
-    async with fresh() as target:
-        await warm_up(target, fakes)
-        say(f"[{layout}] turn overhead")
-        with profile.recording(target.procs, profile_dir, f"overhead-{layout}") as files:
-            out["overhead"] = await figures.turn_overhead(target, fakes, scale)
-        profiles += files
-        if layout not in ("bare", "textbook"):
-            say(f"[{layout}] redis round trips")
-            out["redis"] = await figures_state.redis_per_turn(target, fakes, scale, redis.url, session)
-        if layout == "inproc":
-            say(f"[{layout}] approval round trip")
-            out["approval"] = await figures_state.approval_round_trip(target, fakes, scale, session)
-            say(f"[{layout}] prompt tokens")
-            out["tokens"] = await figures_state.prompt_token_figure(target, fakes, scale, session)
-        say(f"[{layout}] throughput")
-        with profile.recording(target.procs, profile_dir, f"throughput-{layout}") as files:
-            out["throughput"] = await figures.throughput(target, fakes, scale)
-        profiles += files
+    def want(group: str) -> bool:
+        return not only or group in only
+
+    if want("ack"):
+        async with fresh() as target:
+            await warm_up(target, fakes)
+            say(f"[{layout}] ack latency")
+            out["ack"] = await figures.ack_latency(target, fakes, scale)
+    if want("overhead"):
+        async with fresh() as target:
+            await warm_up(target, fakes)
+            say(f"[{layout}] turn overhead")
+            with profile.recording(target.procs, profile_dir, f"overhead-{layout}") as files:
+                out["overhead"] = await figures.turn_overhead(target, fakes, scale)
+            profiles += files
+            if propbot:
+                say(f"[{layout}] redis round trips")
+                out["redis"] = await figures_state.redis_per_turn(target, fakes, scale, redis.url, session)
+            if layout == "inproc":
+                say(f"[{layout}] approval round trip")
+                out["approval"] = await figures_state.approval_round_trip(target, fakes, scale, session)
+                say(f"[{layout}] prompt tokens")
+                out["tokens"] = await figures_state.prompt_token_figure(target, fakes, scale, session)
+            say(f"[{layout}] throughput")
+            with profile.recording(target.procs, profile_dir, f"throughput-{layout}") as files:
+                out["throughput"] = await figures.throughput(target, fakes, scale)
+            profiles += files
     for path in profiles:
         if path.exists():
             say(profile.summarise(path))
-    async with fresh() as target:
-        await warm_up(target, fakes)
-        say(f"[{layout}] burst")
-        out["burst"] = await figures.burst(target, fakes, scale)
-    if layout not in ("bare", "textbook"):
+    if want("burst"):
         async with fresh() as target:
-            # A deployment of its own: a process decides once whether Slack streams (the others were told no).
-            await fakes.config(streaming=True)
             await warm_up(target, fakes)
-            say(f"[{layout}] time to first token")
-            out["first_token"] = await figures.first_token(target, fakes, scale)
+            say(f"[{layout}] burst")
+            out["burst"] = await figures.burst(target, fakes, scale)
+    if propbot and want("first_token"):
+        for name, burst in (("first_token", False), ("first_token_burst", True)):
+            async with fresh() as target:
+                # A deployment of its own: a process decides once whether Slack streams (the others were told no).
+                await fakes.config(streaming=True)
+                await warm_up(target, fakes)
+                say(f"[{layout}] {name}")
+                out[name] = await figures.first_token(target, fakes, scale, burst=burst)
+    if propbot and want("memory"):
         async with fresh() as target:
             await warm_up(target, fakes)
             say(f"[{layout}] memory")
@@ -106,7 +120,13 @@ async def run_layout(
     return out
 
 
-async def run(scale: Scale, layouts: list[str], profile_dir: Path | None, launcher: Path | None) -> dict[str, Any]:
+async def run(
+    scale: Scale,
+    layouts: list[str],
+    profile_dir: Path | None,
+    launcher: Path | None,
+    only: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
         "machine": machine(),
@@ -123,7 +143,7 @@ async def run(scale: Scale, layouts: list[str], profile_dir: Path | None, launch
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90)) as session:
                 fakes = Fakes(fakes_url, session)
                 for layout in layouts:
-                    figures_of = await run_layout(layout, scale, fakes, redis, workdir, profile_dir, launcher)
+                    figures_of = await run_layout(layout, scale, fakes, redis, workdir, profile_dir, launcher, only)
                     for shared in ("approval", "tokens"):
                         if shared in figures_of:
                             results[shared] = figures_of.pop(shared)
@@ -144,6 +164,9 @@ def main() -> None:
     parser.add_argument(
         "--layouts", default=",".join(LAYOUTS), help="comma-separated: inproc,split,direct,textbook,bare"
     )
+    parser.add_argument(
+        "--only", default="", help=f"experiments: comma-separated figure groups ({','.join(GROUPS)}); default all"
+    )
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the throughput figure here")
     parser.add_argument(
         "--launcher",
@@ -155,8 +178,12 @@ def main() -> None:
     unknown = set(layouts) - set(LAYOUTS)
     if unknown:
         parser.error(f"unknown layouts: {', '.join(sorted(unknown))}")
+    only = frozenset(name for name in args.only.split(",") if name)
+    if only - set(GROUPS):
+        parser.error(f"unknown figure groups: {', '.join(sorted(only - set(GROUPS)))}")
     scale = Scale.quick() if args.quick else Scale()
-    results = asyncio.run(run(scale, layouts, args.profile, args.launcher.resolve() if args.launcher else None))
+    launcher = args.launcher.resolve() if args.launcher else None
+    results = asyncio.run(run(scale, layouts, args.profile, launcher, only))
     report.write(results, args.out)
     print(report.table(results))
     print()

@@ -74,8 +74,10 @@ class Settings(BaseSettings):
     web_concurrency: int | None = Field(
         default=None, ge=1, le=64, description="a whole number of processes `propbot serve` runs (unset: one per core)"
     )
+    # A turn at the model is an idle coroutine of about 50 KB (docs/benchmarks.md): the bound is memory, not the
+    # model's latency, and whatever is beyond it waits in the queue.
     turn_concurrency: int = Field(
-        default=32, ge=1, le=4096, description="a whole number: turns one worker runs at once"
+        default=500, ge=1, le=4096, description="a whole number: turns one worker runs at once"
     )
     db_pool_size: int | None = Field(
         default=None, ge=1, le=1000, description="a whole number of database connections (unset: sized to the turns)"
@@ -100,6 +102,10 @@ class Settings(BaseSettings):
     )
 
     # -- platforms -------------------------------------------------------------------------------
+    channel_memory: Literal["thread", "channel"] = Field(
+        default="thread",
+        description="thread (each Slack or Teams channel thread is a conversation) or channel (one per channel)",
+    )
     slack_bot_token: str | None = Field(default=None, description="a Slack bot token (xoxb-...)")
     slack_signing_secret: str | None = Field(default=None, description="the Slack app's signing secret")
     slack_app_token: str | None = Field(default=None, description="a Slack app-level token (xapp-...)")

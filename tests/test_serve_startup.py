@@ -56,9 +56,9 @@ async def test_serve_logs_one_block_naming_what_it_runs_with(
     cores = os.cpu_count() or 1
     expected = (
         f"durable queue in Redis; {cores - 1} worker process(es) beside this one (WEB_CONCURRENCY={cores}), "
-        "each running up to 32 turns at once"
+        "each running up to 500 turns at once"
         if cores > 1
-        else "durable queue in Redis; in-process worker on (32 turns at once)"
+        else "durable queue in Redis; in-process worker on (500 turns at once)"
     )
     assert aspects["turns"] == expected
     # Bolt warned because it also read SLACK_BOT_TOKEN from the environment beside the client it is given.
@@ -103,4 +103,4 @@ def test_descriptions_name_hosts_and_never_credentials() -> None:
     off = describe.turns(settings(redis_url="redis://r"), durable=True, worker=False)
     assert off.endswith("in-process worker off (IN_PROCESS_WORKER=false): run `propbot worker`")
     dedicated = describe.turns(settings(redis_url="redis://r"), durable=True, worker=True, dedicated=True)
-    assert dedicated == "durable queue in Redis; this worker runs up to 32 turns at once"
+    assert dedicated == "durable queue in Redis; this worker runs up to 500 turns at once"

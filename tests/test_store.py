@@ -205,13 +205,6 @@ async def test_a_turns_outcome_is_saved_with_its_history_and_found_by_a_second_r
     again = await backend.other().lock_and_load(key, 30, "ev-1")
     assert again.token is not None and again.finished == "s|[]"
     await store.release_lock(key, again.token)
-    await store.mark_delivered(key, "ev-1")
-    delivered = await store.lock_and_load(key, 30, "ev-1")
-    assert delivered.token is not None and delivered.finished == "d"
-    await store.release_lock(key, delivered.token)
-    await store.mark_delivered(key, "ev-never-saved")  # only a recorded outcome is marked
-    later = await store.lock_and_load(key, 30, "ev-never-saved")
-    assert later.token is not None and later.finished is None
 
 
 async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Backend) -> None:

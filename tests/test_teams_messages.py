@@ -71,8 +71,10 @@ async def test_channel_mention_is_stripped_and_answered_in_the_thread(start_team
     assert reply.kind == "reply" and reply.activity_id == "1700000000001"  # in the thread under the root post
     assert reply.conversation_id == threaded
     assert last_message(fake.requests[0])["content"] == "Mona Manager: hello"  # no <at>propbot</at>
-    # One history per channel: the key has no ;messageid= part.
-    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}")
+    # The channel thread is the conversation (CHANNEL_MEMORY=thread): the key is the channel without its
+    # ;messageid= part, then the thread's root.
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}:1700000000001")
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}") == []
     assert await history_of(rig.harness.store, f"teams:{TENANT}:{threaded}") == []
 
 

@@ -11,6 +11,7 @@ from bot.errors import StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import STREAM, TurnQueue
+from bot.store import keys
 from bot.types import Incoming, TextReply
 from tests.support.fake_openai import text
 from tests.support.harness import MANAGER, Harness
@@ -37,6 +38,9 @@ async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> No
     assert [r.text for r in responder.delivered[0][1] if isinstance(r, TextReply)] == ["queued answer"]
     assert len(h.fake.requests) == 1
     assert await h.redis.xlen(STREAM) == 0  # acknowledged and deleted
+    # ... in the same round trip as the turn's recorded outcome was marked delivered (a worker that took the
+    # entry over after a partial write would only acknowledge it)
+    assert await h.redis.get(keys.finished(msg.conversation.key, msg.event_id)) == "d"
 
 
 async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness: Any) -> None:

@@ -45,8 +45,10 @@ class SlackListeners:
         names: UserNames,
         allowed_teams: frozenset[str] = frozenset(),
         surfaces: SlackSurfaces | None = None,
+        thread_memory: bool = True,
     ) -> None:
         self.core = core
+        self.thread_memory = thread_memory
         self.responder = responder
         self.names = names
         self.surfaces = surfaces
@@ -76,16 +78,22 @@ class SlackListeners:
         # A mention inside a DM also arrives as message.im; that copy answers it.
         if str(event.get("channel", "")).startswith("D") or event.get("channel_type") == "im":
             return
-        await self._accept(body, event, context, thread=event.get("thread_ts") or event.get("ts"))
+        await self._accept(
+            body, event, context, thread=event.get("thread_ts") or event.get("ts"), own=self.thread_memory
+        )
 
     async def on_message(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("channel_type") != "im":
             return
-        await self._accept(body, event, context, thread=event.get("thread_ts"))
+        # Slack's own test for an assistant-panel message (Bolt's too): a person's reply in a thread of the app's
+        # DM. Each such thread is a conversation of its own.
+        thread = event.get("thread_ts")
+        await self._accept(body, event, context, thread=thread, own=isinstance(thread, str))
 
     async def _accept(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, thread: Any
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, thread: Any, own: bool
     ) -> None:
+        """`own`: the thread is a conversation of its own (its own history), not a place in the channel's."""
         user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
         bot_user = context.bot_user_id
         if (reason := not_a_question(event, bot_user)) is not None:
@@ -107,8 +115,6 @@ class SlackListeners:
             log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
             return
         team = installation(context)
-        # Slack's own test for an assistant-panel message (Bolt's too): a person's reply in a thread of the app's
-        # DM. Each such thread is a conversation of its own.
         assistant = event.get("channel_type") == "im" and isinstance(event.get("thread_ts"), str)
         recipient_team = event.get("user_team") or event.get("team") or team
         conversation = Conversation(
@@ -117,7 +123,7 @@ class SlackListeners:
             channel=channel,
             thread=thread if isinstance(thread, str) else None,
             reference={"ts": ts, "user": str(user), "team": str(recipient_team), "assistant": assistant},
-            thread_history=assistant,
+            thread_history=own and isinstance(thread, str),
         )
         msg = Incoming(
             conversation=conversation,

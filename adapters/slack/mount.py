@@ -67,7 +67,7 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     tab = HomeTab(core, client)
     surfaces = SlackSurfaces(core, responder, names, tab)
     surfaces.register(bolt)
-    SlackListeners(core, responder, names, config.allowed_teams, surfaces).register(bolt)
+    SlackListeners(core, responder, names, config.allowed_teams, surfaces, config.thread_memory).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if config.app_token:
         from adapters.slack.socket import socket_mode

@@ -75,11 +75,13 @@ def strip_bot_mention(activity: Activity) -> str:
     return re.sub(r"[ \t]+", " ", text).strip()
 
 
-def conversation_of(activity: Activity) -> Conversation:
+def conversation_of(activity: Activity, thread_memory: bool = True) -> Conversation:
+    """The activity's conversation; with `thread_memory` a channel thread is a conversation of its own."""
     full_id: str = activity.conversation.id
     root = _MESSAGE_ID.search(full_id)
     is_channel = (activity.conversation.conversation_type or "") == "channel"
     reference = TurnContext.get_conversation_reference(activity).serialize()
+    thread = root.group(1) if root else (activity.id if is_channel else None)
     zone = time_zone_of(activity.local_timezone, activity.entities)
     if zone:
         reference["timezone"] = zone  # the sender's, for the times shown in this conversation's cards
@@ -87,8 +89,9 @@ def conversation_of(activity: Activity) -> Conversation:
         platform="teams",
         workspace=tenant_of(activity),
         channel=_MESSAGE_ID.sub("", full_id),
-        thread=root.group(1) if root else (activity.id if is_channel else None),
+        thread=thread,
         reference=reference,
+        thread_history=thread_memory and is_channel and thread is not None,
     )
 
 

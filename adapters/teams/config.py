@@ -21,3 +21,5 @@ class TeamsConfig:
     problem: str | None = None  # why these settings cannot be served, naming the variable; None when they can
     streaming: bool = True  # answers streamed in personal chats where Teams allows
     stream_interval: float = 1.0  # seconds between two updates of one streamed answer
+    # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.
+    thread_memory: bool = True

@@ -40,8 +40,11 @@ MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
 
 
 class TeamsInbound:
-    def __init__(self, core: CorePort, responder: TeamsResponder, invoke_wait: float = INVOKE_WAIT) -> None:
+    def __init__(
+        self, core: CorePort, responder: TeamsResponder, invoke_wait: float = INVOKE_WAIT, thread_memory: bool = True
+    ) -> None:
         self.core = core
+        self.thread_memory = thread_memory
         self.responder = responder
         self.invoke_wait = invoke_wait
 
@@ -77,7 +80,7 @@ class TeamsInbound:
 
     def _incoming(self, activity: Activity, text: str) -> Incoming:
         return Incoming(
-            conversation=conversation_of(activity),
+            conversation=conversation_of(activity, self.thread_memory),
             user=principal_of(activity),
             user_name=activity.from_property.name,
             text=text,
@@ -170,7 +173,7 @@ class TeamsInbound:
                 comment = raw
         feedback = Feedback(
             user=principal_of(activity),
-            conversation=conversation_of(activity).key,
+            conversation=conversation_of(activity, self.thread_memory).key,
             positive=reaction == "like",
             answer=activity.reply_to_id or "",
             comment=comment,
@@ -198,7 +201,7 @@ class TeamsInbound:
         if approval is None or result.outcome in (DecisionOutcome.REFUSED, DecisionOutcome.UNAVAILABLE):
             who = activity.from_property.name or "Someone"
             note = TextReply(text=f"{who}: {result.message}")
-            await self.responder.post(conversation_of(activity), [note])
+            await self.responder.post(conversation_of(activity, self.thread_memory), [note])
             return
         await self.responder.replace_card(approval, activity.reply_to_id)
         if result.replies:

@@ -30,6 +30,7 @@ def slack_config(settings: Settings) -> SlackConfig:
         allowed_teams=settings.allowed_slack_teams,
         streaming=settings.slack_streaming,
         stream_interval=settings.slack_stream_interval,
+        thread_memory=settings.channel_memory == "thread",
     )
 
 
@@ -49,6 +50,7 @@ def teams_config(settings: Settings) -> TeamsConfig:
         problem=settings.teams_problem(),
         streaming=settings.teams_streaming,
         stream_interval=settings.teams_stream_interval,
+        thread_memory=settings.channel_memory == "thread",
     )
 
 

@@ -97,10 +97,6 @@ class Agent:
             metrics.DUPLICATES.labels(msg.conversation.platform).inc()
             log.info("dropped duplicate delivery %s", msg.event_id)
 
-    async def delivered(self, msg: Incoming) -> None:
-        """The turn's replies reached the platform: a later run of the same delivery only acknowledges it."""
-        await self.transcript.mark_delivered(msg.conversation.key, msg.event_id)
-
     async def run_turn(self, msg: Incoming, live: LiveReply | None = None) -> list[Reply]:
         """The turn for an accepted message, run here and now: lock, load, loop, save, unlock. A busy
         conversation or an unreachable store is answered in words, and the delivery is forgotten so the

@@ -85,10 +85,6 @@ class Transcript:
         await self.store.save_history(conversation, kept, release_token=hold.token, finished=finished)
         hold.released = True
 
-    async def mark_delivered(self, conversation: str, delivery: str) -> None:
-        """The outcome `save()` recorded for `delivery` reached the platform: a later run only acknowledges it."""
-        await self.store.mark_delivered(conversation, delivery)
-
     async def _keep(self, conversation: str, hold: Hold) -> None:
         """Refresh the lock every ttl/3. A store error is retried until the lock would have expired: one
         dropped connection must not end the refresher and let a second turn in beside this one."""

@@ -160,11 +160,7 @@ class Dispatcher:
                 # The replies are recorded with the turn: a later run delivers them without running it again.
                 log.exception("turn %s could not be delivered", msg.event_id)
                 return last
-        try:
-            await self.agent.delivered(msg)
-        except StoreUnavailable:
-            log.warning("turn %s delivered, but not recorded as delivered", msg.event_id)
-        return True
+        return True  # the queue records the delivery with the acknowledgement
 
     async def _give_up(self, responder: Responder, msg: Incoming, busy: bool) -> bool:
         log.warning("turn %s could not run after the last attempt; telling the user", msg.event_id)

@@ -27,6 +27,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from bot.errors import StoreUnavailable
+from bot.store import keys
 from bot.store.redis import REDIS_ERRORS, RedisClient, ms, text
 from bot.types import Incoming
 
@@ -46,13 +47,6 @@ _ENQUEUE_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'msg', ARGV[3])
 return 1
-"""
-
-# KEYS: stream. ARGV: group, entry id. Acknowledged and deleted together: an entry acknowledged but left in
-# the stream would only be garbage, but one script is also one round trip.
-_ACK = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XDEL', KEYS[1], ARGV[2])
 """
 
 # KEYS: stream. ARGV: group, consumer, entry ids. Resets the idle time of the entries this consumer still
@@ -77,7 +71,7 @@ class TurnQueue:
         client: RedisClient,
         *,
         claim_idle: float = 10.0,
-        max_in_flight: int = 32,
+        max_in_flight: int = 500,
         maxlen: int = 100_000,
         max_attempts: int = 6,
     ) -> None:
@@ -88,7 +82,6 @@ class TurnQueue:
         self.max_attempts = max_attempts
         self._enqueue_once = client.register_script(_ENQUEUE_ONCE)
         self._keep_owned = client.register_script(_KEEP_OWNED)
-        self._ack_script = client.register_script(_ACK)
         # Host and pid say which process holds a pending turn (XPENDING), the random part tells restarts apart.
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._group_ready = False
@@ -178,6 +171,7 @@ class TurnQueue:
 
     async def _work(self, entry_id: str, raw: Any, run_turn: RunTurn, attempt: int) -> None:
         try:
+            msg: Incoming | None = None
             try:
                 msg = Incoming.model_validate_json(raw)
             except Exception:
@@ -186,7 +180,7 @@ class TurnQueue:
             else:
                 settled = await run_turn(msg, attempt)
             if settled:
-                await self._ack(entry_id)
+                await self._ack(entry_id, msg)
         finally:
             self._in_flight.pop(entry_id, None)
 
@@ -194,13 +188,23 @@ class TurnQueue:
         """Whether a turn on its `attempt`-th run must settle now, one way or another."""
         return attempt >= self.max_attempts
 
-    async def _ack(self, entry_id: str) -> None:
+    async def _ack(self, entry_id: str, msg: Incoming | None) -> None:
+        """Settle an entry: mark its turn's recorded outcome delivered, acknowledge it and delete it, in one
+        round trip (a pipeline, not a script: the outcome is in the conversation's slot, the entry in the
+        stream's). Any part may land without the rest: an outcome marked delivered whose entry stays pending
+        is only acknowledged by the worker that takes it over; an entry acknowledged is never run again."""
         # An entry left unacknowledged is run again, which the turn's recorded outcome makes harmless (it only
         # re-delivers or acks); retrying for a while still saves the platform a repeated post.
         pause = 0.1
         for _ in range(12):
             try:
-                await self._ack_script(keys=[STREAM], args=[GROUP, entry_id])
+                async with self.client.pipeline(transaction=False) as pipe:
+                    if msg is not None:
+                        # XX: only an outcome that was recorded; KEEPTTL: it goes when the dedupe window does.
+                        pipe.set(keys.finished(msg.conversation.key, msg.event_id), "d", xx=True, keepttl=True)
+                    pipe.xack(STREAM, GROUP, entry_id)
+                    pipe.xdel(STREAM, entry_id)
+                    await pipe.execute()
                 return
             except REDIS_ERRORS:
                 await asyncio.sleep(pause)

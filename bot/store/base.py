@@ -46,9 +46,6 @@ class Conversations(Protocol):
         (else LockLost, and nothing is written), releasing it in the same step. With `finished` =
         (delivery, replies JSON, seconds to keep): also record that delivery's outcome, in the same step."""
 
-    async def mark_delivered(self, conversation: str, delivery: str) -> None:
-        """The delivery's replies reached the platform (only an outcome that was recorded is marked)."""
-
 
 class Deliveries(Protocol):
     """Platform delivery ids already seen, so a redelivered event or click is handled once."""

@@ -158,11 +158,6 @@ class MemoryStore:
         if release_token is not None:
             await self.release_lock(conversation, release_token)
 
-    async def mark_delivered(self, conversation: str, delivery: str) -> None:
-        held = self._finished.get((conversation, delivery))
-        if held is not None:
-            self._finished[(conversation, delivery)] = ("d", held[1])
-
     # -- approvals -------------------------------------------------------------------------------
     def _record(self, approval_id: str) -> dict[str, Any] | None:
         held = self._approvals.get(approval_id)

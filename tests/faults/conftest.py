@@ -28,7 +28,7 @@ MakeFaulty = Callable[..., Awaitable[Harness]]
 def every_script() -> list[str]:
     """The Lua of the Redis store and the turn queue."""
     found = [value for name, value in vars(_scripts).items() if name.isupper() and isinstance(value, str)]
-    return [*found, turn_queue._ENQUEUE_ONCE, turn_queue._KEEP_OWNED, turn_queue._ACK]
+    return [*found, turn_queue._ENQUEUE_ONCE, turn_queue._KEEP_OWNED]
 
 
 async def warm_scripts(client: RedisClient) -> None:

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.ingress import turn_queue
 from bot.ingress.turn_queue import GROUP, STREAM
-from tests.faults.proxy import Fault, RedisFaultProxy, script
+from tests.faults.proxy import Fault, RedisFaultProxy, command
 from tests.support.fake_openai import FakeOpenAI, text
 from tests.support.fake_slack import FakeSlack, MakeSlackBot, mention
 from tests.support.processes import propbot_env, start_propbot, stop
@@ -42,11 +41,12 @@ async def test_row_4_a_worker_killed_after_answering_but_before_acknowledging_is
     web = await slack_bots(sqlite_database, in_process_worker=False)
     quick = {"TURN_CLAIM_IDLE": "1.5", "LOCK_TTL": "3", "LOCK_WAIT": "6"}
     log = tmp_path / "workers.log"
-    # The doomed worker reaches Redis through the proxy, which kills it as it sends its acknowledgement: the
-    # answer is saved and posted, the entry still pending.
+    # The doomed worker reaches Redis through the proxy, which kills it as it sends its acknowledgement (the
+    # batch that also marks the outcome delivered; the mark, ahead of it, goes through): the answer is saved
+    # and posted, the entry still pending.
     doomed_env = _worker_env(tmp_path, proxy.url, fake_openai, fake_slack, sqlite_database, **quick)
     doomed = start_propbot("worker", doomed_env, tmp_path, log)
-    proxy.arm(Fault(at=1, kind="kill", when=script(turn_queue._ACK), on_kill=doomed.kill))
+    proxy.arm(Fault(at=1, kind="kill", when=command("XACK"), on_kill=doomed.kill))
     survivor: subprocess.Popen[bytes] | None = None
     try:
         assert (await web.send_event(mention("USTAFF", "what needs fixing at P-1001?"))).status == 200

@@ -61,8 +61,3 @@ class RedisConversations(RedisPart):
             saved = await self._save(keys=names, args=[release_token, payload, ttl, outcome, ms(keep)])
         if not saved:
             raise LockLost(conversation)
-
-    async def mark_delivered(self, conversation: str, delivery: str) -> None:
-        async with self._op("mark_delivered"):
-            # XX: only an outcome that was recorded; KEEPTTL: it still goes when the dedupe window does.
-            await self._client.set(keys.finished(conversation, delivery), "d", xx=True, keepttl=True)
