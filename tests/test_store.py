@@ -19,6 +19,7 @@ from bot.store.base import Store
 from bot.store.factory import make_store
 from bot.store.memory import MemoryStore
 from bot.store.redis import RedisStore
+from bot.store.redis._connection import MAX_CONNECTIONS
 from bot.types import Approval, ApprovalStatus, Conversation, Detail
 from tests.support.peek import history_of, take_lock
 from tests.support.redis_server import RedisClusterServer, RedisServer
@@ -524,3 +525,18 @@ def test_conversation_keys_share_one_hash_tag() -> None:
     assert keys.approval("a1") == "pb:approval:{a1}"
     with pytest.raises(ValueError):
         keys.history("")
+
+
+async def test_a_thousand_turns_at_once_share_a_bounded_set_of_connections(redis_backend: Backend) -> None:
+    # redis-py's default pool raises "Too many connections" past 100 commands in flight: with hundreds of turns
+    # running at once, every one past the hundredth was told the store was down. They wait for a connection.
+    store = redis_only(redis_backend)
+    conversations = [f"slack:T1:C1:{i}" for i in range(1000)]
+    held = await asyncio.gather(*(store.lock_and_load(key, 30, f"ev-{key}") for key in conversations))
+    assert all(hold.token is not None for hold in held)
+    await asyncio.gather(
+        *(store.save_history(key, [], release_token=hold.token) for key, hold in zip(conversations, held, strict=True))
+    )
+    if redis_backend.kind == "redis":
+        clients: Any = await store.client.info("clients")
+        assert clients["connected_clients"] <= MAX_CONNECTIONS + 1  # the pool's bound (+ this INFO's own)

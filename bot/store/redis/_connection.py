@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -24,6 +24,12 @@ RedisClient = Redis | RedisCluster
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # redis-py raises RedisClusterException (not a RedisError) when no cluster node answers.
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
+# Connections one process opens to one server. redis-py's own pools raise "Too many connections" past 100
+# commands in flight, which hundreds of turns at once reach: a single server's pool makes a command wait for a
+# free connection instead (commands take well under a millisecond, so 200 serve thousands a second). A cluster
+# node's pool cannot wait in redis-py; it gets room for every turn a worker runs instead.
+MAX_CONNECTIONS = 200
+CLUSTER_NODE_MAX_CONNECTIONS = 5000
 
 
 def connect(url: str, **overrides: Any) -> RedisClient:
@@ -39,11 +45,15 @@ def connect(url: str, **overrides: Any) -> RedisClient:
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(ConnectionError,)),
         "decode_responses": True,
     }
-    options.update(overrides)
     scheme, sep, rest = url.partition("://")
     if sep and scheme.lower() in CLUSTER_SCHEMES:
+        options["max_connections"] = CLUSTER_NODE_MAX_CONNECTIONS
+        options.update(overrides)
         return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}", **options)
-    return Redis.from_url(url, **options)
+    # Waiting for a connection is bounded like a command is: past it, the store counts as unavailable.
+    options.update(max_connections=MAX_CONNECTIONS, timeout=options["socket_timeout"])
+    options.update(overrides)
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, **options))
 
 
 def ms(ttl: float) -> int:
