@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import (
     AsyncRetrying,
@@ -116,6 +116,7 @@ class OpenAIChatModel:
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout,
+            http_client=DefaultAioHttpClient(timeout=config.timeout),
         )
 
     async def close(self) -> None:
