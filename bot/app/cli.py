@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.app import ops as ops_cli
 from bot.config import Settings, load_settings, require_model_settings
@@ -17,6 +18,18 @@ from bot.observability.logs import setup_logging
 from bot.observability.tracing import setup_tracing
 
 log = logging.getLogger("propbot")
+
+
+def run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server on uvloop where it is installed (Linux and macOS): the bench measured about 12% less CPU per
+    turn and 10% lower overhead than asyncio's own loop (docs/benchmarks.md). Elsewhere asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -106,12 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from bot.app.server import serve
 
-            asyncio.run(serve(settings))
+            run_fast(serve(settings))
             return 0
         if args.command == "worker":
             from bot.app.server import work
 
-            asyncio.run(work(settings))
+            run_fast(work(settings))
             return 0
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))
