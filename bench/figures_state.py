@@ -123,7 +123,7 @@ async def approval_round_trip(
 async def prompt_token_figure(
     target: Target, fakes: Fakes, scale: Scale, session: aiohttp.ClientSession
 ) -> dict[str, Any]:
-    """A scripted conversation (one channel, tools on most turns) with every model request recorded,
+    """A scripted conversation (one thread, tools on most turns) with every model request recorded,
     counted against the naive baseline (see bench.tokens)."""
     await fakes.config(latency=0.0, record=True)
     await fakes.reset()
@@ -132,9 +132,10 @@ async def prompt_token_figure(
     answered = 0
     try:
         for i, text in enumerate(conversation_script(scale.token_turns)):
+            # One conversation: the first mention starts a thread (CHANNEL_MEMORY=thread), the rest are in it.
             tag = f"{prefix}{i}"
-            await send_one(session, target, tag, text, "UB002", channel)
-            answered += await fakes.reply_at(tag) is not None
+            await send_one(session, target, tag, text, "UB002", channel, thread=f"{prefix}0" if i else None)
+            answered += await fakes.wait_posts(i + 1)
         requests = await fakes.requests()
     finally:
         await fakes.config(record=False)

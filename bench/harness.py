@@ -98,6 +98,15 @@ class Fakes:
                 break
         return seen
 
+    async def wait_posts(self, count: int, within: float = 15.0) -> bool:
+        """Until the fake Slack has had `count` chat.postMessage calls since the last reset."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if int((await self.stats())["posts"]) >= count:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
     async def requests(self) -> list[dict[str, Any]]:
         _, body = await self._get("/admin/requests")
         result: list[dict[str, Any]] = body
@@ -151,11 +160,18 @@ async def run_load(
 
 
 async def send_one(
-    session: aiohttp.ClientSession, target: Target, tag: str, text: str, user: str, channel: str
+    session: aiohttp.ClientSession,
+    target: Target,
+    tag: str,
+    text: str,
+    user: str,
+    channel: str,
+    thread: str | None = None,
 ) -> tuple[float, int]:
     """One signed mention from the orchestrator (sequential figures); returns (sent_at, status)."""
     sent = time.monotonic()
-    status = await post_signed(session, target.events_url, mention_body(tag, user, channel, text), SIGNING_SECRET)
+    body = mention_body(tag, user, channel, text, thread)
+    status = await post_signed(session, target.events_url, body, SIGNING_SECRET)
     return sent, status
 
 

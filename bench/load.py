@@ -34,8 +34,9 @@ def sign(body: str, secret: str) -> dict[str, str]:
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
-def mention_body(tag: str, user: str, channel: str, text: str) -> str:
-    """An Events API delivery; the tag is the event's ts, so the bot's threaded reply names it."""
+def mention_body(tag: str, user: str, channel: str, text: str, thread: str | None = None) -> str:
+    """An Events API delivery; the tag is the event's ts, so the bot's threaded reply names it (unless the mention
+    is in the thread `thread`, where the reply goes)."""
     event = {
         "type": "app_mention",
         "user": user,
@@ -43,6 +44,7 @@ def mention_body(tag: str, user: str, channel: str, text: str) -> str:
         "ts": tag,
         "channel": channel,
         "team": TEAM,
+        **({"thread_ts": thread} if thread else {}),
     }
     body = {
         "token": "unused",

@@ -65,6 +65,28 @@ return lost
 """
 
 
+# A worker starts no new turn while its event loop runs this late: the turns it has are using the CPU it has, and
+# in a process that also serves the platforms (the in-process worker) the acks come first. What waits stays in
+# the queue. Tens of milliseconds is far below any platform's timeout and above a healthy loop's jitter.
+LAG_LIMIT = 0.025
+LAG_PERIOD = 0.05
+READ_BATCH = 32
+
+
+class LoopLag:
+    """How late this event loop ran a timer lately: a measure of how busy the process is."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            due = loop.time() + LAG_PERIOD
+            await asyncio.sleep(LAG_PERIOD)
+            self.seconds = max(0.0, loop.time() - due)
+
+
 class TurnQueue:
     def __init__(
         self,
@@ -86,6 +108,7 @@ class TurnQueue:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._group_ready = False
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self.lag = LoopLag()
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -114,6 +137,7 @@ class TurnQueue:
     async def run(self, run_turn: RunTurn, stop: asyncio.Event, block_ms: int = 1000) -> None:
         """Consume until `stop` is set; survives Redis outages by retrying with a pause."""
         keeper = asyncio.create_task(self._keep_alive(stop))
+        watcher = asyncio.create_task(self.lag.watch(stop))
         next_claim = 0.0
         try:
             while not stop.is_set():
@@ -125,15 +149,19 @@ class TurnQueue:
                         next_claim = time.monotonic() + self.claim_idle_ms / 2000
                         await self._claim_abandoned(run_turn)
                     room = self.max_in_flight - len(self._in_flight)
-                    if room <= 0:
+                    if room <= 0 or self.lag.seconds > LAG_LIMIT:
                         await asyncio.sleep(0.05)
                         continue
+                    # A few at a time, with a beat between: the loop's lag catches up with the turns just started
+                    # before more are read.
                     batches: Any = await self.client.xreadgroup(
-                        GROUP, self.consumer, {STREAM: ">"}, count=room, block=block_ms
+                        GROUP, self.consumer, {STREAM: ">"}, count=min(room, READ_BATCH), block=block_ms
                     )
                     for _, entries in batches or []:
                         for entry_id, fields in entries:
                             self._start(text(entry_id), fields, run_turn)
+                    if batches:
+                        await asyncio.sleep(LAG_PERIOD / 5)
                 except REDIS_ERRORS as exc:
                     self._group_ready = False
                     log.warning("turn queue unreachable (%s); retrying", type(exc).__name__)
@@ -141,6 +169,7 @@ class TurnQueue:
                         await asyncio.wait_for(stop.wait(), 1.0)
         finally:
             keeper.cancel()
+            watcher.cancel()
 
     async def drain(self, grace: float) -> None:
         """Let in-flight turns finish; whatever is cut off stays pending for another worker to reclaim."""
