@@ -101,6 +101,29 @@ class Settings(BaseSettings):
         default=None, description="an OTLP/HTTP collector URL (needs the otel extra)"
     )
 
+    # -- tenants' mail and documents (tools/onboarding.py) -----------------------------------------
+    smtp_host: str | None = Field(default=None, description="an SMTP server for welcome packages (unset: log only)")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="the SMTP server's port")
+    smtp_sender: str = Field(default="propbot@example.com", description="the From address of propbot's e-mail")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (port 587), tls (port 465) or none (a relay on this host)"
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP user name (with SMTP_PASSWORD)")
+    smtp_password: str | None = Field(default=None, description="SMTP password")
+    maintenance_channels: str = Field(
+        default="",
+        description="where the maintenance team hears of scheduled and cancelled requests, e.g. "
+        "Austin=slack:C0AUSTIN,P-1001=teams:19:abc@thread.tacv2,*=slack:C0ALL",
+    )
+    documents_dir: str | None = Field(default=None, description="a folder for lease PDFs (unset: the database)")
+    public_url: str | None = Field(
+        default=None,
+        description="propbot's public https address, for document links (e.g. https://propbot.example.com)",
+    )
+    document_link_secret: str | None = Field(
+        default=None, min_length=32, description="32+ random characters that sign document links"
+    )
+
     # -- platforms -------------------------------------------------------------------------------
     channel_memory: Literal["thread", "channel"] = Field(
         default="thread",

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.presentation import Detail, Presentation, PresentationItem, Source
+from tools.presentation import Detail, DocumentLink, Presentation, PresentationItem, Source, TeamNotice
 
 __all__ = [
     "Approval",
@@ -24,6 +24,7 @@ __all__ = [
     "DecisionOutcome",
     "DecisionResult",
     "Detail",
+    "DocumentLink",
     "Feedback",
     "Incoming",
     "Platform",
@@ -34,6 +35,7 @@ __all__ = [
     "Reply",
     "Source",
     "Suggestion",
+    "TeamNotice",
     "TextReply",
 ]
 
@@ -154,6 +156,10 @@ class Approval(BaseModel):
     # Runs of an approved call whose outcome stayed unknown (the tool timed out or raised after it started);
     # the sweeper runs it again under the same idempotency key, later each time.
     attempts: int = 0
+    # The tool as it was when the call was requested: a deploy that changes its arguments in between makes the
+    # approval refuse to run (None: requested before versions were recorded; its arguments are checked instead).
+    tool_version: int | None = None
+    schema_hash: str | None = None
 
 
 class ApprovalRequest(BaseModel):
@@ -215,6 +221,8 @@ class DecisionResult(BaseModel):
     message: str  # plain words for the clicker
     approval: Approval | None = None
     replies: list[Reply] = Field(default_factory=list)  # the agent's follow-up in the conversation
+    documents: list[DocumentLink] = Field(default_factory=list)  # what the approved call made, to deliver
+    notices: list[TeamNotice] = Field(default_factory=list)  # what the maintenance team is told of it
 
     @property
     def changed(self) -> bool:

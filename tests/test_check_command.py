@@ -70,7 +70,7 @@ async def test_a_good_configuration_passes_and_changes_nothing(
     assert "auth.test: @propbot in Test (T1)" in finding(out, "slack")
     assert finding(out, "redis").startswith("ok   redis        Redis at 127.0.0.1:") and "reachable" in out
     assert "manager (all tools, approves all)" in finding(out, "permissions")
-    assert "schedule_maintenance" in finding(out, "tools") and out.endswith("all good\n")
+    assert "schedule_maintenance v1" in finding(out, "tools") and out.endswith("all good\n")
     assert "no file yet" in finding(out, "database")
     assert not db_file.exists() and not [name for name in files_in(tmp_path) if ".db" in name]  # serve creates
     assert fake_slack.calls_to("auth.test") and fake_slack.calls_to("auth.test")[0].authorized

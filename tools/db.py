@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-from tools.sample_data import SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES
-from tools.tables import Base, MaintenanceRequest, Property
+from tools.sample_data import SAMPLE_LEASES, SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES, SAMPLE_TENANTS
+from tools.tables import Base, Lease, MaintenanceRequest, Property, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,8 @@ class Database:
             return
         await conn.execute(insert(Property), [dict(row) for row in SAMPLE_PROPERTIES])
         await conn.execute(insert(MaintenanceRequest), [dict(row) for row in SAMPLE_MAINTENANCE_REQUESTS])
+        await conn.execute(insert(Tenant), [dict(row) for row in SAMPLE_TENANTS])
+        await conn.execute(insert(Lease), [dict(row) for row in SAMPLE_LEASES])
         log.info(
             "seeded %d properties and %d maintenance requests",
             len(SAMPLE_PROPERTIES),

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tools.presentation import Detail, Presentation, PresentationItem, Source
+from tools.presentation import Detail, Presentation, PresentationItem, Source, TeamNotice
 from tools.properties import normalize_property_id
 from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import (
@@ -108,7 +108,18 @@ async def _with_property(session: AsyncSession, req: MaintenanceRequest, summary
     if req.cancelled_at is not None:
         data["cancelled_at"] = req.cancelled_at.isoformat()
         data["cancelled_by"] = req.cancelled_by
-    return ToolResult(data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)])
+    notice = TeamNotice(
+        key=f"{req.id}:{req.status}",
+        request_id=req.id,
+        property_id=req.property_id,
+        city=prop.city if prop is not None else "",
+        status=req.status,
+        title=presentation.title,
+        fields=presentation.fields,
+    )
+    return ToolResult(
+        data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)], notices=[notice]
+    )
 
 
 _ALREADY_CREATED = "Request {id} was already created for this approval; nothing new was created."

@@ -30,6 +30,28 @@ class Presentation(BaseModel):
     footer: str | None = None
 
 
+class DocumentLink(BaseModel):
+    """A document a tool made (a lease PDF), kept in the document store: Slack gets it as a file in the thread,
+    Teams as a signed, expiring link to propbot's `GET /documents/<id>`."""
+
+    id: str
+    filename: str
+    title: str
+
+
+class TeamNotice(BaseModel):
+    """A change the maintenance team hears about (a request scheduled or cancelled): posted once per `key` to the
+    team's channel for the property's city, with buttons to mark the request in progress or done."""
+
+    key: str  # "MR-5001:scheduled": the change, so a retried or redelivered call is announced once
+    request_id: str
+    property_id: str
+    city: str
+    status: str
+    title: str
+    fields: list[Detail] = Field(default_factory=list)
+
+
 class Source(BaseModel):
     """A record an answer rests on (a property, a maintenance request): cited by the platforms that show
     citations, and the anchor for suggested next steps."""

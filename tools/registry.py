@@ -10,6 +10,7 @@ TOOL_MODULES names (`module:registry`) into the one the agent uses. Nothing is r
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import inspect
 import json
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.presentation import Detail, Presentation, Source
+from tools.presentation import Detail, DocumentLink, Presentation, Source, TeamNotice
 
 if TYPE_CHECKING:
     from tools.db import Database
@@ -33,6 +34,9 @@ class ToolArgumentError(Exception):
     """The model's arguments are not valid JSON or do not fit the tool's schema."""
 
 
+StepSink = Callable[[str, str, str, str], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class ToolContext:
     db: Database
@@ -41,7 +45,11 @@ class ToolContext:
     # Set when the call runs after an approval: the approval id. A tool that writes must make the
     # same key never write twice (a re-delivered click or a re-run turn reuses it).
     idempotency_key: str | None = None
+    # Services the composition root hands to tools (a workflow's notifier and document store), by name.
     extras: dict[str, Any] = field(default_factory=dict)
+    # Where a long call reports its steps as they go (a workflow run): (step key, title, state, detail), the
+    # state one of "running", "done", "failed". None: nobody is watching.
+    progress: StepSink | None = None
 
 
 class ToolResult(BaseModel):
@@ -56,6 +64,10 @@ class ToolResult(BaseModel):
     presentation: Presentation | None = None
     # The records this result shows (not sent to the model: its data already names them).
     sources: list[Source] = Field(default_factory=list)
+    # Documents it made, delivered to the conversation as files or links (not sent to the model either).
+    documents: list[DocumentLink] = Field(default_factory=list)
+    # Changes the maintenance team hears about (posted to its channel by the platform, once per change).
+    notices: list[TeamNotice] = Field(default_factory=list)
 
     @classmethod
     def failure(cls, error: str, **data: Any) -> ToolResult:
@@ -100,7 +112,18 @@ class ToolSpec:
     invalidates: tuple[str, ...] = ()
     describe: Describer | None = None
     progress: Doing | None = None
+    # Raised by the tool's author when its behaviour changes; its argument schema is fingerprinted separately
+    # (`schema_hash`), so an approval made under other arguments is never run by the new code.
+    version: int = 1
     _schema: dict[str, Any] | None = None
+
+    @property
+    def schema_hash(self) -> str:
+        """A fingerprint of the arguments the tool takes (its JSON schema, canonical): equal hashes mean an old
+        call's stored arguments mean the same to this code."""
+        parameters = self.openai_schema()["function"]["parameters"]
+        canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def doing(self, raw_arguments: str | None) -> str:
         """What a call with these (unchecked) arguments is doing, for the progress shown while it runs."""
@@ -254,6 +277,7 @@ class Registry:
         invalidates: Iterable[str] = (),
         describe: Describer | None = None,
         progress: Doing | None = None,
+        version: int = 1,
     ) -> Callable[[F], F]:
         """Register an async function as a tool. Risky tools wait for a human approval."""
 
@@ -270,6 +294,7 @@ class Registry:
                 invalidates=tuple(invalidates),
                 describe=describe,
                 progress=progress,
+                version=version,
             )
             self.register(spec)
             return func
@@ -315,7 +340,13 @@ def load_registry(specs: Iterable[str]) -> Registry:
     return merged
 
 
-BUILTIN_REGISTRIES = ("tools.properties:registry", "tools.maintenance:registry")
+BUILTIN_REGISTRIES = (
+    "tools.properties:registry",
+    "tools.maintenance:registry",
+    "tools.maintenance_team:registry",
+    "tools.tenants:registry",
+    "tools.onboarding:registry",
+)
 
 
 def builtin_tools() -> Registry:

@@ -195,3 +195,78 @@ SAMPLE_MAINTENANCE_REQUESTS: Final[tuple[MaintenanceRow, ...]] = tuple(
     )
     for rid, pid, issue, priority, status, description, preferred, day, hour in _REQUESTS
 )
+
+
+class TenantRow(TypedDict):
+    id: str
+    full_name: str
+    email: str
+    phone: str | None
+    property_id: str
+    created_at: dt.datetime
+    created_by: str
+    idempotency_key: str | None
+
+
+class LeaseRow(TypedDict):
+    id: str
+    tenant_id: str
+    property_id: str
+    start_date: dt.date
+    end_date: dt.date
+    monthly_rent: int
+    deposit: int
+    status: str
+    document_id: str | None
+    created_at: dt.datetime
+    idempotency_key: str | None
+
+
+# tenant id, name, e-mail, phone, property, lease start, months, rent, deposit (the leased sample properties)
+_TENANTS: Final[tuple[tuple[str, str, str, str | None, str, str, int, int, int], ...]] = (
+    ("TN-3001", "Alicia Moreno", "alicia.moreno@example.com", "+1 512 5550142", "P-1004", "2025-02-01", 12, 2850, 2850),
+    ("TN-3002", "Ben Okafor", "ben.okafor@example.com", None, "P-1008", "2024-09-01", 12, 1525, 1525),
+    ("TN-3003", "Chen Wei", "chen.wei@example.com", "+1 303 555 0107", "P-1012", "2025-01-15", 18, 3100, 4650),
+    ("TN-3004", "Dana Fischer", "dana.fischer@example.com", None, "P-1016", "2025-04-01", 12, 1750, 1750),
+    ("TN-3005", "Elena Petrova", "elena.petrova@example.com", "+1 206 5550190", "P-1021", "2024-11-01", 24, 3650, 3650),
+    ("TN-3006", "Farid Haddad", "farid.haddad@example.com", None, "P-1026", "2025-03-01", 12, 4800, 7200),
+    ("TN-3007", "Grace Kim", "grace.kim@example.com", "+1 312 555 0133", "P-1030", "2025-05-01", 12, 2100, 2100),
+    ("TN-3008", "Hugo Silva", "hugo.silva@example.com", None, "P-1035", "2024-12-01", 12, 2200, 2200),
+)  # fmt: skip
+
+
+def _plus_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    return day.replace(year=day.year + month // 12, month=month % 12 + 1)
+
+
+SAMPLE_TENANTS: Final[tuple[TenantRow, ...]] = tuple(
+    TenantRow(
+        id=tid,
+        full_name=name,
+        email=email,
+        phone=phone,
+        property_id=pid,
+        created_at=_at(start, 9),
+        created_by=SAMPLE_CREATED_BY,
+        idempotency_key=None,
+    )
+    for tid, name, email, phone, pid, start, _, _, _ in _TENANTS
+)
+
+SAMPLE_LEASES: Final[tuple[LeaseRow, ...]] = tuple(
+    LeaseRow(
+        id=f"LS-{tid.split('-')[1]}",
+        tenant_id=tid,
+        property_id=pid,
+        start_date=dt.date.fromisoformat(start),
+        end_date=_plus_months(dt.date.fromisoformat(start), months),
+        monthly_rent=rent,
+        deposit=deposit,
+        status="active",
+        document_id=None,
+        created_at=_at(start, 9),
+        idempotency_key=None,
+    )
+    for tid, _, _, _, pid, start, months, rent, deposit in _TENANTS
+)

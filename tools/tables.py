@@ -124,3 +124,70 @@ class MaintenanceRequest(Base):
     # The key of the approval that cancelled the request, so a replay of that same approval can be
     # recognised and answered with the original success instead of "already cancelled".
     cancel_idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+LeaseStatus = Literal["pending", "active", "ended"]
+LEASE_STATUSES: Final[tuple[str, ...]] = get_args(LeaseStatus)
+
+
+class Tenant(Base):
+    """A person renting (or about to rent) a property; `email` is where their welcome package goes."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (Index("ix_tenants_name", "full_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    property_id: Mapped[str] = mapped_column(ForeignKey("properties.id", ondelete="RESTRICT"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    # The onboarding run that created the record: a re-run step finds it instead of creating a second tenant.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+
+
+class Lease(Base):
+    __tablename__ = "leases"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", LEASE_STATUSES), name="ck_leases_status"),
+        CheckConstraint("end_date > start_date", name="ck_leases_dates"),
+        CheckConstraint("monthly_rent > 0 AND deposit >= 0", name="ck_leases_money"),
+        Index("ix_leases_property", "property_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    property_id: Mapped[str] = mapped_column(ForeignKey("properties.id", ondelete="RESTRICT"))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    monthly_rent: Mapped[int] = mapped_column(Integer)  # whole US dollars
+    deposit: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    # The lease PDF in the document store, once generated.
+    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+
+
+class WorkflowRun(Base):
+    """One run of a declared workflow (tools/workflows.py): its request, and each step's state and output.
+
+    The id is the approval's id, which is also every step's idempotency key prefix: a re-run (after a crash, or a
+    retry after a failure) reads what is done here and starts at the first step that is not."""
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (Index("ix_workflow_runs_conversation", "conversation_key", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    schema_hash: Mapped[str] = mapped_column(String(32))
+    conversation_key: Mapped[str] = mapped_column(String(400))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(200))  # whom or what the run is about, e.g. the tenant's name
+    status: Mapped[str] = mapped_column(String(20))  # running | failed | done
+    request: Mapped[str] = mapped_column(Text)  # JSON
+    steps: Mapped[str] = mapped_column(Text)  # JSON: [{key, title, state, runs, output, error}]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -210,6 +210,7 @@ class SlackListeners:
                 await shown_in[0].finish(result.replies)
             else:
                 await self.responder.post_replies(result.approval.conversation, result.replies)
+            await self.responder.post_documents(result.approval.conversation, result.documents)
         finally:
             for live in shown_in:
                 if not live.finished:

@@ -17,6 +17,7 @@ from adapters.slack.listeners import SlackListeners
 from adapters.slack.live import slack_streaming
 from adapters.slack.responder import SlackResponder
 from adapters.slack.surfaces import HomeTab, SlackSurfaces
+from adapters.slack.team import TeamButtons
 from adapters.slack.web import UserNames, web_client
 from bot.core.port import CorePort
 
@@ -67,6 +68,7 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     tab = HomeTab(core, client)
     surfaces = SlackSurfaces(core, responder, names, tab)
     surfaces.register(bolt)
+    TeamButtons(core, client, responder.ephemeral).register(bolt)  # before the listeners' catch-all for unknown buttons
     SlackListeners(core, responder, names, config.allowed_teams, surfaces, config.thread_memory).register(bolt)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if config.app_token:

@@ -8,11 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack.format import escape
 from adapters.slack.live import STREAM_INTERVAL, SlackLive, Target, shown, slack_streaming
+from adapters.slack.team import notice_card
 from adapters.slack.web import call
 from adapters.stream_support import StreamSupport
 from bot.core.port import CorePort, LiveReply
@@ -21,8 +24,10 @@ from bot.types import (
     ApprovalRequest,
     Conversation,
     DecisionResult,
+    DocumentLink,
     Incoming,
     Reply,
+    TeamNotice,
     TextReply,
 )
 
@@ -140,6 +145,31 @@ class SlackResponder:
         """Replace the card, then post the follow-up in its thread."""
         await self.close_card(approval, approval.card_ref)
         await self.post_replies(approval.conversation, result.replies)
+        await self.post_documents(approval.conversation, result.documents)
+
+    async def notify(self, channel: str, notice: TeamNotice) -> None:
+        card = notice_card(notice.title, notice.fields, notice.status, notice.request_id)
+        await call(self.client, "chat.postMessage", channel=channel, **card)
+
+    async def post_documents(self, conversation: Conversation, documents: list[DocumentLink]) -> None:
+        """Each document as a file in the thread, with Slack's current upload API (files.getUploadURLExternal,
+        the bytes to its URL, files.completeUploadExternal); one that cannot be uploaded is named in words."""
+        for document in documents:
+            found = await self.core.document(document.id)
+            try:
+                if found is None:
+                    raise LookupError(document.id)
+                await self.client.files_upload_v2(
+                    channel=conversation.channel,
+                    thread_ts=conversation.thread,
+                    file=found[1],
+                    filename=document.filename,
+                    title=document.title,
+                )
+            except (SlackApiError, SlackRequestError, LookupError, aiohttp.ClientError) as exc:
+                log.warning("could not upload %s to Slack (%s)", document.filename, type(exc).__name__)
+                note = f"{document.title} ({document.filename}) is ready, but could not be uploaded here."
+                await self.post(conversation, {"text": escape(note)})
 
     async def close_card(self, approval: Approval, ref: dict[str, Any]) -> None:
         """Replace the card (no buttons: who, when, outcome)."""

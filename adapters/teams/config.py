@@ -3,6 +3,7 @@ reads the settings and has already refused settings that cannot be served."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -21,5 +22,8 @@ class TeamsConfig:
     problem: str | None = None  # why these settings cannot be served, naming the variable; None when they can
     streaming: bool = True  # answers streamed in personal chats where Teams allows
     stream_interval: float = 1.0  # seconds between two updates of one streamed answer
+    # document id -> a signed, expiring https link to propbot's GET /documents/<id>; None: links cannot be made
+    # (PUBLIC_URL or DOCUMENT_LINK_SECRET unset), and a document is named in words only.
+    document_link: Callable[[str], str] | None = None
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.
     thread_memory: bool = True

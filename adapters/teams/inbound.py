@@ -14,7 +14,7 @@ from typing import Any, Final
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.teams import cards
+from adapters.teams import cards, team
 from adapters.teams.activity import as_dict, conversation_of, invoke_body, principal_of, strip_bot_mention, tenant_of
 from adapters.teams.ai import time_zone_of
 from adapters.teams.outbound import TeamsResponder
@@ -64,6 +64,8 @@ class TeamsInbound:
             text = strip_bot_mention(activity)
             if text:
                 await self.core.submit(self._incoming(activity, text))
+                # Addressed in a team channel: that channel can hear maintenance notices from now on.
+                await team.remember_channel(self.core, activity)
             else:
                 log.info("ignored a Teams message with no words for propbot (only a mention, or attachments)")
         elif activity.type == ActivityTypes.invoke:
@@ -75,6 +77,8 @@ class TeamsInbound:
             await ctx.send_activity(
                 Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=400, body=body))
             )
+        elif activity.type == ActivityTypes.conversation_update and await team.remember_channel(self.core, activity):
+            log.info("remembered Teams channel %s for maintenance notices", activity.conversation.id)
         else:
             log.info("ignored a Teams %s activity: only messages and card actions are handled", activity.type)
 
@@ -104,6 +108,8 @@ class TeamsInbound:
         action = as_dict(as_dict(activity.value).get("action"))
         data = as_dict(action.get("data"))
         verb = action.get("verb")
+        if verb == team.MARK_VERB:
+            return await team.mark(self.core, activity, data)
         if verb == cards.REFRESH_VERB:
             return await self._refresh(activity, data.get("approval_id"))
         decision = self._decision(
@@ -123,8 +129,8 @@ class TeamsInbound:
             error = {"code": "InternalError", "message": "propbot hit an error while deciding this request."}
             return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 500)
         approval = result.approval
-        if result.replies and approval is not None:
-            self.core.spawn(self.responder.post(approval.conversation, result.replies), name="teams:follow-up")
+        if approval is not None and (follow_up := self.responder.follow_up(result)):
+            self.core.spawn(self.responder.post(approval.conversation, follow_up), name="teams:follow-up")
         if approval is None or result.outcome is DecisionOutcome.UNAVAILABLE:
             return invoke_body({"type": MESSAGE_RESPONSE, "value": result.message})
         if result.outcome is not DecisionOutcome.REFUSED:
@@ -204,5 +210,5 @@ class TeamsInbound:
             await self.responder.post(conversation_of(activity, self.thread_memory), [note])
             return
         await self.responder.replace_card(approval, activity.reply_to_id)
-        if result.replies:
-            await self.responder.post(approval.conversation, result.replies)
+        if follow_up := self.responder.follow_up(result):
+            await self.responder.post(approval.conversation, follow_up)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 
 from adapters.stream_support import StreamSupport
-from adapters.teams import cards
+from adapters.teams import cards, team
 from adapters.teams.ai import FEEDBACK_ON, OpenEntity, ai_label, cited, suggested
 from adapters.teams.live import STREAM_INTERVAL, TeamsLive, shown, teams_streaming
 from bot.core.port import CorePort, LiveReply
@@ -25,7 +26,9 @@ from bot.types import (
     Conversation,
     DecisionResult,
     Incoming,
+    Presentation,
     Reply,
+    TeamNotice,
     TextReply,
 )
 
@@ -45,8 +48,10 @@ class TeamsResponder:
         core: CorePort,
         streaming: StreamSupport | None = None,
         stream_interval: float = STREAM_INTERVAL,
+        document_link: Callable[[str], str] | None = None,
     ) -> None:
         self.adapter = adapter
+        self.document_link = document_link
         self.app_id = app_id
         self.core = core
         self.streaming = streaming or teams_streaming()
@@ -62,8 +67,40 @@ class TeamsResponder:
 
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         await self.replace_card(approval, None)
-        if result.replies:
-            await self.post(approval.conversation, result.replies)
+        if follow_up := self.follow_up(result):
+            await self.post(approval.conversation, follow_up)
+
+    async def notify(self, channel: str, notice: TeamNotice) -> None:
+        """Post to a team channel propbot has seen (MAINTENANCE_CHANNELS names it by conversation id)."""
+        saved = await self.core.surfaces.place(team.channel_key(channel))
+        if saved is None:
+            log.warning("cannot post to Teams channel %s: propbot has not been added to (or heard from) it", channel)
+            return
+        card = team.notice_card(notice.title, notice.fields, notice.status, notice.request_id)
+
+        async def logic(ctx: TurnContext) -> None:
+            await self.send(ctx, self.outgoing(ctx, ActivityTypes.message, attachments=[cards.attachment(card)]))
+
+        await self.continue_in(json.loads(saved), logic)
+
+    def follow_up(self, result: DecisionResult) -> list[Reply]:
+        """A decision's replies, then a card per document it made: a signed link that expires, since a Teams
+        message cannot carry a file from a bot outside a personal chat's file consent flow."""
+        out: list[Reply] = list(result.replies)
+        for document in result.documents:
+            link = self.document_link(document.id) if self.document_link is not None else None
+            shown = Presentation(
+                title=document.title,
+                link_url=link,
+                link_text="Open the PDF" if link else None,
+                footer=f"{document.filename}; the link works for 7 days." if link else document.filename,
+            )
+            out.append(
+                TextReply(
+                    text="" if link else "The document is ready; ask an administrator for it.", presentations=[shown]
+                )
+            )
+        return out
 
     async def continue_in(self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]) -> None:
         """Run `logic` in a proactive turn on a stored conversation reference (any process can)."""

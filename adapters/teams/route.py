@@ -59,7 +59,9 @@ class TeamsRoute:
         )
         self.auth = InboundAuth(self.adapter.bot_framework_authentication, auth_timeout)
         streaming = teams_streaming(config.streaming)
-        self.responder = TeamsResponder(self.adapter, self.app_id, core, streaming, config.stream_interval)
+        self.responder = TeamsResponder(
+            self.adapter, self.app_id, core, streaming, config.stream_interval, config.document_link
+        )
         self.turn = TeamsInbound(core, self.responder, invoke_wait, config.thread_memory)
 
     # -- HTTP ------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ async def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
         await check_redis(settings),
         await check_database(settings),
         check_permissions(settings),
-        Finding("ok", "tools", ", ".join(load_tools(settings).names())),
+        Finding("ok", "tools", ", ".join(f"{spec.name} v{spec.version}" for spec in load_tools(settings).specs())),
     ]
     for f in findings:
         out.write(f"{f.status:<4} {f.what:<12} {f.detail}\n")

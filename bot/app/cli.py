@@ -41,6 +41,8 @@ def _secrets(settings: Settings) -> list[str]:
             settings.slack_signing_secret,
             settings.slack_app_token,
             settings.microsoft_app_password,
+            settings.smtp_password,
+            settings.document_link_secret,
         )
         if s
     ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.app.documents import document_links
 from bot.config import Settings
 from bot.core.port import CorePort
 
@@ -51,6 +52,7 @@ def teams_config(settings: Settings) -> TeamsConfig:
         streaming=settings.teams_streaming,
         stream_interval=settings.teams_stream_interval,
         thread_memory=settings.channel_memory == "thread",
+        document_link=document_links(settings),
     )
 
 

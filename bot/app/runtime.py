@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.app.services import tool_services
 from bot.config import Settings
 from bot.core.agent import Agent, TurnLimits
 from bot.core.approvals import ApprovalDesk
@@ -90,6 +91,7 @@ def assemble(
         max_parallel=settings.max_parallel_tools,
         cache=ToolCache(store),
         tool_slots=db.connections,
+        services=tool_services(settings, db, audit),
     )
     transcript = Transcript(
         store,

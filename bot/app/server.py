@@ -13,10 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import describe
+from bot.app.documents import document_route
 from bot.app.platforms import Mount, enabled_mounts
 from bot.app.processes import WorkerProcesses, default_processes
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
+from bot.core.team_channels import TeamChannels
 from bot.errors import ConfigError, StoreUnavailable
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
@@ -113,7 +115,13 @@ async def create_app(
     tasks = TaskTracker()
     queue = make_queue(runtime)
     dispatcher = Dispatcher(
-        runtime.agent, runtime.desk, tasks, queue, click_ttl=runtime.settings.dedupe_ttl, surfaces=runtime.surfaces
+        runtime.agent,
+        runtime.desk,
+        tasks,
+        queue,
+        click_ttl=runtime.settings.dedupe_ttl,
+        surfaces=runtime.surfaces,
+        team_channels=TeamChannels.parse(runtime.settings.maintenance_channels),
     )
     app[RUNTIME] = runtime
     app[TASKS] = tasks
@@ -121,6 +129,7 @@ async def create_app(
     app[SERVES_HTTP] = serve_http
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/documents/{document_id}", document_route(runtime.settings, dispatcher))
     cleanups: list[Callable[[], Awaitable[None]]] = []
     for mount in enabled_mounts(runtime.settings) if mounts is None else mounts:
         cleanup = await mount(app, dispatcher)

@@ -17,7 +17,6 @@ from bot.core.approval_outcomes import (
     NOT_CONTINUED,
     Stage,
     already,
-    no_longer_allowed,
     ran_words,
     store_failed,
     who,
@@ -26,6 +25,7 @@ from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
 from bot.core.port import LiveReply
 from bot.core.tool_runner import ToolRunner
+from bot.core.tool_versions import runnable_call, steps_on
 from bot.core.transcript import Transcript
 from bot.errors import Busy, LockLost, ModelError, StoreUnavailable
 from bot.observability import metrics
@@ -167,24 +167,29 @@ class ApprovalDesk:
     ) -> DecisionResult:
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
-        spec = self.registry.get(approval.tool)
-        if spec is None:
-            result_data: dict[str, Any] = {"ok": False, "error": f"The tool {approval.tool} is no longer installed."}
-        elif (reason := no_longer_allowed(self.permissions, approval)) is not None:
-            await self._audit("refused", approval, approval.decided_by or "", f"at execution: {reason}")
-            result_data = {"ok": False, "error": reason, "executed": False}
+        extra: dict[str, Any] = {}
+        runnable = runnable_call(self.registry.get(approval.tool), approval, self.permissions)
+        if isinstance(runnable, str):
+            await self._audit("refused", approval, approval.decided_by or "", f"at execution: {runnable}")
+            result_data: dict[str, Any] = {"ok": False, "error": runnable, "executed": False}
         else:
             # The stored, validated arguments run, never new ones from the model.
-            args = spec.args_model.model_validate(approval.arguments)
+            spec, args = runnable
             doing = spec.doing_with(args) if live is not None else ""
             if live is not None:
                 await live.progress(Progress(id=approval.id, title=doing))
             executed = await self.runner.execute(
-                spec, args, approval.requested_by, approval.conversation, idempotency_key=approval.id
+                spec,
+                args,
+                approval.requested_by,
+                approval.conversation,
+                idempotency_key=approval.id,
+                progress=steps_on(live, approval.id) if live is not None else None,
             )
             if not executed.settled:
                 return await self._unknown(approval, executed.result.error or "")
             result_data = json.loads(executed.result.for_model())
+            extra = {"documents": executed.result.documents, "notices": executed.result.notices}
             if live is not None:
                 state = ProgressState.DONE if executed.result.ok else ProgressState.FAILED
                 detail = executed.result.summary or executed.result.error or ""
@@ -197,7 +202,8 @@ class ApprovalDesk:
         )
         final = final or approval.model_copy(update={"status": status, "result": result_data})
         # A click's outcome is settled here; the sweeper's once its card was updated (Dispatcher.sweep_expired).
-        return await self._announce(final, settle=not recovered, live=live)
+        announced = await self._announce(final, settle=not recovered, live=live)
+        return announced.model_copy(update=extra)
 
     async def _announce(
         self, approval: Approval, *, seen: bool = True, settle: bool = True, live: LiveReply | None = None

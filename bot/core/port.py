@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from bot.core.surfaces import Surfaces
-from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Progress, Reply
+from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Progress, Reply, TeamNotice
 
 
 class LiveReply(Protocol):
@@ -47,6 +47,9 @@ class Responder(Protocol):
         """Replace the approval's card (from `approval.card_ref`) and post the follow-up replies; used when
         the core closes an approval without a click, e.g. on expiry."""
 
+    async def notify(self, channel: str, notice: TeamNotice) -> None:
+        """Post a change to the maintenance team's channel, with its Mark in progress / Mark done buttons."""
+
 
 class CorePort(Protocol):
     def register(self, platform: Platform, responder: Responder) -> None:
@@ -66,6 +69,9 @@ class CorePort(Protocol):
 
     async def first_delivery(self, delivery_id: str) -> bool:
         """True the first time a click delivery is seen (platforms redeliver what they think was missed)."""
+
+    async def document(self, document_id: str) -> tuple[str, bytes] | None:
+        """A stored document's content type and bytes (a lease PDF a tool made), or None when there is none."""
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         """Remember where an approval's card was posted, so any process can replace it later."""

@@ -32,6 +32,7 @@ from bot.types import (
     TextReply,
 )
 from tools import Registry
+from tools.registry import ToolArgumentError, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ SUGGESTIONS: Final = (
 )
 # How long an answer's tools are remembered for feedback on it.
 ANSWER_NOTE_TTL: Final = 30 * 86400.0
+PLACE_TTL: Final = 365 * 86400.0
+TEAM_TOOL: Final = "update_maintenance_status"
 ASK_WHAT: Final = Suggestion(title="What can you do?", message="What can you help me with?")
 
 # Who did what recently, for the home page: the person's own actions (their calls, approvals, decisions).
@@ -93,6 +96,33 @@ class Surfaces:
         self.recent = recent
         self.choices = choices
         self.notes = notes
+
+    async def mark(self, user: str, request_id: str, status: str, where: Conversation) -> tuple[ToolResult | None, str]:
+        """A maintenance team's button on a notice: the request marked `status` if the clicker's role has
+        update_maintenance_status (and the audit trail says who), else a refusal in words."""
+        spec = self.registry.get(TEAM_TOOL)
+        if spec is None or TEAM_TOOL not in self.allowed(user):
+            return None, "You may not update maintenance requests; nothing was changed."
+        try:
+            args = spec.parse_arguments(json.dumps({"request_id": request_id, "status": status}))
+        except ToolArgumentError:
+            return None, "That button is not one propbot made; nothing was changed."
+        result = (await self.runner.execute(spec, args, user, where)).result
+        return result, (result.summary or "Updated.") if result.ok else (result.error or "Nothing was changed.")
+
+    async def remember_place(self, key: str, reference: str) -> None:
+        """Keep where propbot can post later (a Teams channel's conversation reference), for a year."""
+        if self.notes is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self.notes.put_note(f"place:{key}", reference, PLACE_TTL)
+
+    async def place(self, key: str) -> str | None:
+        if self.notes is None:
+            return None
+        try:
+            return await self.notes.get_note(f"place:{key}")
+        except StoreUnavailable:
+            return None
 
     def allowed(self, user: str) -> list[str]:
         return self.permissions.allowed_tools(user, self.registry.names())

@@ -25,7 +25,7 @@ from bot.observability.audit import AuditEvent, AuditSink, result_summary
 from bot.store.base import Approvals
 from bot.types import Approval, Conversation
 from tools.db import Database
-from tools.registry import Registry, ToolArgumentError, ToolContext, ToolResult, ToolSpec
+from tools.registry import Registry, StepSink, ToolArgumentError, ToolContext, ToolResult, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class ToolRunner:
         max_parallel: int,
         cache: ToolCache | None = None,
         tool_slots: int = 15,
+        services: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.permissions = permissions
@@ -86,6 +87,7 @@ class ToolRunner:
         self.approval_ttl = approval_ttl
         self.max_parallel = max_parallel
         self.cache = cache
+        self.services = services or {}  # ToolContext.extras: what the composition root gives tools to use
         # One running tool per database connection: a tool waits for its slot here, before its timeout starts,
         # so a busy pool delays a tool instead of timing it out mid-write (an unknown outcome for a risky one).
         self._slots = asyncio.Semaphore(tool_slots)
@@ -150,16 +152,30 @@ class ToolRunner:
         conversation: Conversation,
         *,
         idempotency_key: str | None = None,
+        progress: StepSink | None = None,
     ) -> Executed:
         with tracing.span("propbot.tool_call", tool=spec.name, conversation=conversation.key) as span:
-            result, outcome = await self._execute(spec, args, user, conversation, idempotency_key)
+            result, outcome = await self._execute(spec, args, user, conversation, idempotency_key, progress)
             span.set(outcome=outcome)
             return Executed(result, outcome)
 
     async def _execute(
-        self, spec: ToolSpec, args: BaseModel, user: str, conversation: Conversation, idempotency_key: str | None
+        self,
+        spec: ToolSpec,
+        args: BaseModel,
+        user: str,
+        conversation: Conversation,
+        idempotency_key: str | None,
+        progress: StepSink | None = None,
     ) -> tuple[ToolResult, str]:
-        ctx = ToolContext(db=self.db, user=user, conversation_key=conversation.key, idempotency_key=idempotency_key)
+        ctx = ToolContext(
+            db=self.db,
+            user=user,
+            conversation_key=conversation.key,
+            idempotency_key=idempotency_key,
+            extras=self.services,
+            progress=progress,
+        )
         started = time.perf_counter()
         cached = await self.cache.get(spec, args) if self.cache is not None and spec.cache_ttl else None
         if cached is not None:
@@ -221,6 +237,8 @@ class ToolRunner:
             summary=details,
             created_at=now,
             expires_at=now + self.approval_ttl,
+            tool_version=spec.version,
+            schema_hash=spec.schema_hash,
         )
         # Kept well past expiry so a late click still finds it and says "expired", not "unknown".
         await self.approvals.create_approval(approval, keep_for=self.approval_ttl + 7 * 86400)

@@ -15,13 +15,16 @@ from bot.core.agent import Agent, TurnDeferred
 from bot.core.approvals import ApprovalDesk
 from bot.core.port import LiveReply, Responder
 from bot.core.surfaces import Surfaces
+from bot.core.team_channels import TeamChannels
 from bot.errors import StoreUnavailable
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
-from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Reply
+from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Reply, TeamNotice
 
 log = logging.getLogger(__name__)
+
+NOTICE_MEMORY = 30 * 86400.0  # seconds a team notice is remembered as sent
 
 
 class Dispatcher:
@@ -37,6 +40,7 @@ class Dispatcher:
         *,
         click_ttl: float = 86400.0,
         surfaces: Surfaces | None = None,
+        team_channels: TeamChannels | None = None,
     ) -> None:
         self.agent = agent
         self.desk = desk
@@ -45,6 +49,7 @@ class Dispatcher:
         self.click_ttl = click_ttl
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
         self.responders: dict[Platform, Responder] = {}
+        self.team_channels = team_channels or TeamChannels()
         self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
     def register(self, platform: Platform, responder: Responder) -> None:
@@ -55,10 +60,34 @@ class Dispatcher:
         return await self.agent.handle(msg)
 
     async def decide(self, decision: Decision, show: Callable[[Approval], LiveReply] | None = None) -> DecisionResult:
-        return await self.desk.decide(decision, show)
+        result = await self.desk.decide(decision, show)
+        if result.notices:
+            self.tasks.spawn(self.notify_team(result.notices), name="notify-team")
+        return result
+
+    async def notify_team(self, notices: list[TeamNotice]) -> None:
+        """Tell the maintenance team's channels of each change, once per change and channel: a re-run approval
+        or a sweeper's recovery makes the same notice again, and the store remembers it was sent."""
+        for notice in notices:
+            for platform, channel in self.team_channels.targets(notice):
+                responder = self.responders.get(platform)
+                if responder is None:
+                    continue
+                key = f"team-notice:{notice.key}:{platform}:{channel}"
+                try:
+                    if not await self.agent.deliveries.first_delivery(key, NOTICE_MEMORY):
+                        continue
+                    await responder.notify(channel, notice)
+                except Exception:  # one channel's failure must not keep the others from hearing
+                    log.exception("could not tell %s:%s about %s", platform, channel, notice.key)
 
     async def first_delivery(self, delivery_id: str) -> bool:
         return await self.agent.deliveries.first_delivery(delivery_id, self.click_ttl)
+
+    async def document(self, document_id: str) -> tuple[str, bytes] | None:
+        store = self.desk.runner.services.get("documents")
+        found = await store.get(document_id) if store is not None else None
+        return (found[0].content_type, found[1]) if found is not None else None
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         await self.desk.attach_card(approval_id, card_ref)
@@ -181,6 +210,8 @@ class Dispatcher:
             responder = self.responders.get(result.approval.conversation.platform)
             if responder is None:
                 continue
+            if result.notices:
+                await self.notify_team(result.notices)
             try:
                 await responder.approval_closed(result.approval, result)
             except Exception:  # one platform's failure must not stop the others' cards from closing

@@ -22,7 +22,7 @@ from bot.core.port import LiveReply, unstreamed
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
-from bot.types import Approval, ApprovalRequest, ApprovalStatus, DecisionResult, Incoming, Reply, TextReply
+from bot.types import Approval, ApprovalRequest, ApprovalStatus, DecisionResult, Incoming, Reply, TeamNotice, TextReply
 from tests.faults.conftest import warm_scripts
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, start_process, stop_process, test_settings
@@ -74,6 +74,9 @@ class RecordingResponder:
 
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         self.node.record.cards[approval.id] = approval.status
+
+    async def notify(self, channel: str, notice: TeamNotice) -> None:
+        return None  # no maintenance channels are configured in the fault flows
 
 
 class Node:

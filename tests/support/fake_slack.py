@@ -34,6 +34,7 @@ from bot.observability.audit import AuditSink
 from tests.support.block_kit import check_message
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack_ai import AISurfaces, new_ts
+from tests.support.fake_slack_files import FileUploads
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
 from tools.db import Database
@@ -69,7 +70,7 @@ class Injected:
     content_type: str = "application/json"
 
 
-class FakeSlack(AISurfaces):
+class FakeSlack(AISurfaces, FileUploads):
     def __init__(self, token: str = BOT_TOKEN) -> None:
         self.token = token
         self.calls: list[Call] = []
@@ -99,6 +100,7 @@ class FakeSlack(AISurfaces):
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/upload/{file_id}", self.upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from bot.types import Approval, DecisionResult, Incoming, Progress, Reply, TextReply
+from bot.types import Approval, DecisionResult, Incoming, Progress, Reply, TeamNotice, TextReply
 
 
 class RecordingLive:
@@ -37,6 +37,7 @@ class RecordingResponder:
     def __init__(self) -> None:
         self.delivered: list[tuple[Incoming, list[Reply]]] = []
         self.lives: list[RecordingLive] = []
+        self.notices: list[tuple[str, TeamNotice]] = []
 
     @contextlib.asynccontextmanager
     async def live(self, msg: Incoming) -> AsyncIterator[RecordingLive]:
@@ -49,6 +50,9 @@ class RecordingResponder:
 
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         return None
+
+    async def notify(self, channel: str, notice: TeamNotice) -> None:
+        self.notices.append((channel, notice))
 
     def texts(self) -> list[str]:
         return [r.text for _, replies in self.delivered for r in replies if isinstance(r, TextReply)]

@@ -1,0 +1,77 @@
+"""The maintenance team's channel in Teams: where it is (the channel's conversation reference, remembered when
+propbot is added to the team or hears from the channel, since Teams gives a bot no other way to post there), the
+notice card with Mark in progress / Mark done, and those clicks (Action.Execute), permission-checked by the core."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity
+
+from adapters.teams import cards
+from adapters.teams.activity import _MESSAGE_ID, invoke_body, principal_of, tenant_of
+from bot.core.port import CorePort
+from bot.types import Conversation, Detail
+
+log = logging.getLogger(__name__)
+
+MARK_VERB: Final = "propbot.mark"
+_OPEN: Final = ("open", "scheduled", "in_progress")
+
+
+def channel_key(conversation_id: str) -> str:
+    return "teams:" + _MESSAGE_ID.sub("", conversation_id)
+
+
+async def remember_channel(core: CorePort, activity: Activity) -> bool:
+    """Keep a team channel's reference (its root, not a thread), so notices can be posted there later; False when
+    the activity is not from a team channel (or lacks what a reference needs)."""
+    conversation = activity.conversation
+    if conversation is None or conversation.conversation_type != "channel" or not isinstance(conversation.id, str):
+        return False
+    if not isinstance(activity.service_url, str) or not activity.service_url:
+        return False
+    reference = TurnContext.get_conversation_reference(activity).serialize()
+    reference["conversation"]["id"] = _MESSAGE_ID.sub("", conversation.id)
+    await core.surfaces.remember_place(channel_key(conversation.id), json.dumps(reference))
+    return True
+
+
+def notice_card(title: str, fields: list[Detail], status: str, request_id: str, note: str = "") -> cards.Card:
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": f"Maintenance: {title}", "weight": "Bolder", "wrap": True}
+    ]
+    body.append({"type": "FactSet", "facts": [{"title": d.label, "value": d.value} for d in fields]})
+    if note:
+        body.append({"type": "TextBlock", "text": note, "isSubtle": True, "wrap": True})
+    marks = [("in_progress", "Mark in progress")] if status in ("open", "scheduled") else []
+    marks += [("completed", "Mark done")] if status in _OPEN else []
+    actions = [
+        {"type": "Action.Execute", "title": t, "verb": MARK_VERB, "data": {"request_id": request_id, "status": s}}
+        for s, t in marks
+    ]
+    return cards.card(body, actions)
+
+
+async def mark(core: CorePort, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+    """A click on Mark in progress / Mark done: the invoke's answer is the card as it now stands, or a refusal
+    shown to the clicker only."""
+    request_id, status = data.get("request_id"), data.get("status")
+    if not isinstance(request_id, str) or status not in ("in_progress", "completed"):
+        error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
+        return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
+    where = Conversation(
+        platform="teams", workspace=tenant_of(activity), channel=_MESSAGE_ID.sub("", activity.conversation.id or "")
+    )
+    result, message = await core.surfaces.mark(principal_of(activity), request_id, str(status), where)
+    if result is None or not result.ok or result.presentation is None:
+        return invoke_body({"type": "application/vnd.microsoft.activity.message", "value": message})
+    shown = result.presentation
+    now = str((result.data or {}).get("status") or status)
+    note = f"{message} ({activity.from_property.name or 'someone'})"
+    return invoke_body(
+        {"type": cards.CARD_CONTENT_TYPE, "value": notice_card(shown.title, shown.fields, now, request_id, note)}
+    )
