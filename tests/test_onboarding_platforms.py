@@ -104,6 +104,11 @@ async def test_teams_the_pdf_is_a_signed_expiring_link_that_propbot_serves(start
         lambda: [m for m in rig.connector.messages() if any(opens(c) for c in m.cards)]
     )
     [link] = [url for c in with_link.cards for url in opens(c)]
+    # The card it was approved on listed the steps as they ran, updated in place.
+    updates = [json.dumps(c.cards, ensure_ascii=False) for c in rig.connector.calls if c.kind == "update"]
+    for i, title in enumerate(STEPS, 1):
+        assert any(f"… Step {i} of 4: {title}" in u for u in updates), title
+        assert any(f"✓ Step {i} of 4: {title}" in u for u in updates), title
     parts = urlsplit(link)
     assert parts.scheme == "https" and parts.netloc == "propbot.example.com" and parts.path.startswith("/documents/")
     served = rig.url.replace("/api/messages", parts.path) + "?" + parts.query

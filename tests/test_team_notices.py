@@ -84,8 +84,8 @@ async def test_slack_one_notice_per_change_even_when_the_click_comes_twice_and_m
     await bot.dispatcher.sweep_expired()  # a sweep after the decision finds nothing more to announce
 
     ts = next(ts for (ch, ts) in bot.slack.messages if ch == "C0MAINT")
-    await bot.send_click(click("USTAFF", "propbot_mark_done", request_id, "C0MAINT", ts))  # not the team's role
-    [refused] = await bot.slack.wait_for("chat.postEphemeral", where=lambda c: c.args["user"] == "USTAFF")
+    await bot.send_click(click("UVIEWER", "propbot_mark_done", request_id, "C0MAINT", ts))  # a viewer
+    [refused] = await bot.slack.wait_for("chat.postEphemeral", where=lambda c: c.args["user"] == "UVIEWER")
     assert "may not update" in refused.args["text"] and await status_of(sqlite_database, request_id) == "scheduled"
 
     await bot.send_click(click("UTECH", "propbot_mark_done", request_id, "C0MAINT", ts))

@@ -18,9 +18,11 @@ from adapters.teams import cards, team
 from adapters.teams.activity import as_dict, conversation_of, invoke_body, principal_of, strip_bot_mention, tenant_of
 from adapters.teams.ai import time_zone_of
 from adapters.teams.outbound import TeamsResponder
+from adapters.teams.run_card import RunCard
 from bot.core.permissions import same_person
 from bot.core.port import CorePort
 from bot.types import (
+    Approval,
     ApprovalStatus,
     Decision,
     DecisionAction,
@@ -118,7 +120,11 @@ class TeamsInbound:
         if decision is None:
             error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
             return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
-        task = self.core.spawn(self.core.decide(decision), name="teams:decide")
+
+        def show(approval: Approval) -> RunCard:
+            return RunCard(self.responder, approval, activity.reply_to_id)
+
+        task = self.core.spawn(self.core.decide(decision, show), name="teams:decide")
         try:
             result: DecisionResult = await asyncio.wait_for(asyncio.shield(task), self.invoke_wait)
         except TimeoutError:

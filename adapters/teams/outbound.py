@@ -227,7 +227,8 @@ class TeamsResponder:
             log.warning("could not read the members of %s: %s", conversation_id, type(exc).__name__)
         return found[: cards.MAX_REFRESH_USERS]
 
-    async def replace_card(self, approval: Approval, fallback_id: str | None) -> None:
+    async def replace_card(self, approval: Approval, fallback_id: str | None, steps: list[str] | None = None) -> None:
+        """The approval's card as it now stands (with `steps`: the approved run's steps, one line each)."""
         card_id = approval.card_ref.get("activity_id") or fallback_id
         reference = approval.card_ref.get("reference") or approval.conversation.reference
         if not card_id or not reference:
@@ -237,7 +238,9 @@ class TeamsResponder:
         zone = approval.conversation.reference.get("timezone")
 
         async def logic(ctx: TurnContext) -> None:
-            content = cards.attachment(cards.decided_card(approval, zone=zone if isinstance(zone, str) else None))
+            shown = cards.decided_card(approval, zone=zone if isinstance(zone, str) else None)
+            shown["body"] += [{"type": "TextBlock", "text": line, "wrap": True} for line in steps or []]
+            content = cards.attachment(shown)
             updated = self.outgoing(ctx, ActivityTypes.message, attachments=[content], entities=[ai_label()])
             updated.id = card_id
             await ctx.adapter.update_activity(ctx, updated)
