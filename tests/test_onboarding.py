@@ -216,3 +216,26 @@ async def test_a_failed_step_stops_the_run_and_retry_resumes_from_it(make_harnes
     run = await run_state(h, request.approval.id)
     assert run.status == "done" and [s["runs"] for s in json.loads(run.steps)] == [2, 1, 1, 1]
     assert len(notifier.sent) == 1
+
+
+async def test_a_run_started_under_other_arguments_is_not_resumed_after_a_deploy(make_harness: Any) -> None:
+    h: Harness = await make_harness(permissions=PERMISSIONS)
+    notifier, store = RecordingNotifier(), DatabaseDocumentStore(h.db)
+    services(h, notifier, store)
+    h.fake.push(calls(call("onboard_tenant", {**JANE, "property_id": "P-1004", "start_date": "2025-06-01"})))
+    h.fake.push(text("Waiting for approval."))
+    [request] = [r for r in await h.say(STAFF, "Onboard Jane to P-1004") if isinstance(r, ApprovalRequest)]
+    h.fake.default = lambda _: text("It stopped.")
+    assert (await h.desk.decide(decision(request.approval.id), None)).outcome is DecisionOutcome.FAILED
+    # As if the run had been started by a propbot whose onboard_tenant took other arguments (version 0).
+    async with h.db.session() as session, session.begin():
+        run = await session.get(WorkflowRun, request.approval.id)
+        assert run is not None
+        run.schema_hash, run.version = "0" * 16, 0
+    h.fake.default = None
+    h.fake.push(calls(call("retry_onboarding", {"run_id": request.approval.id})), text("Cannot resume."))
+    await h.say(MANAGER, "retry")
+    told = tool_results(h.fake.requests[-1])[-1]
+    assert told["ok"] is False and "started with version 0" in told["error"] and "Nothing was run" in told["error"]
+    after = await run_state(h, request.approval.id)
+    assert [s["runs"] for s in json.loads(after.steps)] == [1, 0, 0, 0]  # nothing ran again
