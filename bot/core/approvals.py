@@ -21,11 +21,11 @@ from bot.core.approval_outcomes import (
     store_failed,
     who,
 )
+from bot.core.approved_call import runnable_call, steps_on
 from bot.core.loop import ToolLoop
 from bot.core.permissions import Permissions, same_person
 from bot.core.port import LiveReply
 from bot.core.tool_runner import ToolRunner
-from bot.core.tool_versions import runnable_call, steps_on
 from bot.core.transcript import Transcript
 from bot.errors import Busy, LockLost, ModelError, StoreUnavailable
 from bot.observability import metrics

@@ -1,7 +1,7 @@
-"""Whether a call requested under one deploy may run under another: versioned tools (the seeds' "function
-versioning"). A tool's arguments are fingerprinted (ToolSpec.schema_hash); an approval or a workflow run records
-the version and fingerprint it was made with, and stored arguments never reach code that reads them differently.
-"""
+"""An approved call at the moment it runs: whether it still may (the tool installed, the requester's role, the
+same arguments as when it was requested: versioned tools, the seeds' "function versioning", where a tool's
+arguments are fingerprinted in ToolSpec.schema_hash and an approval records the version and fingerprint it was
+made with, so stored arguments never reach code that reads them differently), and where its steps show."""
 
 from __future__ import annotations
 
