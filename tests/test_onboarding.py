@@ -12,7 +12,15 @@ from typing import Any
 import pypdf
 from sqlalchemy import func, select
 
-from bot.types import ApprovalRequest, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, Progress
+from bot.types import (
+    ApprovalRequest,
+    ApprovalStatus,
+    Decision,
+    DecisionAction,
+    DecisionOutcome,
+    DecisionResult,
+    Progress,
+)
 from tests.support.fake_openai import call, calls, text, tool_results
 from tests.support.harness import MANAGER, STAFF, Harness
 from tools.documents.db_store import DatabaseDocumentStore
@@ -184,16 +192,21 @@ async def test_a_process_killed_during_step_3_is_finished_from_step_3(make_harne
     assert len(notifier.sent) == 1
 
 
-async def test_a_failed_step_stops_the_run_and_retry_resumes_from_it(make_harness: Any) -> None:
-    h: Harness = await make_harness(permissions=PERMISSIONS)
-    notifier, store = RecordingNotifier(), DatabaseDocumentStore(h.db)
-    services(h, notifier, store)
-    # P-1004 is leased (sample data) for the dates asked: step 1 fails, before anything is written.
+async def failing_run(h: Harness) -> tuple[ApprovalRequest, DecisionResult]:
+    """An approved onboarding to P-1004, which is leased (sample data) for the dates asked: step 1 fails, before
+    anything is written."""
     h.fake.push(calls(call("onboard_tenant", {**JANE, "property_id": "P-1004", "start_date": "2025-06-01"})))
     h.fake.push(text("Waiting for approval."))
     [request] = [r for r in await h.say(STAFF, "Onboard Jane to P-1004") if isinstance(r, ApprovalRequest)]
     h.fake.default = lambda _: text("It stopped at step 1.")  # the follow-up, whether or not the model is asked
-    result = await h.desk.decide(decision(request.approval.id), None)
+    return request, await h.desk.decide(decision(request.approval.id), None)
+
+
+async def test_a_failed_step_stops_the_run_and_retry_resumes_from_it(make_harness: Any) -> None:
+    h: Harness = await make_harness(permissions=PERMISSIONS)
+    notifier, store = RecordingNotifier(), DatabaseDocumentStore(h.db)
+    services(h, notifier, store)
+    request, result = await failing_run(h)
     assert result.outcome is DecisionOutcome.FAILED
     h.fake.default = None
     run = await run_state(h, request.approval.id)
@@ -220,13 +233,9 @@ async def test_a_failed_step_stops_the_run_and_retry_resumes_from_it(make_harnes
 
 async def test_a_run_started_under_other_arguments_is_not_resumed_after_a_deploy(make_harness: Any) -> None:
     h: Harness = await make_harness(permissions=PERMISSIONS)
-    notifier, store = RecordingNotifier(), DatabaseDocumentStore(h.db)
-    services(h, notifier, store)
-    h.fake.push(calls(call("onboard_tenant", {**JANE, "property_id": "P-1004", "start_date": "2025-06-01"})))
-    h.fake.push(text("Waiting for approval."))
-    [request] = [r for r in await h.say(STAFF, "Onboard Jane to P-1004") if isinstance(r, ApprovalRequest)]
-    h.fake.default = lambda _: text("It stopped.")
-    assert (await h.desk.decide(decision(request.approval.id), None)).outcome is DecisionOutcome.FAILED
+    services(h, RecordingNotifier(), DatabaseDocumentStore(h.db))
+    request, result = await failing_run(h)
+    assert result.outcome is DecisionOutcome.FAILED
     # As if the run had been started by a propbot whose onboard_tenant took other arguments (version 0).
     async with h.db.session() as session, session.begin():
         run = await session.get(WorkflowRun, request.approval.id)
