@@ -58,6 +58,23 @@ def user_principal(user: str, user_team: Any, context: AsyncBoltContext) -> str:
     return f"slack:{team}:{user}"
 
 
+def clicker_team(body: dict[str, Any]) -> str | None:
+    """The team of whoever clicked a button: `user.team_id`, else the payload's `team` (the clicker's side in a
+    Slack Connect channel), never the home workspace by default: a missing field must not lend anyone the host's
+    roles."""
+    user = body.get("user") or {}
+    team = body.get("team")
+    found = (user.get("team_id") if isinstance(user, dict) else None) or (
+        team.get("id") if isinstance(team, dict) else None
+    )
+    return found if isinstance(found, str) and found else None
+
+
+def click_channel(body: dict[str, Any]) -> str:
+    """The channel a button was clicked in (a message's `channel`, or the `container` of an ephemeral one)."""
+    return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+
+
 def strip_mention(text: str, bot_user: str | None) -> str:
     """The user's words: our own mention removed, Slack's &amp; &lt; &gt; turned back into characters."""
     if bot_user:

@@ -15,7 +15,14 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack import blocks
-from adapters.slack.identity import installation, not_a_question, strip_mention, user_principal
+from adapters.slack.identity import (
+    click_channel,
+    clicker_team,
+    installation,
+    not_a_question,
+    strip_mention,
+    user_principal,
+)
 from adapters.slack.live import SlackLive
 from adapters.slack.responder import SlackResponder
 from adapters.slack.surfaces import SlackSurfaces, dm_of
@@ -154,17 +161,14 @@ class SlackListeners:
         user: dict[str, Any] = body.get("user") or {}
         user_id = str(user.get("id") or "")
         team = installation(context)
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        channel = click_channel(body)
         message: dict[str, Any] = body.get("message") or {}
         approval_id = action.get("value")
         if not (user_id and team and isinstance(approval_id, str) and 0 < len(approval_id) <= MAX_APPROVAL_ID):
             log.warning("ignored a decision click without a usable user or approval id")
             return
-        # Without `user.team_id`, the payload's `team` (the clicker's side in a Slack Connect channel), never
-        # the home workspace by default: a missing field must not lend anyone the host's roles.
-        team_field = body.get("team")
-        clicker_team = user.get("team_id") or (team_field.get("id") if isinstance(team_field, dict) else None)
-        principal = user_principal(user_id, clicker_team, context)
+        clicker = clicker_team(body)
+        principal = user_principal(user_id, clicker, context)
         if not await self._allowed(principal, user_id, context):
             log.info("refused a Slack click: %s is not in SLACK_ALLOWED_TEAMS", principal)
             if channel:
@@ -186,7 +190,7 @@ class SlackListeners:
 
         def show(approval: Approval) -> SlackLive:
             # The approved call's progress and the model's follow-up, in the approval's conversation as they happen.
-            live = self.responder.live_for(approval.conversation, user_id, str(clicker_team or team))
+            live = self.responder.live_for(approval.conversation, user_id, str(clicker or team))
             shown_in.append(live)
             return live
 

@@ -14,15 +14,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack import format as fmt
-from adapters.slack.identity import installation, user_principal
+from adapters.slack.identity import click_channel, clicker_team, installation, user_principal
 from adapters.slack.web import call
 from bot.core.port import CorePort
 from bot.types import Conversation, Detail
+from tools.maintenance_team import MARKS, marks_from
 
 log = logging.getLogger(__name__)
 
 MARK_ACTIONS: Final = {"propbot_mark_in_progress": "in_progress", "propbot_mark_done": "completed"}
-_OPEN: Final = ("open", "scheduled", "in_progress")
+_ACTION_OF: Final = {status: action_id for action_id, status in MARK_ACTIONS.items()}
 
 
 def notice_card(title: str, fields: list[Detail], status: str, request_id: str, note: str = "") -> dict[str, Any]:
@@ -30,8 +31,7 @@ def notice_card(title: str, fields: list[Detail], status: str, request_id: str, 
     parts += blocks.field_sections([(d.label, d.value) for d in fields])
     if note:
         parts.append(blocks.context(fmt.escape(note)))
-    buttons = [("propbot_mark_in_progress", "Mark in progress")] if status in ("open", "scheduled") else []
-    buttons += [("propbot_mark_done", "Mark done")] if status in _OPEN else []
+    buttons = [(_ACTION_OF[new], MARKS[new]) for new in marks_from(status)]
     if buttons:
         parts.append(
             {
@@ -69,15 +69,13 @@ class TeamButtons:
         user: dict[str, Any] = body.get("user") or {}
         user_id = str(user.get("id") or "")
         team = installation(context)
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        channel = click_channel(body)
         ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
         request_id = action.get("value")
         if not (user_id and team and channel and isinstance(request_id, str) and len(request_id) <= 64):
             log.warning("ignored a maintenance button without a usable user, channel or request id")
             return
-        team_field = body.get("team")
-        clicker_team = user.get("team_id") or (team_field.get("id") if isinstance(team_field, dict) else None)
-        principal = user_principal(user_id, clicker_team, context)
+        principal = user_principal(user_id, clicker_team(body), context)
         where = Conversation(platform="slack", workspace=team, channel=channel)
         status = MARK_ACTIONS[str(action.get("action_id"))]
         result, message = await self.core.surfaces.mark(principal, request_id, status, where)
