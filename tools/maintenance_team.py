@@ -3,7 +3,7 @@ propbot posts there when a request is scheduled). A tool like any other, so role
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import update
@@ -15,7 +15,14 @@ from tools.tables import MaintenanceRequest
 registry = Registry()
 
 # What each new status may follow: done work is not reopened here, and a cancelled request stays cancelled.
-_FROM = {"in_progress": ("open", "scheduled"), "completed": ("open", "scheduled", "in_progress")}
+_FROM: Final = {"in_progress": ("open", "scheduled"), "completed": ("open", "scheduled", "in_progress")}
+# The team's buttons: the status each sets, and its label.
+MARKS: Final = {"in_progress": "Mark in progress", "completed": "Mark done"}
+
+
+def marks_from(status: str) -> list[str]:
+    """The statuses the team may set on a request in `status`: the buttons its notice shows, in order."""
+    return [new for new, after in _FROM.items() if status in after]
 
 
 class UpdateStatusArgs(BaseModel):

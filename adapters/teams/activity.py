@@ -16,6 +16,8 @@ from bot.types import (
 )
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+# The invoke answer that shows the clicker a line of text instead of a card.
+MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
 _MESSAGE_ID: Final = re.compile(r";messageid=([^;]+)", re.IGNORECASE)
 
 

@@ -15,7 +15,15 @@ from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import cards, team
-from adapters.teams.activity import as_dict, conversation_of, invoke_body, principal_of, strip_bot_mention, tenant_of
+from adapters.teams.activity import (
+    MESSAGE_RESPONSE,
+    as_dict,
+    conversation_of,
+    invoke_body,
+    principal_of,
+    strip_bot_mention,
+    tenant_of,
+)
 from adapters.teams.ai import time_zone_of
 from adapters.teams.outbound import TeamsResponder
 from adapters.teams.run_card import RunCard
@@ -38,7 +46,6 @@ log = logging.getLogger(__name__)
 # Teams shows "something went wrong" when an invoke is not answered within a few seconds; a decision
 # that takes longer (the tool runs, then the model answers) is finished in the background.
 INVOKE_WAIT: Final = 4.0
-MESSAGE_RESPONSE: Final = "application/vnd.microsoft.activity.message"
 
 
 class TeamsInbound:
@@ -110,8 +117,8 @@ class TeamsInbound:
         action = as_dict(as_dict(activity.value).get("action"))
         data = as_dict(action.get("data"))
         verb = action.get("verb")
-        if verb == team.MARK_VERB:
-            return await team.mark(self.core, activity, data)
+        if verb == team.MARK_VERB and (marked := await team.mark(self.core, activity, data)) is not None:
+            return marked
         if verb == cards.REFRESH_VERB:
             return await self._refresh(activity, data.get("approval_id"))
         decision = self._decision(

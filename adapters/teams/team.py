@@ -12,14 +12,14 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 from adapters.teams import cards
-from adapters.teams.activity import _MESSAGE_ID, invoke_body, principal_of, tenant_of
+from adapters.teams.activity import _MESSAGE_ID, MESSAGE_RESPONSE, invoke_body, principal_of, tenant_of
 from bot.core.port import CorePort
 from bot.types import Conversation, Detail
+from tools.maintenance_team import MARKS, marks_from
 
 log = logging.getLogger(__name__)
 
 MARK_VERB: Final = "propbot.mark"
-_OPEN: Final = ("open", "scheduled", "in_progress")
 
 
 def channel_key(conversation_id: str) -> str:
@@ -47,28 +47,30 @@ def notice_card(title: str, fields: list[Detail], status: str, request_id: str, 
     body.append({"type": "FactSet", "facts": [{"title": d.label, "value": d.value} for d in fields]})
     if note:
         body.append({"type": "TextBlock", "text": note, "isSubtle": True, "wrap": True})
-    marks = [("in_progress", "Mark in progress")] if status in ("open", "scheduled") else []
-    marks += [("completed", "Mark done")] if status in _OPEN else []
     actions = [
-        {"type": "Action.Execute", "title": t, "verb": MARK_VERB, "data": {"request_id": request_id, "status": s}}
-        for s, t in marks
+        {
+            "type": "Action.Execute",
+            "title": MARKS[s],
+            "verb": MARK_VERB,
+            "data": {"request_id": request_id, "status": s},
+        }
+        for s in marks_from(status)
     ]
     return cards.card(body, actions)
 
 
-async def mark(core: CorePort, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+async def mark(core: CorePort, activity: Activity, data: dict[str, Any]) -> dict[str, Any] | None:
     """A click on Mark in progress / Mark done: the invoke's answer is the card as it now stands, or a refusal
-    shown to the clicker only."""
+    shown to the clicker only; None when the data is not a button propbot made."""
     request_id, status = data.get("request_id"), data.get("status")
-    if not isinstance(request_id, str) or status not in ("in_progress", "completed"):
-        error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
-        return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
+    if not isinstance(request_id, str) or status not in MARKS:
+        return None
     where = Conversation(
         platform="teams", workspace=tenant_of(activity), channel=_MESSAGE_ID.sub("", activity.conversation.id or "")
     )
     result, message = await core.surfaces.mark(principal_of(activity), request_id, str(status), where)
     if result is None or not result.ok or result.presentation is None:
-        return invoke_body({"type": "application/vnd.microsoft.activity.message", "value": message})
+        return invoke_body({"type": MESSAGE_RESPONSE, "value": message})
     shown = result.presentation
     now = str((result.data or {}).get("status") or status)
     note = f"{message} ({activity.from_property.name or 'someone'})"
