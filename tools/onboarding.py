@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tools.dates import add_months
 from tools.documents.db_store import DatabaseDocumentStore
 from tools.documents.lease import LeaseTerms, UnsupportedCharacters, render_lease_pdf
 from tools.documents.notify import ADDRESS, DeliveryError, LogNotifier, Notifier, OutboundMessage
@@ -35,11 +36,6 @@ _DEFAULT_NOTIFIER: Final = LogNotifier()
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4).upper()}"
-
-
-def _end(start: dt.date, months: int) -> dt.date:
-    month = start.month - 1 + months
-    return start.replace(year=start.year + month // 12, month=month % 12 + 1, day=min(start.day, 28))
 
 
 # -- step 1 --------------------------------------------------------------------------------------------------
@@ -253,7 +249,7 @@ def _deposit(r: OnboardTenantArgs) -> int:
 
 
 def _lease(r: OnboardTenantArgs) -> dict[str, Any]:
-    end = _end(r.start_date, r.months)
+    end = add_months(r.start_date, r.months)
     return {"start_date": r.start_date, "end_date": end, "monthly_rent": r.monthly_rent, "deposit": _deposit(r)}
 
 
@@ -294,7 +290,7 @@ ONBOARDING = Workflow(
             build_spec(generate_lease_documents, name="generate_lease_documents", risky=True, read_only=False),
             lambda r, out: {"tenant_id": out["tenant"]["tenant_id"], "property_id": r.property_id, **_lease(r)},
             lambda r: (
-                f"${r.monthly_rent:,}/month from {r.start_date} to {_end(r.start_date, r.months)}, "
+                f"${r.monthly_rent:,}/month from {r.start_date} to {add_months(r.start_date, r.months)}, "
                 f"deposit ${_deposit(r):,}; a PDF summary"
             ),
         ),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Final, TypedDict
 
+from tools.dates import add_months
+
 
 class PropertyRow(TypedDict):
     id: str
@@ -235,11 +237,6 @@ _TENANTS: Final[tuple[tuple[str, str, str, str | None, str, str, int, int, int],
 )  # fmt: skip
 
 
-def _plus_months(day: dt.date, months: int) -> dt.date:
-    month = day.month - 1 + months
-    return day.replace(year=day.year + month // 12, month=month % 12 + 1)
-
-
 SAMPLE_TENANTS: Final[tuple[TenantRow, ...]] = tuple(
     TenantRow(
         id=tid,
@@ -260,7 +257,7 @@ SAMPLE_LEASES: Final[tuple[LeaseRow, ...]] = tuple(
         tenant_id=tid,
         property_id=pid,
         start_date=dt.date.fromisoformat(start),
-        end_date=_plus_months(dt.date.fromisoformat(start), months),
+        end_date=add_months(dt.date.fromisoformat(start), months),
         monthly_rent=rent,
         deposit=deposit,
         status="active",
