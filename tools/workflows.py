@@ -1,7 +1,7 @@
 """Workflows as data: a declared sequence of typed steps, run with its state stored per run.
 
 A `Workflow` has an id, a version and steps; each `Step` is a tool (a typed function, `ToolSpec`) and how its
-arguments come from the request and the outputs of the steps before it. `Workflow.start_spec()` is the one risky
+arguments come from the request and the outputs of the steps before it. `Workflow.start` is the one risky
 tool the model calls: its approval covers every step, and the approved call runs `run_workflow`, which the
 approval machinery already runs exactly once (and re-runs, under the same idempotency key, when a worker died
 mid-way). The run's state is a `WorkflowRun` row keyed by that key: a re-run skips every step recorded done and
@@ -55,9 +55,6 @@ class Workflow:
 
     @functools.cached_property
     def start(self) -> ToolSpec:
-        return self.start_spec()
-
-    def start_spec(self) -> ToolSpec:
         """The risky tool that asks for one approval of the whole run and, once approved, runs it."""
 
         async def start(args: Any, ctx: ToolContext) -> ToolResult:

@@ -32,7 +32,7 @@ from bot.types import (
     TextReply,
 )
 from tools import Registry
-from tools.registry import ToolArgumentError, ToolResult
+from tools.registry import ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ class Surfaces:
         if spec is None or TEAM_TOOL not in self.allowed(user):
             return None, "You may not update maintenance requests; nothing was changed."
         try:
-            args = spec.parse_arguments(json.dumps({"request_id": request_id, "status": status}))
-        except ToolArgumentError:
+            args = spec.args_model.model_validate({"request_id": request_id, "status": status})
+        except ValidationError:
             return None, "That button is not one propbot made; nothing was changed."
         result = (await self.runner.execute(spec, args, user, where)).result
         return result, (result.summary or "Updated.") if result.ok else (result.error or "Nothing was changed.")
