@@ -10,9 +10,9 @@ from typing import TextIO
 
 from adapters.plain import approval_text, presentation_text
 from bot.core.port import CorePort
-from bot.observability.audit import AuditEvent
 from bot.types import (
     ApprovalRequest,
+    AuditEvent,
     Conversation,
     Decision,
     DecisionAction,

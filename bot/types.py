@@ -18,6 +18,8 @@ __all__ = [
     "Approval",
     "ApprovalRequest",
     "ApprovalStatus",
+    "AuditEvent",
+    "Caller",
     "Conversation",
     "Decision",
     "DecisionAction",
@@ -37,6 +39,7 @@ __all__ = [
     "Suggestion",
     "TeamNotice",
     "TextReply",
+    "same_person",
 ]
 
 Platform = Literal["slack", "teams", "console"]
@@ -66,6 +69,34 @@ class Conversation(BaseModel):
     def key(self) -> str:
         base = f"{self.platform}:{self.workspace}:{self.channel}"
         return f"{base}:{self.thread}" if self.thread_history and self.thread else base
+
+
+class AuditEvent(BaseModel):
+    kind: str  # tool_call | refused | approval_requested | approved | cancelled | expired | rate_limited
+    user: str
+    conversation: str
+    tool: str = ""
+    arguments: dict[str, Any] = Field(default_factory=dict)  # already redacted by the tool's spec
+    outcome: str = ""
+    duration: float = 0.0
+    detail: str = ""
+    # What the tool did, in its own identifiers: "request_id=MR-12 status=scheduled" (see result_summary).
+    result: str = ""
+    approval_id: str | None = None
+    at: float = Field(default_factory=time.time)
+
+
+class Caller(BaseModel):
+    """Who is at a door, as the adapter read the payload: the platform, the installation or tenant the payload
+    arrived through (`workspace`), and the person as `platform:<their own team or tenant>:<user id>`. Only the
+    core's gate decides what follows from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    workspace: str
+    user: str
+    name: str | None = None
 
 
 class Incoming(BaseModel):
@@ -186,6 +217,9 @@ class Decision(BaseModel):
     platform: Platform
     workspace: str
     user_name: str | None = None
+    # The conversation the click came from (a channel or chat id), when the adapter knows it: someone outside the
+    # approval's conversation who may not decide it learns nothing of it.
+    channel: str | None = None
 
 
 class Feedback(BaseModel):
@@ -233,3 +267,10 @@ class DecisionResult(BaseModel):
             DecisionOutcome.CANCELLED,
             DecisionOutcome.EXPIRED,
         )
+
+
+def same_person(a: str, b: str) -> bool:
+    """Whether two principals are one person: same platform and user id, whatever team or tenant part they
+    carry. Slack user ids and Teams AAD object ids are unique on their own, and a person's team can be
+    written two ways (a Grid org id in clicks, a workspace id in events), which must not make them two."""
+    return a.split(":", 1)[0] == b.split(":", 1)[0] and a.rsplit(":", 1)[-1] == b.rsplit(":", 1)[-1]

@@ -46,7 +46,7 @@ async def test_turns_approvals_and_queue_on_a_cluster(make_harness: Any, redis_c
     # The durable turn queue works on the cluster too.
     queue = TurnQueue(h.redis, claim_idle=5)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(dispatcher.run_queued, stop, block_ms=100))

@@ -69,7 +69,7 @@ async def core(sqlite_database: Database) -> AsyncIterator[Core]:
         rate_limit_workspace_per_minute=0,
     )
     model = ScriptedModel()
-    agent, desk = assemble(
+    parts = assemble(
         settings,
         MemoryStore(),
         sqlite_database,
@@ -78,7 +78,7 @@ async def core(sqlite_database: Database) -> AsyncIterator[Core]:
         parse_permissions(PERMISSIONS_YAML),
         LogAudit(),
     )
-    yield Core(model, agent, desk, sqlite_database)
+    yield Core(model, parts.agent, parts.desk, sqlite_database)
     assert model.violations == [], model.violations
 
 

@@ -248,3 +248,49 @@ async def test_a_run_started_under_other_arguments_is_not_resumed_after_a_deploy
     assert told["ok"] is False and "started with version 0" in told["error"] and "Nothing was run" in told["error"]
     after = await run_state(h, request.approval.id)
     assert [s["runs"] for s in json.loads(after.steps)] == [1, 0, 0, 0]  # nothing ran again
+
+
+TWO_WORKSPACES = PERMISSIONS + '  "slack:T2:*": manager\n'
+
+
+async def test_another_workspace_finds_no_run_by_name_or_id_and_cannot_retry_it(make_harness: Any) -> None:
+    """A manager of workspace T2 asks for T1's run by the tenant's name, then by its id, then retries it: none
+    of it is found (no run id, no requester leaks) and nothing runs."""
+    h: Harness = await make_harness(permissions=TWO_WORKSPACES)
+    services(h, RecordingNotifier(), DatabaseDocumentStore(h.db))
+    request, _ = await failing_run(h)
+    h.fake.default = None
+    run_id = request.approval.id
+    for asked in ({"run_id": None, "tenant_name": "Jane"}, {"run_id": run_id, "tenant_name": None}):
+        h.fake.push(calls(call("onboarding_status", asked)), text("Nothing found."))
+        await h.say("slack:T2:UOTHER", "where is Jane's onboarding?", channel="C9", workspace="T2")
+        told = tool_results(h.fake.requests[-1])[-1]
+        assert told["ok"] is False and run_id not in json.dumps(told) and "UMANAGER" not in json.dumps(told)
+    h.fake.push(calls(call("retry_onboarding", {"run_id": run_id})), text("Nothing to retry."))
+    await h.say("slack:T2:UOTHER", "retry", channel="C9", workspace="T2")
+    assert tool_results(h.fake.requests[-1])[-1]["ok"] is False
+    assert [s["runs"] for s in json.loads((await run_state(h, run_id)).steps)] == [1, 0, 0, 0]
+    # In its own workspace the same question finds it.
+    h.fake.push(calls(call("onboarding_status", {"run_id": None, "tenant_name": "Jane"})), text("Stopped."))
+    await h.say(STAFF, "where is Jane's onboarding?")
+    assert tool_results(h.fake.requests[-1])[-1]["data"]["status"] == "failed"
+
+
+async def test_retry_is_refused_when_the_approver_may_no_longer_approve(make_harness: Any) -> None:
+    """Resuming a run runs its approved call again: checked like the approved path, against today's roles."""
+    h: Harness = await make_harness(permissions=PERMISSIONS)
+    services(h, RecordingNotifier(), DatabaseDocumentStore(h.db))
+    request, _ = await failing_run(h)  # approved by UMANAGER
+    h.fake.default = None
+    async with h.db.session() as session, session.begin():
+        blocking = (await session.execute(select(Lease).where(Lease.property_id == "P-1004"))).scalar_one()
+        blocking.status = "ended"  # the run could now finish
+    demoted = PERMISSIONS.replace('"slack:T1:UMANAGER": manager', '"slack:T1:UMANAGER": staff') + (
+        '  "slack:T1:UMANAGER2": manager\n'
+    )
+    later = await h.another_process(permissions=demoted)
+    h.fake.push(calls(call("retry_onboarding", {"run_id": request.approval.id})), text("Cannot."))
+    await later.agent.handle(h.incoming("slack:T1:UMANAGER2", "retry"))
+    told = tool_results(h.fake.requests[-1])[-1]
+    assert told["ok"] is False and "no longer allowed to approve" in told["error"]
+    assert [s["runs"] for s in json.loads((await run_state(h, request.approval.id)).steps)] == [1, 0, 0, 0]

@@ -195,3 +195,21 @@ async def test_a_turn_abandoned_mid_stream_removes_what_it_showed(
     methods = [c.method for c in fake_slack.calls]
     assert methods[-2:] == ["chat.stopStream", "chat.delete"]
     assert fake_slack.replies("C9") == []  # the turn runs again later: nothing of this one stays
+
+
+async def test_task_titles_outputs_and_the_panel_status_are_defused(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    """The model writes the arguments a title shows and a tool's error repeats them: no broadcast, no mention."""
+    bot = await slack_bots(sqlite_database)
+    bot.slack.streaming = True
+    loud = {**SEARCH, "location": "<!channel> <@U0ADMIN> @here Austin"}
+    fake_openai.push(calls(call("search_properties", loud), call("get_property", {"property_id": "<!here>"})))
+    fake_openai.push(text("Nothing there."))
+    await bot.send_event(mention("USTAFF", "find homes"))
+    await bot.slack.wait_for("chat.stopStream")
+    tasks = [c for c in streamed_chunks(bot.slack) if c["type"] == "task_update"]
+    shown = json.dumps([(c["title"], c.get("output", "")) for c in tasks])
+    assert "Austin" in shown and "here" in shown  # the words stay, defused
+    for loud_part in ("<!channel>", "<@U0ADMIN>", "<!here>", "@here"):
+        assert loud_part not in json.loads(json.dumps(shown)), loud_part

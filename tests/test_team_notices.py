@@ -92,6 +92,7 @@ async def test_slack_one_notice_per_change_even_when_the_click_comes_twice_and_m
     [updated] = await bot.slack.wait_for("chat.update", where=lambda c: c.args["channel"] == "C0MAINT")
     assert await status_of(sqlite_database, request_id) == "completed"
     assert "marked done" in json.dumps(updated.args["blocks"])
+    assert "(<@UTECH>)" in json.dumps(updated.args["blocks"])  # who marked it, as a mention, not escaped text
     assert not any(b["type"] == "actions" for b in updated.args["blocks"])  # done: no more buttons
     notices = [c for c in bot.slack.calls_to("chat.postMessage") if c.args["channel"] == "C0MAINT"]
     assert len(notices) == 1  # once, though the click came twice and the sweeper ran

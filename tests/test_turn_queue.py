@@ -25,7 +25,7 @@ async def test_queued_turn_is_answered_and_acknowledged(make_harness: Any) -> No
     h.fake.push(text("queued answer"))
     queue = TurnQueue(h.redis, claim_idle=5)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(dispatcher.run_queued, stop, block_ms=100))
@@ -56,7 +56,7 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
 
     stop_dead = asyncio.Event()
     dead_loop = asyncio.create_task(dead.run(never_finishes, stop_dead, block_ms=100))
-    dispatcher_a = Dispatcher(h.agent, h.desk, TaskTracker(), dead)
+    dispatcher_a = Dispatcher(h.core, TaskTracker(), dead)
     await dispatcher_a.submit(h.incoming(MANAGER, "please answer"))
     await eventually(hung.is_set)
     stop_dead.set()  # the worker stops heart-beating: it looks dead from outside
@@ -65,7 +65,7 @@ async def test_a_turn_whose_worker_stopped_is_reclaimed_by_another(make_harness:
     agent_b = await h.another_process()
     live = TurnQueue(h.redis, claim_idle=0.6)
     responder = RecordingResponder()
-    dispatcher_b = Dispatcher(agent_b.agent, agent_b.desk, TaskTracker(), live)
+    dispatcher_b = Dispatcher(agent_b.core, TaskTracker(), live)
     dispatcher_b.register("slack", responder)
     stop_live = asyncio.Event()
     live_loop = asyncio.create_task(live.run(dispatcher_b.run_queued, stop_live, block_ms=100))
@@ -87,7 +87,7 @@ async def test_a_slow_live_turn_is_not_stolen(make_harness: Any) -> None:
     loops, stops = [], []
     for i, process in enumerate([h.process, await h.another_process()]):
         queue = TurnQueue(h.redis, claim_idle=0.5)
-        dispatcher = Dispatcher(process.agent, process.desk, TaskTracker(), queue)
+        dispatcher = Dispatcher(process.core, TaskTracker(), queue)
         dispatcher.register("slack", responders[i])
         stop = asyncio.Event()
         stops.append(stop)
@@ -108,7 +108,7 @@ async def test_enqueue_while_redis_is_down_refuses_and_forgets_the_delivery(
 ) -> None:
     h: Harness = await make_harness()
     queue = TurnQueue(h.redis)
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     msg = h.incoming(MANAGER, "during the outage")
     redis_server.stop()
     try:

@@ -116,10 +116,22 @@ async def _with_property(session: AsyncSession, req: MaintenanceRequest, summary
         status=req.status,
         title=presentation.title,
         fields=presentation.fields,
+        marks=marks_from(req.status),
     )
     return ToolResult(
         data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)], notices=[notice]
     )
+
+
+# What each status the maintenance team sets may follow: done work is not reopened, a cancelled request stays
+# cancelled. Each is a button on the team's notice, with its label.
+TEAM_TRANSITIONS: Final = {"in_progress": ("open", "scheduled"), "completed": ("open", "scheduled", "in_progress")}
+TEAM_MARKS: Final = {"in_progress": "Mark in progress", "completed": "Mark done"}
+
+
+def marks_from(status: str) -> dict[str, str]:
+    """The statuses the team may set on a request in `status`, with their button labels, in order."""
+    return {new: TEAM_MARKS[new] for new, after in TEAM_TRANSITIONS.items() if status in after}
 
 
 _ALREADY_CREATED = "Request {id} was already created for this approval; nothing new was created."

@@ -8,21 +8,15 @@ from typing import Final, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
-from tools.maintenance import _with_property, normalize_request_id
+from tools.maintenance import TEAM_MARKS, TEAM_TRANSITIONS, _with_property, marks_from, normalize_request_id
 from tools.registry import Registry, ToolContext, ToolResult
 from tools.tables import MaintenanceRequest
 
 registry = Registry()
 
-# What each new status may follow: done work is not reopened here, and a cancelled request stays cancelled.
-_FROM: Final = {"in_progress": ("open", "scheduled"), "completed": ("open", "scheduled", "in_progress")}
-# The team's buttons: the status each sets, and its label.
-MARKS: Final = {"in_progress": "Mark in progress", "completed": "Mark done"}
-
-
-def marks_from(status: str) -> list[str]:
-    """The statuses the team may set on a request in `status`: the buttons its notice shows, in order."""
-    return [new for new, after in _FROM.items() if status in after]
+_FROM: Final = TEAM_TRANSITIONS
+MARKS: Final = TEAM_MARKS
+__all__ = ["MARKS", "marks_from", "registry", "update_maintenance_status"]
 
 
 class UpdateStatusArgs(BaseModel):

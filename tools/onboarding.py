@@ -312,7 +312,13 @@ class OnboardingStatusArgs(BaseModel):
 
 
 async def _find_run(ctx: ToolContext, run_id: str | None, name: str | None, failed_only: bool = False) -> Any:
-    query = select(WorkflowRun).where(WorkflowRun.workflow == ONBOARDING.id)
+    """The latest matching run the person asking may see (their own workspace or tenant): a run of another one
+    reads as no run at all, id or not."""
+    platform, workspace = ctx.conversation_key.split(":")[:2]
+    query = select(WorkflowRun).where(
+        WorkflowRun.workflow == ONBOARDING.id,
+        WorkflowRun.conversation_key.startswith(f"{platform}:{workspace}:", autoescape=True),
+    )
     if run_id:
         query = query.where(WorkflowRun.id == run_id.strip())
     elif name:
@@ -322,7 +328,8 @@ async def _find_run(ctx: ToolContext, run_id: str | None, name: str | None, fail
     if failed_only:
         query = query.where(WorkflowRun.status == "failed")
     async with ctx.db.session() as session:
-        return (await session.execute(query.order_by(WorkflowRun.created_at.desc()).limit(1))).scalar_one_or_none()
+        runs = (await session.execute(query.order_by(WorkflowRun.created_at.desc()).limit(20))).scalars()
+        return next((run for run in runs if ctx.may_see(run.conversation_key)), None)
 
 
 @registry.tool(progress=lambda a: "Looking up the onboarding…")
@@ -345,6 +352,9 @@ async def retry_onboarding(args: RetryOnboardingArgs, ctx: ToolContext) -> ToolR
     run = await _find_run(ctx, args.run_id, None, failed_only=args.run_id is None)
     if run is None:
         return ToolResult.failure("No stopped onboarding run found to retry.")
+    # Resuming runs the approved call again: whoever asked for it and whoever approved it must still be allowed.
+    if ctx.recheck is not None and (reason := await ctx.recheck(run.id)) is not None:
+        return ToolResult.failure(reason, executed=False)
     try:
         request = resumable(ONBOARDING, run)
     except RunRefused as exc:

@@ -50,6 +50,8 @@ class TeamNotice(BaseModel):
     status: str
     title: str
     fields: list[Detail] = Field(default_factory=list)
+    # The buttons the notice offers, in order: the status each sets -> its label ("completed": "Mark done").
+    marks: dict[str, str] = Field(default_factory=dict)
 
 
 class Source(BaseModel):

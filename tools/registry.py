@@ -50,6 +50,15 @@ class ToolContext:
     # Where a long call reports its steps as they go (a workflow run): (step key, title, state, detail), the
     # state one of "running", "done", "failed". None: nobody is watching.
     progress: StepSink | None = None
+    # Whether the person asking may see a record made in the conversation with this key (a run, a document): the
+    # core's gate answers (their own workspace or tenant). None: this conversation's records only.
+    sees: Callable[[str], bool] | None = None
+    # Why the approved call behind a record (by its approval id) may no longer run, in plain words, or None when it
+    # may: the requester's and the approver's permissions as they are now. None: nothing to re-check here.
+    recheck: Callable[[str], Awaitable[str | None]] | None = None
+
+    def may_see(self, conversation_key: str) -> bool:
+        return self.sees(conversation_key) if self.sees is not None else conversation_key == self.conversation_key
 
 
 class ToolResult(BaseModel):

@@ -13,7 +13,6 @@ class SlackConfig:
     app_token: str | None = None  # Socket Mode when set
     api_url: str = "https://slack.com/api/"
     # Other workspaces and Grid orgs whose people propbot answers (Slack Connect); "*" for any.
-    allowed_teams: frozenset[str] = frozenset()
     streaming: bool = True  # answers streamed into threads where the workspace allows
     stream_interval: float = 0.5  # seconds between two updates of one streamed answer
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.

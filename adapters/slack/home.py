@@ -7,9 +7,8 @@ from typing import Any, Final
 
 from adapters.slack import blocks
 from adapters.slack import format as fmt
-from bot.core.surfaces import Home
-from bot.observability.audit import AuditEvent
-from bot.types import Approval
+from bot.core.port import Home
+from bot.types import Approval, AuditEvent
 
 NEW_REQUEST_ACTION: Final = "propbot_new_request"
 REQUEST_VIEW: Final = "propbot_request"
@@ -25,6 +24,9 @@ def home_view(home: Home, notice: str = "", dm_channel: str = "") -> dict[str, A
     out: list[blocks.Block] = [blocks.header("propbot")]
     if notice:
         out.append(blocks.section(f":information_source: {fmt.escape(notice)}"))
+    if home.refused:
+        out.append(blocks.section("You are not allowed to use propbot in this workspace."))
+        return {"type": "home", "blocks": out}
     if home.unavailable:
         out.append(blocks.section("propbot cannot read its approvals right now; try again in a minute."))
     if home.may_request:

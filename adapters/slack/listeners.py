@@ -15,14 +15,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack import blocks
-from adapters.slack.identity import (
-    click_channel,
-    clicker_team,
-    installation,
-    not_a_question,
-    strip_mention,
-    user_principal,
-)
+from adapters.slack.door import caller
+from adapters.slack.identity import click_channel, clicker_team, installation, not_a_question, strip_mention
 from adapters.slack.live import SlackLive
 from adapters.slack.responder import SlackResponder
 from adapters.slack.surfaces import SlackSurfaces, dm_of
@@ -50,7 +44,6 @@ class SlackListeners:
         core: CorePort,
         responder: SlackResponder,
         names: UserNames,
-        allowed_teams: frozenset[str] = frozenset(),
         surfaces: SlackSurfaces | None = None,
         thread_memory: bool = True,
     ) -> None:
@@ -59,20 +52,6 @@ class SlackListeners:
         self.responder = responder
         self.names = names
         self.surfaces = surfaces
-        # Besides the installation's own people: the teams or Grid orgs of SLACK_ALLOWED_TEAMS ("*": anyone).
-        self.allowed_teams = allowed_teams
-
-    async def _allowed(self, principal: str, user: str, context: AsyncBoltContext) -> bool:
-        """Whether propbot answers this person at all: their own team is this installation's workspace or Grid
-        org or one in SLACK_ALLOWED_TEAMS, or their Slack profile puts them in one of those Grid orgs (the
-        other workspaces of your org, a partner listed by its `E…` id). Unknown means no."""
-        authorized = context.authorize_result
-        home = {installation(context), *((authorized.team_id, authorized.enterprise_id) if authorized else ())}
-        allowed = self.allowed_teams | {team for team in home if team}
-        if "*" in allowed or principal.split(":")[1] in allowed:
-            return True
-        org = await self.names.org(user)
-        return org is not None and org in allowed
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.event("app_mention")(self.on_mention)
@@ -112,15 +91,7 @@ class SlackListeners:
         if not (isinstance(channel, str) and isinstance(ts, str) and text):
             log.info("ignored an empty or incomplete %s event", event.get("type"))
             return
-        # An event that names no team for its author is from this workspace unless the channel is shared.
-        author_team = event.get("user_team") or event.get("team")
-        if not author_team and body.get("is_ext_shared_channel") is not True:
-            author_team = installation(context)
-        principal = user_principal(str(user), author_team, context)
-        if not await self._allowed(principal, str(user), context):
-            # A Slack Connect partner's people: propbot answers only the teams it is told to.
-            log.info("ignored a Slack %s event: %s is not in SLACK_ALLOWED_TEAMS", event.get("type"), principal)
-            return
+        principal = caller(context).user  # let in by the door (adapters.slack.door), with their own team
         team = installation(context)
         assistant = event.get("channel_type") == "im" and isinstance(event.get("thread_ts"), str)
         recipient_team = event.get("user_team") or event.get("team") or team
@@ -168,13 +139,7 @@ class SlackListeners:
             log.warning("ignored a decision click without a usable user or approval id")
             return
         clicker = clicker_team(body)
-        principal = user_principal(user_id, clicker, context)
-        if not await self._allowed(principal, user_id, context):
-            log.info("refused a Slack click: %s is not in SLACK_ALLOWED_TEAMS", principal)
-            if channel:
-                note = "You are not allowed to use propbot in this workspace; nothing was changed."
-                await self.responder.ephemeral(channel, user_id, note, message.get("thread_ts"))
-            return
+        principal = caller(context).user
         decision = Decision(
             approval_id=approval_id,
             user=principal,
@@ -182,6 +147,7 @@ class SlackListeners:
             platform="slack",
             workspace=team,
             user_name=await self.names.get(user_id),
+            channel=channel or None,
         )
         thread = message.get("thread_ts") if isinstance(message.get("thread_ts"), str) else None
         # A click on the App Home tab (its list of approvals) rather than on the card in a conversation.
@@ -202,7 +168,7 @@ class SlackListeners:
             if home_view is not None and self.surfaces is not None:
                 # The tab is redrawn for the clicker, saying what came of the click.
                 tab, dm = self.surfaces.tab, dm_of(home_view)
-                self.core.spawn(tab.publish(user_id, principal, team, dm, result.message), name="slack:home")
+                self.core.spawn(tab.publish(user_id, caller(context), dm, result.message), name="slack:home")
             if not result.changed or result.approval is None:
                 # Refused, unknown, already decided or store down: only the clicker hears about it.
                 if channel:

@@ -150,7 +150,7 @@ class SlackLive:
                 "assistant.threads.setStatus",
                 channel_id=self.target.channel,
                 thread_ts=self.target.thread,
-                status=status,
+                status=fmt.defuse_markdown(status),
             )
 
     async def clear_status(self) -> None:
@@ -250,10 +250,12 @@ class SlackLive:
 def _chunks(changed: list[Progress], text: str) -> list[dict[str, Any]]:
     chunks: list[dict[str, Any]] = []
     for step in changed:
-        task: dict[str, Any] = {"type": "task_update", "id": step.id, "title": fmt.truncate(step.title, 256)}
+        # Titles and outputs carry the model's arguments and the tools' errors: defused like the answer's text.
+        title = fmt.truncate(fmt.defuse_markdown(step.title), 256)
+        task: dict[str, Any] = {"type": "task_update", "id": step.id, "title": title}
         task["status"] = _TASK_STATUS[step.state]
         if step.detail:
-            task["output"] = fmt.truncate(step.detail, 256)
+            task["output"] = fmt.truncate(fmt.defuse_markdown(step.detail), 256)
         chunks.append(task)
     if text:
         chunks.append({"type": "markdown_text", "text": text})

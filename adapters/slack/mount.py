@@ -12,6 +12,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.config import SlackConfig
+from adapters.slack.door import SlackDirectory, SlackDoor
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.live import slack_streaming
@@ -28,6 +29,7 @@ _bolt_log = logging.getLogger(f"{__name__}.bolt")
 _bolt_log.setLevel(logging.WARNING)
 
 EVENTS_PATH = "/slack/events"
+BOLT = web.AppKey("slack_bolt", AsyncApp)
 
 
 def build_bolt(config: SlackConfig, client: AsyncWebClient) -> AsyncApp:
@@ -60,16 +62,19 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     session = aiohttp.ClientSession()
     client = web_client(config, session)
     responder = SlackResponder(client, core, slack_streaming(config.streaming), config.stream_interval)
-    core.register("slack", responder)
+    names = UserNames(client)
+    core.register("slack", responder, SlackDirectory(client, names))
     bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)
     bolt.middleware(on_rate_limited)
-    names = UserNames(client)
+    # Every payload, whatever listener it is for, passes the core's gate here first.
+    bolt.middleware(SlackDoor(core, names, responder.ephemeral).check)
     tab = HomeTab(core, client)
     surfaces = SlackSurfaces(core, responder, names, tab)
     surfaces.register(bolt)
     TeamButtons(core, client, responder.ephemeral).register(bolt)  # before the listeners' catch-all for unknown buttons
-    SlackListeners(core, responder, names, config.allowed_teams, surfaces, config.thread_memory).register(bolt)
+    SlackListeners(core, responder, names, surfaces, config.thread_memory).register(bolt)
+    app[BOLT] = bolt  # what the server serves, for whoever needs to read its listeners (the door test)
     stop_socket: Callable[[], Awaitable[None]] | None = None
     if config.app_token:
         from adapters.slack.socket import socket_mode

@@ -148,7 +148,7 @@ class SlackResponder:
         await self.post_documents(approval.conversation, result.documents)
 
     async def notify(self, channel: str, notice: TeamNotice) -> None:
-        card = notice_card(notice.title, notice.fields, notice.status, notice.request_id)
+        card = notice_card(notice)
         await call(self.client, "chat.postMessage", channel=channel, **card)
 
     async def post_documents(self, conversation: Conversation, documents: list[DocumentLink]) -> None:

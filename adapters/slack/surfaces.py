@@ -12,11 +12,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from adapters.slack import blocks, home
-from adapters.slack.identity import installation, user_principal
+from adapters.slack.door import caller
+from adapters.slack.identity import click_channel, installation
 from adapters.slack.responder import SlackResponder
 from adapters.slack.web import UserNames, call
 from bot.core.port import CorePort
-from bot.types import ApprovalRequest, Conversation, Feedback, TextReply
+from bot.types import ApprovalRequest, Caller, Conversation, Feedback, TextReply
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ class HomeTab:
         self.core = core
         self.client = client
 
-    async def publish(self, user_id: str, principal: str, workspace: str, dm: str = "", notice: str = "") -> None:
-        page = await self.core.surfaces.home(principal, "slack", workspace)
+    async def publish(self, user_id: str, asking: Caller, dm: str = "", notice: str = "") -> None:
+        page = await self.core.surfaces.home(asking)
         view = home.home_view(page, notice=notice, dm_channel=dm)
         await call(self.client, "views.publish", user_id=user_id, view=view)
 
@@ -71,8 +72,11 @@ class SlackSurfaces:
         if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)):
             log.info("ignored an assistant_thread_started event without user, channel or thread")
             return
-        principal = user_principal(user, installation(context), context)
-        prompts = [{"title": s.title, "message": s.message} for s in self.core.surfaces.suggestions(principal)]
+        prompts = [
+            {"title": s.title, "message": s.message} for s in await self.core.surfaces.suggestions(caller(context))
+        ]
+        if not prompts:
+            return
         await call(
             self.client,
             "assistant.threads.setSuggestedPrompts",
@@ -102,13 +106,13 @@ class SlackSurfaces:
         user: dict[str, Any] = body.get("user") or {}
         user_id = str(user.get("id") or "")
         way, _, used = str(action.get("value") or "").partition("|")
-        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
+        channel = click_channel(body)
         if not user_id or way not in ("good", "bad") or not channel:
             log.info("ignored a feedback click without a user, a channel or a known value")
             return
         message: dict[str, Any] = body.get("message") or {}
         thread = message.get("thread_ts") if isinstance(message.get("thread_ts"), str) else None
-        principal = user_principal(user_id, user.get("team_id"), context)
+        asking = caller(context)
         where = Conversation(
             platform="slack",
             workspace=installation(context),
@@ -117,12 +121,12 @@ class SlackSurfaces:
             thread_history=channel.startswith("D") and thread is not None,
         )
         feedback = Feedback(
-            user=principal, conversation=where.key, positive=way == "good", tools=[t for t in used.split(",") if t]
+            user=asking.user, conversation=where.key, positive=way == "good", tools=[t for t in used.split(",") if t]
         )
-        self.core.spawn(self._record(feedback, channel, user_id, thread), name="slack:feedback")
+        self.core.spawn(self._record(asking, feedback, channel, user_id, thread), name="slack:feedback")
 
-    async def _record(self, feedback: Feedback, channel: str, user_id: str, thread: str | None) -> None:
-        said = await self.core.surfaces.feedback(feedback)
+    async def _record(self, asking: Caller, feedback: Feedback, channel: str, user_id: str, thread: str | None) -> None:
+        said = await self.core.surfaces.feedback(asking, feedback)
         extra = {"thread_ts": thread} if thread else {}
         await call(self.client, "chat.postEphemeral", channel=channel, user=user_id, text=said, **extra)
 
@@ -131,27 +135,27 @@ class SlackSurfaces:
         user, tab = event.get("user"), event.get("tab")
         if tab not in (None, "home") or not isinstance(user, str):
             return  # the Messages tab: nothing to publish
-        principal = user_principal(user, installation(context), context)
         dm = event.get("channel") if isinstance(event.get("channel"), str) else ""
-        self.core.spawn(self.tab.publish(user, principal, installation(context), str(dm)), name="slack:home")
+        self.core.spawn(self.tab.publish(user, caller(context), str(dm)), name="slack:home")
 
-    async def on_new_request(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+    async def on_new_request(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         await ack()
         trigger = body.get("trigger_id")
         if not isinstance(trigger, str):
             return
+        form = await self.core.surfaces.form(caller(context))
+        if form is None:
+            log.info("no request form for %s: their role may not request maintenance", caller(context).user)
+            return
         value = str(action.get("value") or "")
-        surfaces = self.core.surfaces
-        view = home.request_modal(
-            "" if value == "-" else value,
-            surfaces.options(home.REQUEST_TOOL, "issue_type"),
-            surfaces.options(home.REQUEST_TOOL, "priority"),
-        )
+        view = home.request_modal("" if value == "-" else value, form["issue_type"], form["priority"])
         await call(self.client, "views.open", trigger_id=trigger, view=view)
 
-    async def on_property_search(self, ack: AsyncAck, payload: dict[str, Any]) -> None:
+    async def on_property_search(self, ack: AsyncAck, payload: dict[str, Any], context: AsyncBoltContext) -> None:
         query = str(payload.get("value") or "")
-        found = await self.core.surfaces.choices(query)
+        found = await self.core.surfaces.choices(caller(context), query)
         options = [{"text": {"type": "plain_text", "text": label[:75]}, "value": value} for value, label in found]
         await ack(options=options)
 
@@ -172,16 +176,12 @@ class SlackSurfaces:
         if not user_id or not channel:
             log.warning("a request form came without a user or a place to post its card")
             return
-        self.core.spawn(self._request(user_id, user.get("team_id"), channel, arguments, context), name="slack:form")
+        self.core.spawn(self._request(user_id, caller(context), channel, arguments), name="slack:form")
 
-    async def _request(
-        self, user_id: str, team: Any, channel: str, arguments: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        principal = user_principal(user_id, team, context)
-        workspace = installation(context)
-        conversation = Conversation(platform="slack", workspace=workspace, channel=channel)
-        name = await self.names.get(user_id)
-        replies = await self.core.surfaces.request(principal, name, conversation, home.REQUEST_TOOL, arguments)
+    async def _request(self, user_id: str, asking: Caller, channel: str, arguments: dict[str, Any]) -> None:
+        conversation = Conversation(platform="slack", workspace=asking.workspace, channel=channel)
+        asking = asking.model_copy(update={"name": await self.names.get(user_id)})
+        replies = await self.core.surfaces.request(asking, conversation, home.REQUEST_TOOL, arguments)
         await self.responder.post_replies(conversation, replies)
         asked = any(isinstance(r, ApprovalRequest) for r in replies)
         notice = (
@@ -189,4 +189,4 @@ class SlackSurfaces:
             if asked
             else " ".join(r.text for r in replies if isinstance(r, TextReply))
         )
-        await self.tab.publish(user_id, principal, workspace, channel if channel.startswith("D") else "", notice)
+        await self.tab.publish(user_id, asking, channel if channel.startswith("D") else "", notice)

@@ -14,11 +14,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack import format as fmt
-from adapters.slack.identity import click_channel, clicker_team, installation, user_principal
+from adapters.slack.door import caller
+from adapters.slack.identity import click_channel, installation
 from adapters.slack.web import call
 from bot.core.port import CorePort
-from bot.types import Conversation, Detail
-from tools.maintenance_team import MARKS, marks_from
+from bot.types import Conversation, TeamNotice
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,15 @@ MARK_ACTIONS: Final = {"propbot_mark_in_progress": "in_progress", "propbot_mark_
 _ACTION_OF: Final = {status: action_id for action_id, status in MARK_ACTIONS.items()}
 
 
-def notice_card(title: str, fields: list[Detail], status: str, request_id: str, note: str = "") -> dict[str, Any]:
+def notice_card(notice: TeamNotice, note: str = "", by: str = "") -> dict[str, Any]:
+    """The notice with its Mark buttons; `note` (plain words, escaped here) and `by` (the Slack user id of who
+    marked it, shown as a mention) under it."""
+    title, request_id = notice.title, notice.request_id
     parts: list[dict[str, Any]] = [blocks.header(f"Maintenance: {title}")]
-    parts += blocks.field_sections([(d.label, d.value) for d in fields])
+    parts += blocks.field_sections([(d.label, d.value) for d in notice.fields])
     if note:
-        parts.append(blocks.context(fmt.escape(note)))
-    buttons = [(_ACTION_OF[new], MARKS[new]) for new in marks_from(status)]
+        parts.append(blocks.context(fmt.escape(note) + (f" (<@{by}>)" if by else "")))
+    buttons = [(_ACTION_OF[new], label) for new, label in notice.marks.items() if new in _ACTION_OF]
     if buttons:
         parts.append(
             {
@@ -75,15 +78,11 @@ class TeamButtons:
         if not (user_id and team and channel and isinstance(request_id, str) and len(request_id) <= 64):
             log.warning("ignored a maintenance button without a usable user, channel or request id")
             return
-        principal = user_principal(user_id, clicker_team(body), context)
         where = Conversation(platform="slack", workspace=team, channel=channel)
         status = MARK_ACTIONS[str(action.get("action_id"))]
-        result, message = await self.core.surfaces.mark(principal, request_id, status, where)
-        if result is None or not result.ok or result.presentation is None or not ts:
-            await self.ephemeral(channel, user_id, message, None)
+        marked = await self.core.surfaces.mark(caller(context), request_id, status, where)
+        if marked.notice is None or not ts:
+            await self.ephemeral(channel, user_id, marked.message, None)
             return
-        shown = result.presentation
-        new_status = str((result.data or {}).get("status") or status)
-        note = f"{message} (<@{user_id}>)"
-        card = notice_card(shown.title, shown.fields, new_status, request_id, note)
+        card = notice_card(marked.notice, marked.message, by=user_id)
         await call(self.client, "chat.update", channel=channel, ts=ts, **card)

@@ -83,18 +83,24 @@ class UserNames:
     def __init__(self, client: AsyncWebClient, ttl: float = NAME_TTL) -> None:
         self.client = client
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, str | None, str | None]] = {}
+        self._cache: dict[str, tuple[float, str | None, str | None, str | None]] = {}
 
-    async def _lookup(self, user: str) -> tuple[str | None, str | None]:
+    async def _lookup(self, user: str) -> tuple[str | None, str | None, str | None]:
+        """(display name, Grid org, own team) of a user, each None when Slack does not say."""
         hit = self._cache.get(user)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         data = await call(self.client, "users.info", user=user)
         info: dict[str, Any] = (data or {}).get("user") or {}
         profile: dict[str, Any] = info.get("profile") or {}
         name = profile.get("display_name") or info.get("real_name") or info.get("name") or None
         org = (info.get("enterprise_user") or {}).get("enterprise_id")
-        found = (name if isinstance(name, str) else None, org if isinstance(org, str) and org else None)
+        team = info.get("team_id")
+        found = (
+            name if isinstance(name, str) else None,
+            org if isinstance(org, str) and org else None,
+            team if isinstance(team, str) and team else None,
+        )
         # A failed lookup is cached briefly, so an outage does not add a call to every message.
         self._cache[user] = (time.monotonic() + (self.ttl if data else 60.0), *found)
         return found
@@ -113,5 +119,12 @@ class UserNames:
         Payloads do not carry it: an event names the user's workspace only."""
         try:
             return (await asyncio.wait_for(self._lookup(user), NAME_BUDGET))[1]
+        except TimeoutError:
+            return None
+
+    async def team(self, user: str) -> str | None:
+        """The user's own workspace as Slack's profile says (`team_id`), for payloads that do not name it."""
+        try:
+            return (await asyncio.wait_for(self._lookup(user), NAME_BUDGET))[2]
         except TimeoutError:
             return None

@@ -11,9 +11,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 from adapters.teams.ai import time_zone_of
-from bot.types import (
-    Conversation,
-)
+from bot.types import Caller, Conversation
 
 LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 # The invoke answer that shows the clicker a line of text instead of a card.
@@ -60,6 +58,13 @@ def principal_of(activity: Activity) -> str:
     """`teams:<tenant>:<AAD object id>`: an object id is unique only within its tenant."""
     sender = activity.from_property
     return f"teams:{tenant_of(activity)}:{sender.aad_object_id or sender.id}"
+
+
+def caller_of(activity: Activity) -> Caller:
+    """Who is asking, for the core's gate: the sender in their tenant, and the tenant the activity came through."""
+    return Caller(
+        platform="teams", workspace=tenant_of(activity), user=principal_of(activity), name=activity.from_property.name
+    )
 
 
 def strip_bot_mention(activity: Activity) -> str:

@@ -32,10 +32,11 @@ from botframework.connector.auth import (
 )
 
 from adapters.teams.config import TeamsConfig
-from bot.core.permissions import WILDCARD
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+WILDCARD: Final = "*"  # TEAMS_ALLOWED_TENANTS: any tenant
 
 # Refresh this long before the token expires, so a call in flight never carries an expired one.
 REFRESH_MARGIN = 300.0

@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from botbuilder.core import InvokeResponse, TurnContext
@@ -16,8 +16,10 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import cards, team
 from adapters.teams.activity import (
+    _MESSAGE_ID,
     MESSAGE_RESPONSE,
     as_dict,
+    caller_of,
     conversation_of,
     invoke_body,
     principal_of,
@@ -27,7 +29,6 @@ from adapters.teams.activity import (
 from adapters.teams.ai import time_zone_of
 from adapters.teams.outbound import TeamsResponder
 from adapters.teams.run_card import RunCard
-from bot.core.permissions import same_person
 from bot.core.port import CorePort
 from bot.types import (
     Approval,
@@ -39,6 +40,7 @@ from bot.types import (
     Feedback,
     Incoming,
     TextReply,
+    same_person,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 # Teams shows "something went wrong" when an invoke is not answered within a few seconds; a decision
 # that takes longer (the tool runs, then the model answers) is finished in the background.
 INVOKE_WAIT: Final = 4.0
+REFUSED: Final = "You are not allowed to use propbot in this workspace; nothing was changed."
 
 
 class TeamsInbound:
@@ -57,16 +60,38 @@ class TeamsInbound:
         self.responder = responder
         self.invoke_wait = invoke_wait
 
+    @property
+    def invokes(self) -> dict[str, Callable[[Activity], Awaitable[dict[str, Any] | None]]]:
+        """Every invoke propbot answers, by name: the route refuses any other by name."""
+        return {"adaptiveCard/action": self._execute, "message/submitAction": self._feedback}
+
+    @property
+    def verbs(self) -> dict[str, Callable[[Activity, dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        """Every Action.Execute verb propbot's cards carry, by verb."""
+        decide: dict[str, Callable[[Activity, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            verb: self._decide for verb in cards.VERBS
+        }
+        return {**decide, cards.REFRESH_VERB: self._refresh, team.MARK_VERB: self._mark}
+
     async def on_turn(self, ctx: TurnContext) -> None:
         activity: Activity = ctx.activity
-        if activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
-            body = await self._execute(activity)
+        if activity.type in (ActivityTypes.invoke, ActivityTypes.message) and not await self.core.admit(
+            caller_of(activity)
+        ):
+            # The core's gate: a person not let in reaches nothing below, whatever the activity.
+            log.info("refused a Teams %s from %s: not let in", activity.name or activity.type, principal_of(activity))
+            if activity.type == ActivityTypes.invoke:
+                body = invoke_body({"type": MESSAGE_RESPONSE, "value": REFUSED})
+                await ctx.send_activity(
+                    Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
+                )
+            return
+        handler = self.invokes.get(str(activity.name)) if activity.type == ActivityTypes.invoke else None
+        if handler is not None:
+            answer = await handler(activity)
             await ctx.send_activity(
-                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=answer))
             )
-        elif activity.type == ActivityTypes.invoke and activity.name == "message/submitAction":
-            await self._feedback(activity)
-            await ctx.send_activity(Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200)))
         elif activity.type == ActivityTypes.message and isinstance(activity.value, dict):
             await self._submit(activity)
         elif activity.type == ActivityTypes.message:
@@ -110,23 +135,26 @@ class TeamsInbound:
             action=DecisionAction(action),
             platform="teams",
             workspace=tenant_of(activity),
+            channel=_MESSAGE_ID.sub("", activity.conversation.id or ""),
         )
 
     async def _execute(self, activity: Activity) -> dict[str, Any]:
         """An Action.Execute click; the invoke's answer replaces the card in place."""
         action = as_dict(as_dict(activity.value).get("action"))
-        data = as_dict(action.get("data"))
         verb = action.get("verb")
-        if verb == team.MARK_VERB and (marked := await team.mark(self.core, activity, data)) is not None:
-            return marked
-        if verb == cards.REFRESH_VERB:
-            return await self._refresh(activity, data.get("approval_id"))
-        decision = self._decision(
-            activity, data.get("approval_id"), cards.VERBS.get(verb, "") if isinstance(verb, str) else ""
-        )
+        handler = self.verbs.get(verb) if isinstance(verb, str) else None
+        if handler is None:
+            return _unknown_action()
+        return await handler(activity, as_dict(action.get("data")))
+
+    async def _mark(self, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+        return await team.mark(self.core, activity, data) or _unknown_action()
+
+    async def _decide(self, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+        verb = as_dict(as_dict(activity.value).get("action")).get("verb")
+        decision = self._decision(activity, data.get("approval_id"), cards.VERBS.get(str(verb), ""))
         if decision is None:
-            error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
-            return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)
+            return _unknown_action()
 
         def show(approval: Approval) -> RunCard:
             return RunCard(self.responder, approval, activity.reply_to_id)
@@ -159,13 +187,14 @@ class TeamsInbound:
             content = cards.decided_card(approval, zone=zone)
         return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": content})
 
-    async def _refresh(self, activity: Activity, approval_id: Any) -> dict[str, Any]:
-        """The approval card as the person asking sees it: their buttons, their time zone."""
+    async def _refresh(self, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+        """The approval card as the person asking sees it: their buttons, their time zone; nothing for someone who
+        is neither in the card's conversation nor its requester or approver."""
         found, view = (None, "")
+        approval_id = data.get("approval_id")
         if isinstance(approval_id, str) and approval_id:
-            found, view = await self.core.surfaces.viewer(
-                approval_id, principal_of(activity), "teams", tenant_of(activity)
-            )
+            channel = _MESSAGE_ID.sub("", activity.conversation.id or "")
+            found, view = await self.core.surfaces.viewer(approval_id, caller_of(activity), channel)
         if found is None:
             return invoke_body({"type": MESSAGE_RESPONSE, "value": "This approval request no longer exists."})
         zone = time_zone_of(activity.local_timezone, activity.entities)
@@ -175,7 +204,7 @@ class TeamsInbound:
             content = cards.decided_card(found, zone=zone)
         return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": content})
 
-    async def _feedback(self, activity: Activity) -> None:
+    async def _feedback(self, activity: Activity) -> None:  # the invoke's answer is a bare 200
         """👍/👎 from the feedback loop (`message/submitAction`), recorded like Slack's."""
         value = as_dict(activity.value)
         action = as_dict(value.get("actionValue"))
@@ -197,7 +226,7 @@ class TeamsInbound:
             answer=activity.reply_to_id or "",
             comment=comment,
         )
-        await self.core.surfaces.feedback(feedback)
+        await self.core.surfaces.feedback(caller_of(activity), feedback)
 
     async def _submit(self, activity: Activity) -> None:
         """An Action.Submit click (clients without Universal Actions): a message carrying the card's data."""
@@ -225,3 +254,8 @@ class TeamsInbound:
         await self.responder.replace_card(approval, activity.reply_to_id)
         if follow_up := self.responder.follow_up(result):
             await self.responder.post(approval.conversation, follow_up)
+
+
+def _unknown_action() -> dict[str, Any]:
+    error = {"code": "BadRequest", "message": "This card action is not one propbot knows."}
+    return invoke_body({"type": "application/vnd.microsoft.error", "value": error}, 400)

@@ -11,12 +11,14 @@ from adapters.teams.auth import (
     AUTH_TIMEOUT,
 )
 from adapters.teams.config import TeamsConfig
-from adapters.teams.inbound import INVOKE_WAIT
+from adapters.teams.inbound import INVOKE_WAIT, TeamsInbound
 from adapters.teams.route import TeamsRoute
 from bot.core.port import CorePort
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+INBOUND = web.AppKey("teams_inbound", TeamsInbound)  # what the route hands activities to (its invokes and verbs)
 
 
 def mount(
@@ -45,6 +47,7 @@ def mount(
             )
         core.register("teams", bot.responder)
         app.router.add_post("/api/messages", bot.on_http)
+        app[INBOUND] = bot.turn
         return bot.close
 
     return mount_with

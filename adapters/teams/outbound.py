@@ -76,7 +76,7 @@ class TeamsResponder:
         if saved is None:
             log.warning("cannot post to Teams channel %s: propbot has not been added to (or heard from) it", channel)
             return
-        card = team.notice_card(notice.title, notice.fields, notice.status, notice.request_id)
+        card = team.notice_card(notice)
 
         async def logic(ctx: TurnContext) -> None:
             await self.send(ctx, self.outgoing(ctx, ActivityTypes.message, attachments=[cards.attachment(card)]))

@@ -12,10 +12,9 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 from adapters.teams import cards
-from adapters.teams.activity import _MESSAGE_ID, MESSAGE_RESPONSE, invoke_body, principal_of, tenant_of
+from adapters.teams.activity import _MESSAGE_ID, MESSAGE_RESPONSE, caller_of, invoke_body, tenant_of
 from bot.core.port import CorePort
-from bot.types import Conversation, Detail
-from tools.maintenance_team import MARKS, marks_from
+from bot.types import Conversation, TeamNotice
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +39,21 @@ async def remember_channel(core: CorePort, activity: Activity) -> bool:
     return True
 
 
-def notice_card(title: str, fields: list[Detail], status: str, request_id: str, note: str = "") -> cards.Card:
+def notice_card(notice: TeamNotice, note: str = "") -> cards.Card:
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": f"Maintenance: {title}", "weight": "Bolder", "wrap": True}
+        {"type": "TextBlock", "text": f"Maintenance: {notice.title}", "weight": "Bolder", "wrap": True}
     ]
-    body.append({"type": "FactSet", "facts": [{"title": d.label, "value": d.value} for d in fields]})
+    body.append({"type": "FactSet", "facts": [{"title": d.label, "value": d.value} for d in notice.fields]})
     if note:
         body.append({"type": "TextBlock", "text": note, "isSubtle": True, "wrap": True})
     actions = [
         {
             "type": "Action.Execute",
-            "title": MARKS[s],
+            "title": label,
             "verb": MARK_VERB,
-            "data": {"request_id": request_id, "status": s},
+            "data": {"request_id": notice.request_id, "status": s},
         }
-        for s in marks_from(status)
+        for s, label in notice.marks.items()
     ]
     return cards.card(body, actions)
 
@@ -63,17 +62,13 @@ async def mark(core: CorePort, activity: Activity, data: dict[str, Any]) -> dict
     """A click on Mark in progress / Mark done: the invoke's answer is the card as it now stands, or a refusal
     shown to the clicker only; None when the data is not a button propbot made."""
     request_id, status = data.get("request_id"), data.get("status")
-    if not isinstance(request_id, str) or status not in MARKS:
+    if not isinstance(request_id, str) or not isinstance(status, str) or len(request_id) > 64:
         return None
     where = Conversation(
         platform="teams", workspace=tenant_of(activity), channel=_MESSAGE_ID.sub("", activity.conversation.id or "")
     )
-    result, message = await core.surfaces.mark(principal_of(activity), request_id, str(status), where)
-    if result is None or not result.ok or result.presentation is None:
-        return invoke_body({"type": MESSAGE_RESPONSE, "value": message})
-    shown = result.presentation
-    now = str((result.data or {}).get("status") or status)
-    note = f"{message} ({activity.from_property.name or 'someone'})"
-    return invoke_body(
-        {"type": cards.CARD_CONTENT_TYPE, "value": notice_card(shown.title, shown.fields, now, request_id, note)}
-    )
+    marked = await core.surfaces.mark(caller_of(activity), request_id, status, where)
+    if marked.notice is None:
+        return invoke_body({"type": MESSAGE_RESPONSE, "value": marked.message})
+    note = f"{marked.message} ({activity.from_property.name or 'someone'})"
+    return invoke_body({"type": cards.CARD_CONTENT_TYPE, "value": notice_card(marked.notice, note)})

@@ -80,7 +80,7 @@ async def _chat(settings: Settings, user: str, approver: str | None) -> int:
 
     runtime = await build_runtime(settings, listeners=[ConsoleActivity(sys.stdout)])
     try:
-        core = Dispatcher(runtime.agent, runtime.desk, TaskTracker(), click_ttl=settings.dedupe_ttl)
+        core = Dispatcher(runtime.core, TaskTracker(), click_ttl=settings.dedupe_ttl)
         await ConsoleChat(core, user, approver).run()
     finally:
         await runtime.close()

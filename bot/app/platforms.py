@@ -28,7 +28,6 @@ def slack_config(settings: Settings) -> SlackConfig:
         signing_secret=settings.slack_signing_secret,
         app_token=settings.slack_app_token,
         api_url=settings.slack_api_url,
-        allowed_teams=settings.allowed_slack_teams,
         streaming=settings.slack_streaming,
         stream_interval=settings.slack_stream_interval,
         thread_memory=settings.channel_memory == "thread",

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.app.services import tool_services
 from bot.config import Settings
 from bot.core.agent import Agent, TurnLimits
 from bot.core.approvals import ApprovalDesk
+from bot.core.gate import Gate
 from bot.core.history import TokenCounter
 from bot.core.loop import DEFAULT_SYSTEM_PROMPT, LoopLimits, ToolLoop
 from bot.core.permissions import Permissions, load_permissions
@@ -20,6 +22,7 @@ from bot.core.tool_cache import ToolCache
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import LockTimes, Transcript
 from bot.errors import ConfigError
+from bot.ingress.dispatch import CoreParts, Documents
 from bot.llm import ChatModel, ModelConfig, OpenAIChatModel
 from bot.observability.audit import AuditEvent, AuditSink, FanoutAudit, LogAudit
 from bot.observability.audit_stream import RedisStreamAudit, read_audit
@@ -42,12 +45,26 @@ class Runtime:
     model: ChatModel
     registry: Registry
     permissions: Permissions
-    agent: Agent
-    desk: ApprovalDesk
+    core: CoreParts
     audit: AuditSink = field(default_factory=LogAudit)
     # The process's one Redis client (the store's), shared by the turn queue and the audit stream.
     redis: RedisClient | None = None
-    surfaces: Surfaces | None = None
+
+    @property
+    def agent(self) -> Agent:
+        return self.core.agent
+
+    @property
+    def desk(self) -> ApprovalDesk:
+        return self.core.desk
+
+    @property
+    def surfaces(self) -> Surfaces:
+        return self.core.surfaces
+
+    @property
+    def gate(self) -> Gate:
+        return self.core.gate
 
     async def close(self) -> None:
         await self.model.close()
@@ -78,12 +95,20 @@ def assemble(
     registry: Registry,
     permissions: Permissions,
     audit: AuditSink,
-) -> tuple[Agent, ApprovalDesk]:
-    """Wire the core from its parts: each part gets what it uses, and only this function reads Settings."""
+    redis: RedisClient | None = None,
+) -> CoreParts:
+    """Wire the core from its parts: each part gets what it uses, and only this function reads Settings. The one
+    gate every door asks is made here, from the permissions file and the allow-lists."""
     counter = TokenCounter(settings.tokenizer_encoding)
+    gate = Gate(
+        permissions,
+        registry.names,
+        {"slack": settings.allowed_slack_teams, "teams": settings.allowed_tenants},
+    )
+    services = tool_services(settings, db, audit)
     runner = ToolRunner(
         registry,
-        permissions,
+        gate,
         store,
         db,
         audit,
@@ -91,7 +116,7 @@ def assemble(
         max_parallel=settings.max_parallel_tools,
         cache=ToolCache(store),
         tool_slots=db.connections,
-        services=tool_services(settings, db, audit),
+        services=services,
     )
     transcript = Transcript(
         store,
@@ -102,7 +127,7 @@ def assemble(
     loop = ToolLoop(
         model,
         registry,
-        permissions,
+        gate,
         runner,
         counter,
         LoopLimits(max_rounds=settings.max_tool_rounds, token_budget=settings.history_token_budget),
@@ -116,8 +141,20 @@ def assemble(
     )
     limits = TurnLimits(max_message_chars=settings.max_message_chars, dedupe_ttl=settings.dedupe_ttl)
     agent = Agent(store, transcript, loop, limiter, limits)
-    desk = ApprovalDesk(store, store, registry, permissions, runner, audit, transcript, loop)
-    return agent, desk
+    desk = ApprovalDesk(store, store, registry, gate, runner, audit, transcript, loop)
+    surfaces = build_surfaces(desk, gate, db, audit, redis, store)
+    return CoreParts(agent, desk, gate, surfaces, store, documents_of(services))
+
+
+def documents_of(services: dict[str, Any]) -> Documents:
+    """What `GET /documents/<id>` and the adapters' uploads read: the tools' document store, by id."""
+
+    async def read(document_id: str) -> tuple[str, bytes] | None:
+        store = services.get("documents")  # read when asked: the services can be given after assembly
+        found = await store.get(document_id) if store is not None else None
+        return (found[0].content_type, found[1]) if found is not None else None
+
+    return read
 
 
 def load_tools(settings: Settings) -> Registry:
@@ -187,9 +224,8 @@ async def build_runtime(settings: Settings, *, seed: bool = True, listeners: Seq
     if opened.redis is not None:
         sinks.append(RedisStreamAudit(opened.redis))
     audit: AuditSink = FanoutAudit(sinks) if len(sinks) > 1 else sinks[0]
-    agent, desk = assemble(settings, opened.store, db, model, tools, permissions, audit)
-    surfaces = build_surfaces(desk, db, audit, opened.redis, opened.store)
-    return Runtime(settings, opened.store, db, model, tools, permissions, agent, desk, audit, opened.redis, surfaces)
+    core = assemble(settings, opened.store, db, model, tools, permissions, audit, opened.redis)
+    return Runtime(settings, opened.store, db, model, tools, permissions, core, audit, opened.redis)
 
 
 # What a person's home page lists as their recent actions: the decisions and requests, not every lookup.
@@ -197,7 +233,7 @@ HOME_ACTIONS = frozenset({"approval_requested", "approved", "cancelled"})
 
 
 def build_surfaces(
-    desk: ApprovalDesk, db: Database, audit: AuditSink, redis: RedisClient | None, notes: Notes
+    desk: ApprovalDesk, gate: Gate, db: Database, audit: AuditSink, redis: RedisClient | None, notes: Notes
 ) -> Surfaces:
     async def recent(user: str, limit: int) -> list[AuditEvent]:
         if redis is None:
@@ -211,5 +247,5 @@ def build_surfaces(
         return await property_choices(db, query)
 
     return Surfaces(
-        desk.approvals, desk.permissions, desk.registry, desk.runner, audit, recent=recent, choices=choices, notes=notes
+        desk.approvals, gate, desk.registry, desk.runner, audit, recent=recent, choices=choices, notes=notes
     )

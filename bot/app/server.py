@@ -115,12 +115,10 @@ async def create_app(
     tasks = TaskTracker()
     queue = make_queue(runtime)
     dispatcher = Dispatcher(
-        runtime.agent,
-        runtime.desk,
+        runtime.core,
         tasks,
         queue,
         click_ttl=runtime.settings.dedupe_ttl,
-        surfaces=runtime.surfaces,
         team_channels=TeamChannels.parse(runtime.settings.maintenance_channels),
     )
     app[RUNTIME] = runtime

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.permissions import Permissions
 from bot.types import Approval, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, DecisionResult
 
 NOT_CONTINUED = (
@@ -67,20 +66,3 @@ def already(approval: Approval) -> DecisionResult:
         message=f"This request was already {status.value}{by}{what}; nothing more was done.",
         approval=approval,
     )
-
-
-def no_longer_allowed(permissions: Permissions, approval: Approval) -> str | None:
-    """Why the approved call may not run now, in plain words; None when it may.
-
-    Roles can change while a request waits (up to APPROVAL_TTL, across restarts), and a call left
-    `approved` by a dead process runs later still: the requester must still be allowed the tool and the
-    approver still allowed to approve it, checked against the permissions in force when it runs."""
-    what = approval.tool.replace("_", " ")
-    if not permissions.may_use(approval.requested_by, approval.tool):
-        name = approval.requested_by_name or approval.requested_by
-        return f"{name} is no longer allowed to use {what}; nothing was done."
-    approver = approval.decided_by or ""
-    if not (approver and permissions.may_approve(approver, approval.tool, approval.requested_by)[0]):
-        name = approval.decided_by_name or approver or "the approver"
-        return f"{name} is no longer allowed to approve {what}; nothing was done."
-    return None

@@ -22,8 +22,8 @@ from bot.core.approval_outcomes import (
     who,
 )
 from bot.core.approved_call import runnable_call, steps_on
+from bot.core.gate import Gate
 from bot.core.loop import ToolLoop
-from bot.core.permissions import Permissions, same_person
 from bot.core.port import LiveReply
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import Transcript
@@ -79,7 +79,7 @@ class ApprovalDesk:
         approvals: Approvals,
         deliveries: Deliveries,
         registry: Registry,
-        permissions: Permissions,
+        gate: Gate,
         runner: ToolRunner,
         audit: AuditSink,
         transcript: Transcript,
@@ -91,7 +91,7 @@ class ApprovalDesk:
         self.approvals = approvals
         self.deliveries = deliveries
         self.registry = registry
-        self.permissions = permissions
+        self.gate = gate
         self.runner = runner
         self.audit = audit
         self.transcript = transcript
@@ -131,9 +131,7 @@ class ApprovalDesk:
             return await self._expire(approval, now)
         if approval.status is not ApprovalStatus.PENDING:
             return await self._already(approval)
-        allowed, reason = self.permissions.may_approve(decision.user, approval.tool, approval.requested_by)
-        if decision.action is DecisionAction.CANCEL and same_person(decision.user, approval.requested_by):
-            allowed = True  # withdrawing your own request is always fine
+        allowed, reason = self.gate.may_decide(decision.user, approval, decision.action)
         if not allowed:
             await self._audit("refused", approval, decision.user, f"{decision.action.value}: {reason}")
             return DecisionResult(outcome=DecisionOutcome.REFUSED, message=reason, approval=approval)
@@ -168,7 +166,7 @@ class ApprovalDesk:
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
         extra: dict[str, Any] = {}
-        runnable = runnable_call(self.registry.get(approval.tool), approval, self.permissions)
+        runnable = runnable_call(self.registry.get(approval.tool), approval, self.gate)
         if isinstance(runnable, str):
             await self._audit("refused", approval, approval.decided_by or "", f"at execution: {runnable}")
             result_data: dict[str, Any] = {"ok": False, "error": runnable, "executed": False}

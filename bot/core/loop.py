@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core import texts
+from bot.core.gate import Gate
 from bot.core.history import Message, TokenCounter, prepare
 from bot.core.next_steps import merge_sources, next_steps
-from bot.core.permissions import Permissions
 from bot.core.port import LiveReply
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
 from bot.core.transcript import Hold
@@ -48,7 +48,7 @@ class ToolLoop:
         self,
         model: ChatModel,
         registry: Registry,
-        permissions: Permissions,
+        gate: Gate,
         runner: ToolRunner,
         counter: TokenCounter,
         limits: LoopLimits,
@@ -56,7 +56,7 @@ class ToolLoop:
     ) -> None:
         self.model = model
         self.registry = registry
-        self.permissions = permissions
+        self.gate = gate
         self.runner = runner
         self.counter = counter
         self.limits = limits
@@ -80,7 +80,7 @@ class ToolLoop:
         makes anyway is answered unrun. With `hold`, the loop stops (LockLost) as soon as the conversation's
         lock is lost, before another model call or tool run. A model failure is answered in words, or raised
         with `model_errors=True` for a caller that has more to say about it."""
-        allowed = self.permissions.allowed_tools(user, self.registry.names()) if may_act else []
+        allowed = self.gate.tools_for(user) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
         schemas = self.registry.schemas(allowed)
         presentations: list[Presentation] = []

@@ -16,6 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import PermissionsError
+from bot.types import same_person
+
+__all__ = ["WILDCARD", "Permissions", "PermissionsFile", "Role", "load_permissions", "parse_permissions", "same_person"]
 
 WILDCARD = "*"
 
@@ -122,13 +125,6 @@ class Permissions:
         known_set = set(known) | {WILDCARD}
         named = {t for r in self.spec.roles.values() for t in (*r.tools, *r.approves)}
         return sorted(named - known_set)
-
-
-def same_person(a: str, b: str) -> bool:
-    """Whether two principals are one person: same platform and user id, whatever team or tenant part they
-    carry. Slack user ids and Teams AAD object ids are unique on their own, and a person's team can be
-    written two ways (a Grid org id in clicks, a workspace id in events), which must not make them two."""
-    return a.split(":", 1)[0] == b.split(":", 1)[0] and a.rsplit(":", 1)[-1] == b.rsplit(":", 1)[-1]
 
 
 def load_permissions(path: Path, *, allow_self_approval: bool = False) -> Permissions:

@@ -11,8 +11,26 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from bot.core.surfaces import Surfaces
-from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Progress, Reply, TeamNotice
+from bot.core.gate import APPROVER, MEMBER, REQUESTER, Directory
+from bot.core.surfaces import Home, Marked, Surfaces
+from bot.types import Approval, Caller, Decision, DecisionResult, Incoming, Platform, Progress, Reply, TeamNotice
+
+# What adapters may name of the core besides the port itself: the gate's approval views, the directory they offer,
+# and the pages the surfaces answer with.
+__all__ = [
+    "APPROVER",
+    "MEMBER",
+    "REQUESTER",
+    "CorePort",
+    "Directory",
+    "Home",
+    "LiveReply",
+    "Marked",
+    "Responder",
+    "Surfaces",
+    "Unstreamed",
+    "unstreamed",
+]
 
 
 class LiveReply(Protocol):
@@ -52,12 +70,22 @@ class Responder(Protocol):
 
 
 class CorePort(Protocol):
-    def register(self, platform: Platform, responder: Responder) -> None:
-        """The adapter's way back, for turns and closed approvals of its platform (from any process)."""
+    """Every call passes the core's gate (bot.core.gate): who is asking, whether they are let in, what they may
+    use, decide and see. An adapter reads the payload into a principal (`platform:<own team>:<user>`) and the
+    workspace it came through, and never decides any of that itself."""
+
+    def register(self, platform: Platform, responder: Responder, directory: Directory | None = None) -> None:
+        """The adapter's way back, for turns and closed approvals of its platform (from any process), and what its
+        platform's directory says about people, for the gate."""
 
     async def submit(self, msg: Incoming) -> None:
-        """Accept a verified message before the platform gets its ack; the turn runs in the background.
-        Raises StoreUnavailable when it could not be accepted (the adapter answers so it is redelivered)."""
+        """Accept a verified message before the platform gets its ack; the turn runs in the background. A person
+        the gate does not let in is dropped here (and logged). Raises StoreUnavailable when it could not be
+        accepted (the adapter answers so it is redelivered)."""
+
+    async def admit(self, caller: Caller) -> bool:
+        """Whether the gate lets this person in at all: for an adapter's door that refuses early, before it reads
+        anything else of the payload (a refused person's every other call is refused again by the core)."""
 
     async def answer(self, msg: Incoming) -> list[Reply]:
         """Run the turn now and return the replies (a terminal chat, which has nothing to ack)."""

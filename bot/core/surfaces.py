@@ -15,7 +15,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from bot.core.permissions import Permissions, same_person
+from bot.core.gate import APPROVER, NOT_ADMITTED, Gate
+from bot.core.permissions import same_person
 from bot.core.tool_runner import ToolRunner, TurnScope
 from bot.errors import StoreUnavailable
 from bot.observability import metrics
@@ -25,14 +26,16 @@ from bot.types import (
     Approval,
     ApprovalRequest,
     ApprovalStatus,
+    Caller,
     Conversation,
     Feedback,
     Reply,
     Suggestion,
+    TeamNotice,
     TextReply,
 )
 from tools import Registry
-from tools.registry import ToolResult
+from tools.maintenance_team import marks_from
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,8 @@ SUGGESTIONS: Final = (
 ANSWER_NOTE_TTL: Final = 30 * 86400.0
 PLACE_TTL: Final = 365 * 86400.0
 TEAM_TOOL: Final = "update_maintenance_status"
+REQUEST_TOOL: Final = "schedule_maintenance"  # what the request form asks for
+CHOICES_TOOL: Final = "search_properties"  # what the form's property search answers from
 ASK_WHAT: Final = Suggestion(title="What can you do?", message="What can you help me with?")
 
 # Who did what recently, for the home page: the person's own actions (their calls, approvals, decisions).
@@ -73,13 +78,26 @@ class Home:
     recent: list[AuditEvent] = field(default_factory=list)
     may_request: bool = False  # may ask for maintenance from the form
     unavailable: bool = False  # the state store could not be read
+    refused: bool = False  # the gate did not let this person in: nothing is shown
+
+
+@dataclass
+class Marked:
+    """What came of a maintenance team's button: the notice as it now stands (None when nothing changed), and
+    what to tell the clicker."""
+
+    message: str
+    notice: TeamNotice | None = None
 
 
 class Surfaces:
+    """Every method takes the `Caller` at the door and asks the gate first: a person it does not let in gets
+    nothing shown and nothing changed."""
+
     def __init__(
         self,
         approvals: Approvals,
-        permissions: Permissions,
+        gate: Gate,
         registry: Registry,
         runner: ToolRunner,
         audit: AuditSink,
@@ -89,26 +107,63 @@ class Surfaces:
         notes: Notes | None = None,
     ) -> None:
         self.approvals = approvals
-        self.permissions = permissions
+        self.gate = gate
         self.registry = registry
         self.runner = runner
         self.audit = audit
         self.recent = recent
-        self.choices = choices
+        self._choices = choices
         self.notes = notes
 
-    async def mark(self, user: str, request_id: str, status: str, where: Conversation) -> tuple[ToolResult | None, str]:
-        """A maintenance team's button on a notice: the request marked `status` if the clicker's role has
-        update_maintenance_status (and the audit trail says who), else a refusal in words."""
+    async def mark(self, caller: Caller, request_id: str, status: str, where: Conversation) -> Marked:
+        """A maintenance team's button on a notice: the request marked `status` when the clicker is let in, their
+        role has update_maintenance_status, and the card clicked is that request's notice in this channel (a
+        client can send any id); else a refusal in words."""
+        person = await self.gate.admit(caller)
+        if not person.admitted:
+            return Marked(NOT_ADMITTED)
         spec = self.registry.get(TEAM_TOOL)
-        if spec is None or TEAM_TOOL not in self.allowed(user):
-            return None, "You may not update maintenance requests; nothing was changed."
+        if spec is None or not self.gate.may_use(person.principal, TEAM_TOOL):
+            return Marked("You may not update maintenance requests; nothing was changed.")
         try:
             args = spec.args_model.model_validate({"request_id": request_id, "status": status})
         except ValidationError:
-            return None, "That button is not one propbot made; nothing was changed."
-        result = (await self.runner.execute(spec, args, user, where)).result
-        return result, (result.summary or "Updated.") if result.ok else (result.error or "Nothing was changed.")
+            return Marked("That button is not one propbot made; nothing was changed.")
+        if not await self._noticed(where, str(getattr(args, "request_id", request_id))):
+            return Marked("That button is not one propbot made; nothing was changed.")
+        result = (await self.runner.execute(spec, args, person.principal, where)).result
+        if not result.ok or result.presentation is None:
+            return Marked(result.error or "Nothing was changed.")
+        now = str((result.data or {}).get("status") or status)
+        shown = result.presentation
+        notice = TeamNotice(
+            key=f"{request_id}:{now}",
+            request_id=str((result.data or {}).get("id") or request_id),
+            property_id=str((result.data or {}).get("property_id") or ""),
+            city="",
+            status=now,
+            title=shown.title,
+            fields=shown.fields,
+            marks=marks_from(now),
+        )
+        return Marked(result.summary or "Updated.", notice)
+
+    @staticmethod
+    def notice_key(platform: str, channel: str, request_id: str) -> str:
+        return f"notice:{platform}:{channel}:{request_id.upper()}"
+
+    async def noticed(self, platform: str, channel: str, request_id: str) -> None:
+        """Remember that a notice of this request was posted in this channel: its buttons act on it there."""
+        if self.notes is not None:
+            await self.notes.put_note(self.notice_key(platform, channel, request_id), "1", PLACE_TTL)
+
+    async def _noticed(self, where: Conversation, request_id: str) -> bool:
+        if self.notes is None:
+            return False
+        try:
+            return await self.notes.get_note(self.notice_key(where.platform, where.channel, request_id)) is not None
+        except StoreUnavailable:
+            return False
 
     async def remember_place(self, key: str, reference: str) -> None:
         """Keep where propbot can post later (a Teams channel's conversation reference), for a year."""
@@ -124,59 +179,57 @@ class Surfaces:
         except StoreUnavailable:
             return None
 
-    def allowed(self, user: str) -> list[str]:
-        return self.permissions.allowed_tools(user, self.registry.names())
-
-    def suggestions(self, user: str) -> list[Suggestion]:
-        """Prompts worth offering this person: only what their role lets them do."""
-        allowed = set(self.allowed(user))
+    async def suggestions(self, caller: Caller) -> list[Suggestion]:
+        """Prompts worth offering this person: only what their role lets them do; none for someone not let in."""
+        person = await self.gate.admit(caller)
+        if not person.admitted:
+            return []
+        allowed = set(self.gate.tools_for(person.principal))
         found = [Suggestion(title=title, message=message) for tool, title, message in SUGGESTIONS if tool in allowed]
         return found or [ASK_WHAT]
 
-    async def home(self, user: str, platform: str, workspace: str, recent: int = 5) -> Home:
-        page = Home(may_request="schedule_maintenance" in self.allowed(user))
+    async def home(self, caller: Caller, recent: int = 5) -> Home:
+        person = await self.gate.admit(caller)
+        if not person.admitted:
+            return Home(refused=True)
+        page = Home(may_request=self.gate.may_use(person.principal, REQUEST_TOOL))
         try:
             pending = await self.approvals.unsettled_approvals()
         except StoreUnavailable:
             return Home(may_request=page.may_request, unavailable=True)
         now = time.time()
         for approval in sorted(pending, key=lambda a: a.created_at):
-            where = approval.conversation
             if approval.status is not ApprovalStatus.PENDING or approval.expires_at < now:
                 continue
-            if where.platform != platform or where.workspace != workspace:
-                continue
-            if same_person(user, approval.requested_by):
+            view = self.gate.may_see_approval(person, approval)
+            if view and same_person(person.principal, approval.requested_by):
                 page.mine.append(approval)
-            elif self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
+            elif view == APPROVER:
                 page.to_decide.append(approval)
         try:
-            page.recent = await self.recent(user, recent)
+            page.recent = await self.recent(person.principal, recent)
         except StoreUnavailable:
             page.recent = []
         return page
 
-    async def viewer(self, approval_id: str, user: str, platform: str, workspace: str) -> tuple[Approval | None, str]:
-        """An approval as one person should see it, and as whom: "approver" (may decide it), "requester" (may
-        withdraw it) or "other". None for an unknown or foreign id, or when the store cannot be read."""
+    async def viewer(self, approval_id: str, caller: Caller, channel: str) -> tuple[Approval | None, str]:
+        """An approval as one person should see it from the conversation `channel`, and as whom: "approver" (may
+        decide it), "requester" (may withdraw it) or "other" (only from its own conversation). None for an
+        unknown or foreign id, for someone neither in its conversation nor its requester or approver, for someone
+        the gate does not let in, or when the store cannot be read."""
+        person = await self.gate.admit(caller)
+        if not person.admitted:
+            return None, ""
         try:
             approval = await self.approvals.get_approval(approval_id)
         except StoreUnavailable:
             return None, ""
-        if approval is None or (approval.conversation.platform, approval.conversation.workspace) != (
-            platform,
-            workspace,
-        ):
-            return None, ""
-        if self.permissions.may_approve(user, approval.tool, approval.requested_by)[0]:
-            return approval, "approver"  # a requester too, where ALLOW_SELF_APPROVAL lets them
-        if same_person(user, approval.requested_by):
-            return approval, "requester"
-        return approval, "other"
+        view = self.gate.may_see_approval(person, approval, channel) if approval is not None else ""
+        return (approval, view) if view else (None, "")
 
     def approvers(self, approval: Approval) -> list[str]:
         """Who the permissions file names as able to decide this approval."""
-        return self.permissions.approvers(approval.tool, approval.requested_by)
+        return self.gate.approvers(approval)
 
     async def answered(self, answer: str, tools: list[str]) -> None:
         """Remember which tools an answer (by its platform id) used, for feedback that cannot carry them."""
@@ -184,8 +237,12 @@ class Surfaces:
             with contextlib.suppress(StoreUnavailable):
                 await self.notes.put_note(f"answer:{answer}", ",".join(tools), ANSWER_NOTE_TTL)
 
-    async def feedback(self, feedback: Feedback) -> str:
-        """Record a 👍/👎 on an answer: the audit trail and a counter by tool and way."""
+    async def feedback(self, caller: Caller, feedback: Feedback) -> str:
+        """Record a 👍/👎 on an answer: the audit trail and a counter by tool and way. Someone the gate does not
+        let in records nothing."""
+        person = await self.gate.admit(caller)
+        if not person.admitted or not self.gate.may_see(person, feedback.conversation):
+            return NOT_ADMITTED
         way = "good" if feedback.positive else "bad"
         named = list(feedback.tools)
         if not named and feedback.answer and self.notes is not None:
@@ -197,7 +254,7 @@ class Surfaces:
         await self.audit.record(
             AuditEvent(
                 kind="feedback",
-                user=feedback.user,
+                user=person.principal,
                 conversation=feedback.conversation,
                 tool=",".join(tools),
                 outcome=way,
@@ -205,6 +262,21 @@ class Surfaces:
             )
         )
         return "Thanks, noted." if feedback.positive else "Thanks for telling us; noted so we can do better."
+
+    async def form(self, caller: Caller) -> dict[str, list[str]] | None:
+        """The request form's choices (issue types, priorities) for a person who may request maintenance; None
+        for anyone else, who gets no form."""
+        person = await self.gate.admit(caller)
+        if not person.admitted or not self.gate.may_use(person.principal, REQUEST_TOOL):
+            return None
+        return {name: self.options(REQUEST_TOOL, name) for name in ("issue_type", "priority")}
+
+    async def choices(self, caller: Caller, query: str) -> list[tuple[str, str]]:
+        """What the form's property search answers this person: only what search_properties would."""
+        person = await self.gate.admit(caller)
+        if not person.admitted or not self.gate.may_use(person.principal, CHOICES_TOOL):
+            return []
+        return await self._choices(query)
 
     def options(self, tool: str, argument: str) -> list[str]:
         """The values an argument takes when its schema lists them (an enum), for a form's select."""
@@ -236,11 +308,15 @@ class Surfaces:
         return {}
 
     async def request(
-        self, user: str, user_name: str | None, conversation: Conversation, tool: str, arguments: dict[str, Any]
+        self, caller: Caller, conversation: Conversation, tool: str, arguments: dict[str, Any]
     ) -> list[Reply]:
         """A tool call asked for from a form: checked and validated like the model's, held for approval when
         the tool is risky. The replies say what happened (an approval request, or why not)."""
-        scope = TurnScope(user, user_name, conversation, frozenset(self.allowed(user)))
+        person = await self.gate.admit(caller)
+        if not person.admitted or not self.gate.may_see(person, conversation.key):
+            return [TextReply(text=f"Nothing was requested: {NOT_ADMITTED}", is_error=True)]
+        user = person.principal
+        scope = TurnScope(user, person.name, conversation, frozenset(self.gate.tools_for(user)))
         call = {
             "id": f"call_form_{secrets.token_hex(6)}",
             "type": "function",

@@ -26,6 +26,10 @@ def unavailable_at_ingress() -> TextReply:
     )
 
 
+def not_admitted() -> TextReply:
+    return TextReply(text="You are not allowed to use propbot in this workspace; nothing was changed.", is_error=True)
+
+
 def busy() -> TextReply:
     return TextReply(
         text="I'm still working on an earlier message in this conversation. Please try again in a moment.",

@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
-from bot.core.permissions import Permissions
+from bot.core.gate import Gate, Person
 from bot.core.tool_cache import ToolCache
+from bot.errors import StoreUnavailable
 from bot.observability import metrics, tracing
 from bot.observability.audit import AuditEvent, AuditSink, result_summary
 from bot.store.base import Approvals
@@ -68,7 +69,7 @@ class ToolRunner:
     def __init__(
         self,
         registry: Registry,
-        permissions: Permissions,
+        gate: Gate,
         approvals: Approvals,
         db: Database,
         audit: AuditSink,
@@ -80,7 +81,7 @@ class ToolRunner:
         services: dict[str, Any] | None = None,
     ) -> None:
         self.registry = registry
-        self.permissions = permissions
+        self.gate = gate
         self.approvals = approvals
         self.db = db
         self.audit = audit
@@ -110,7 +111,7 @@ class ToolRunner:
         spec = self.registry.get(name)
         if spec is None:
             return CallOutcome(call_id, name, _error(f"Unknown tool {name!r}.", allowed_tools=allowed))
-        if name not in scope.allowed or not self.permissions.may_use(scope.user, name):
+        if name not in scope.allowed or not self.gate.may_use(scope.user, name):
             metrics.TOOL_CALLS.labels(name, "refused").inc()
             await self._audit(scope, spec, {}, "refused", 0.0, "not permitted for this user")
             return CallOutcome(
@@ -168,6 +169,7 @@ class ToolRunner:
         idempotency_key: str | None,
         progress: StepSink | None = None,
     ) -> tuple[ToolResult, str]:
+        asker = Person(user, conversation.platform, conversation.workspace, admitted=True)
         ctx = ToolContext(
             db=self.db,
             user=user,
@@ -175,6 +177,8 @@ class ToolRunner:
             idempotency_key=idempotency_key,
             extras=self.services,
             progress=progress,
+            sees=lambda key: self.gate.may_see(asker, key),
+            recheck=self.recheck,
         )
         started = time.perf_counter()
         cached = await self.cache.get(spec, args) if self.cache is not None and spec.cache_ttl else None
@@ -215,6 +219,20 @@ class ToolRunner:
             )
         )
         return result, outcome
+
+    async def recheck(self, approval_id: str) -> str | None:
+        """Why the approved call `approval_id` may no longer run (for a tool that resumes it, e.g. a workflow run
+        retried): its requester and approver as the permissions are now, like the approved path itself."""
+        try:
+            approval = await self.approvals.get_approval(approval_id)
+        except StoreUnavailable:
+            return "propbot cannot read its approvals right now; nothing was done. Try again in a minute."
+        if approval is None:
+            return (
+                "The approval behind this is no longer on record (approvals are kept a week after they close); "
+                "nothing was done. Please ask for it again."
+            )
+        return self.gate.no_longer_allowed(approval)
 
     async def _request_approval(self, scope: TurnScope, spec: ToolSpec, call_id: str, args: BaseModel) -> Approval:
         ctx = ToolContext(db=self.db, user=scope.user, conversation_key=scope.conversation.key)

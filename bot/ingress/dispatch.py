@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from bot.core import texts as replies
 from bot.core.agent import Agent, TurnDeferred
 from bot.core.approvals import ApprovalDesk
+from bot.core.gate import NOT_ADMITTED, Directory, Gate
 from bot.core.port import LiveReply, Responder
 from bot.core.surfaces import Surfaces
 from bot.core.team_channels import TeamChannels
@@ -20,31 +22,65 @@ from bot.errors import StoreUnavailable
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
-from bot.types import Approval, Decision, DecisionResult, Incoming, Platform, Reply, TeamNotice
+from bot.store.base import Deliveries
+from bot.types import (
+    Approval,
+    Caller,
+    Decision,
+    DecisionOutcome,
+    DecisionResult,
+    Incoming,
+    Platform,
+    Reply,
+    TeamNotice,
+)
 
 log = logging.getLogger(__name__)
 
 NOTICE_MEMORY = 30 * 86400.0  # seconds a team notice is remembered as sent
 
 
+# A stored document's content type and bytes by id, or None (lease PDFs the tools made).
+Documents = Callable[[str], Awaitable[tuple[str, bytes] | None]]
+
+
+async def _no_documents(document_id: str) -> tuple[str, bytes] | None:
+    return None
+
+
+@dataclass
+class CoreParts:
+    """What the composition root (`bot.app.runtime.assemble`) hands the dispatcher: the core's parts, each used
+    for what it holds, none reached through another."""
+
+    agent: Agent
+    desk: ApprovalDesk
+    gate: Gate
+    surfaces: Surfaces
+    deliveries: Deliveries
+    documents: Documents = _no_documents
+
+
 class Dispatcher:
     """The core's port for adapters (bot.core.port.CorePort): messages in, turns in the background (or through
-    the durable queue), clicks to the approval desk, replies out through each platform's Responder."""
+    the durable queue), clicks to the approval desk, replies out through each platform's Responder. Every call
+    from an adapter passes the gate first (`bot.core.gate`)."""
 
     def __init__(
         self,
-        agent: Agent,
-        desk: ApprovalDesk,
+        parts: CoreParts,
         tasks: TaskTracker,
         queue: TurnQueue | None = None,
         *,
         click_ttl: float = 86400.0,
-        surfaces: Surfaces | None = None,
         team_channels: TeamChannels | None = None,
     ) -> None:
-        self.agent = agent
-        self.desk = desk
-        self._surfaces = surfaces or Surfaces(desk.approvals, desk.permissions, desk.registry, desk.runner, desk.audit)
+        self.agent = parts.agent
+        self.desk = parts.desk
+        self.gate = parts.gate
+        self._surfaces = parts.surfaces
+        self.deliveries = parts.deliveries
+        self.documents = parts.documents
         self.tasks = tasks
         self.click_ttl = click_ttl
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
@@ -52,15 +88,30 @@ class Dispatcher:
         self.team_channels = team_channels or TeamChannels()
         self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
-    def register(self, platform: Platform, responder: Responder) -> None:
+    def register(self, platform: Platform, responder: Responder, directory: Directory | None = None) -> None:
         self.responders[platform] = responder
+        if directory is not None:
+            self.gate.register(platform, directory)
 
     # -- what adapters call (CorePort) ---------------------------------------------------------------------
     async def answer(self, msg: Incoming) -> list[Reply]:
+        if not await self.admitted(msg):
+            return [replies.not_admitted()]
         return await self.agent.handle(msg)
 
     async def decide(self, decision: Decision, show: Callable[[Approval], LiveReply] | None = None) -> DecisionResult:
+        caller = Caller(platform=decision.platform, workspace=decision.workspace, user=decision.user)
+        person = await self.gate.admit(caller)
+        if not person.admitted:
+            return DecisionResult(outcome=DecisionOutcome.REFUSED, message=NOT_ADMITTED)
         result = await self.desk.decide(decision, show)
+        shown = result.approval
+        if result.outcome is DecisionOutcome.REFUSED and shown is not None:
+            if not self.gate.may_see_approval(person, shown, decision.channel):
+                # A refused click from outside the approval's conversation: told what an unknown id is told.
+                return DecisionResult(
+                    outcome=DecisionOutcome.NOT_FOUND, message="This approval request no longer exists."
+                )
         if result.notices:
             self.tasks.spawn(self.notify_team(result.notices), name="notify-team")
         return result
@@ -75,19 +126,18 @@ class Dispatcher:
                     continue
                 key = f"team-notice:{notice.key}:{platform}:{channel}"
                 try:
-                    if not await self.agent.deliveries.first_delivery(key, NOTICE_MEMORY):
+                    if not await self.deliveries.first_delivery(key, NOTICE_MEMORY):
                         continue
                     await responder.notify(channel, notice)
+                    await self._surfaces.noticed(platform, channel, notice.request_id)
                 except Exception:  # one channel's failure must not keep the others from hearing
                     log.exception("could not tell %s:%s about %s", platform, channel, notice.key)
 
     async def first_delivery(self, delivery_id: str) -> bool:
-        return await self.agent.deliveries.first_delivery(delivery_id, self.click_ttl)
+        return await self.deliveries.first_delivery(delivery_id, self.click_ttl)
 
     async def document(self, document_id: str) -> tuple[str, bytes] | None:
-        store = self.desk.runner.services.get("documents")
-        found = await store.get(document_id) if store is not None else None
-        return (found[0].content_type, found[1]) if found is not None else None
+        return await self.documents(document_id)
 
     async def attach_card(self, approval_id: str, card_ref: dict[str, Any]) -> None:
         await self.desk.attach_card(approval_id, card_ref)
@@ -114,7 +164,17 @@ class Dispatcher:
             self._tell_unavailable(msg)
             raise
 
+    async def admit(self, caller: Caller) -> bool:
+        return (await self.gate.admit(caller)).admitted
+
+    async def admitted(self, msg: Incoming) -> bool:
+        where = msg.conversation
+        caller = Caller(platform=where.platform, workspace=where.workspace, user=msg.user, name=msg.user_name)
+        return (await self.gate.admit(caller)).admitted
+
     async def _accept(self, msg: Incoming) -> None:
+        if not await self.admitted(msg):
+            return  # the gate has logged whom it refused; nothing is queued, nothing answered
         if self.queue is None:
             if await self.agent.accept(msg):
                 self.tasks.spawn(self.run_turn(msg), name=f"turn:{msg.conversation.key}")

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
-from pydantic import BaseModel, Field
-
+from bot.types import AuditEvent
 from tools.text import shorten
+
+__all__ = ["REDACTED", "AuditEvent", "AuditSink", "FanoutAudit", "LogAudit", "result_summary"]
 
 log = logging.getLogger("propbot.audit")
 
 REDACTED = "[redacted]"
-
-
-class AuditEvent(BaseModel):
-    kind: str  # tool_call | refused | approval_requested | approved | cancelled | expired | rate_limited
-    user: str
-    conversation: str
-    tool: str = ""
-    arguments: dict[str, Any] = Field(default_factory=dict)  # already redacted by the tool's spec
-    outcome: str = ""
-    duration: float = 0.0
-    detail: str = ""
-    # What the tool did, in its own identifiers: "request_id=MR-12 status=scheduled" (see result_summary).
-    result: str = ""
-    approval_id: str | None = None
-    at: float = Field(default_factory=time.time)
 
 
 _RESULT_KEYS: Final = frozenset({"id", "status", "count"})

@@ -89,7 +89,7 @@ class Node:
         assert self.runtime.redis is not None
         self.queue = TurnQueue(self.runtime.redis, claim_idle=CLAIM_IDLE)
         self.tracker = TaskTracker()
-        self.dispatcher = Dispatcher(self.runtime.agent, self.runtime.desk, self.tracker, self.queue)
+        self.dispatcher = Dispatcher(self.runtime.core, self.tracker, self.queue)
         responder = RecordingResponder(self)
         self.dispatcher.register("slack", responder)
         self.dispatcher.register("teams", responder)

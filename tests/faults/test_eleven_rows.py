@@ -116,7 +116,7 @@ async def test_row_6_a_failed_enqueue_leaves_no_mark_and_the_retry_is_accepted(
 ) -> None:
     h = await faulty()
     queue = TurnQueue(h.redis)
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     msg = h.incoming(MANAGER, "queued through an outage")
     await h.redis.ping()
     proxy.arm(
@@ -237,7 +237,7 @@ async def test_row_11_a_queued_turn_that_finds_its_conversation_busy_is_answered
     h.fake.push(text("answered once the conversation was free"))
     queue = TurnQueue(h.redis, claim_idle=0.6)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     held = await take_lock(h.store, "slack:T1:C1", ttl=1.0)  # another turn holds the conversation for a second
     assert held is not None
@@ -255,7 +255,7 @@ async def test_row_11_a_turn_that_stays_deferred_is_given_up_truthfully(faulty: 
     h = await faulty(lock_wait=0.1)
     queue = TurnQueue(h.redis, claim_idle=0.3, max_attempts=2)
     responder = RecordingResponder()
-    dispatcher = Dispatcher(h.agent, h.desk, TaskTracker(), queue)
+    dispatcher = Dispatcher(h.core, TaskTracker(), queue)
     dispatcher.register("slack", responder)
     held = await take_lock(h.store, "slack:T1:C1", ttl=30)
     assert held is not None

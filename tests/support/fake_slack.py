@@ -78,6 +78,8 @@ class FakeSlack(AISurfaces, FileUploads):
         self.users: dict[str, str] = {"UMANAGER": "Maria Manager", "UMANAGER2": "Max Manager", "USTAFF": "Sam Staff"}
         # The Enterprise Grid org users.info names for a user (`enterprise_user.enterprise_id`).
         self.orgs: dict[str, str] = {}
+        # A user's own workspace, as users.info names it (`team_id`); TEAM unless set.
+        self.teams: dict[str, str] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.reactions: set[tuple[str, str, str]] = set()
         self.injected: dict[str, list[Injected]] = {}
@@ -195,10 +197,16 @@ class FakeSlack(AISurfaces, FileUploads):
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user = str(args.get("user"))
         name, org = self.users.get(user), self.orgs.get(user)
-        if name is None and org is None:
+        if name is None and org is None and user not in self.teams:
             return {"ok": False, "error": "user_not_found"}
         name = name or user.title()
-        info: dict[str, Any] = {"id": user, "name": name.split()[0].lower(), "real_name": name, "profile": {}}
+        info: dict[str, Any] = {
+            "id": user,
+            "team_id": self.teams.get(user, TEAM),
+            "name": name.split()[0].lower(),
+            "real_name": name,
+            "profile": {},
+        }
         if org is not None:
             info["enterprise_user"] = {"id": user, "enterprise_id": org, "enterprise_name": org, "teams": []}
         return {"ok": True, "user": info}
@@ -332,6 +340,7 @@ class SlackBot:
     url: str
     slack: FakeSlack
     session: aiohttp.ClientSession
+    app: web.Application | None = None
 
     async def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> Sent:
         return await self.send_json(event_body(event, event_id), **kw)
@@ -398,7 +407,7 @@ async def slack_bots(fake_openai: FakeOpenAI, fake_slack: FakeSlack, redis_url: 
         await server.start_server()
         servers.append(server)
         url = str(server.make_url("")).rstrip("/")
-        return SlackBot(runtime, app[DISPATCHER], url, fake_slack, session)
+        return SlackBot(runtime, app[DISPATCHER], url, fake_slack, session, app)
 
     yield make
     for server in servers:

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from bot.app.runtime import Runtime, assemble, build_surfaces, model_config
+from bot.app.runtime import Runtime, assemble, model_config
 from bot.config import Settings
 from bot.core.agent import Agent
 from bot.core.approvals import ApprovalDesk
 from bot.core.permissions import Permissions, parse_permissions
+from bot.ingress.dispatch import CoreParts
 from bot.llm import OpenAIChatModel
 from bot.observability.audit import AuditEvent, AuditSink, LogAudit
 from bot.store import Store
@@ -84,9 +85,8 @@ def start_process(
     model = OpenAIChatModel(model_config(settings))
     registry = tools or builtin_tools()
     sink = audit or LogAudit()
-    agent, desk = assemble(settings, opened.store, db, model, registry, permissions, sink)
-    surfaces = build_surfaces(desk, db, sink, opened.redis, opened.store)
-    return Runtime(settings, opened.store, db, model, registry, permissions, agent, desk, sink, opened.redis, surfaces)
+    core = assemble(settings, opened.store, db, model, registry, permissions, sink, opened.redis)
+    return Runtime(settings, opened.store, db, model, registry, permissions, core, sink, opened.redis)
 
 
 async def stop_process(process: Runtime) -> None:
@@ -100,6 +100,10 @@ class Harness:
     fake: FakeOpenAI
     process: Runtime
     extra: list[Runtime] = field(default_factory=list)
+
+    @property
+    def core(self) -> CoreParts:
+        return self.process.core
 
     @property
     def agent(self) -> Agent:
