@@ -93,6 +93,22 @@ def test_only_the_composition_root_imports_adapters() -> None:
     assert offenders == [], "\n".join(offenders)
 
 
+# What an adapter may name of the bot: the core's port (which carries the gate's answers and the surfaces' pages),
+# the neutral types and the errors. Permissions, audit, tools and the rest are the core's business.
+ADAPTER_PORT = frozenset({"bot.core.port", "bot.types", "bot.errors"})
+
+
+def test_adapters_import_only_the_port_the_types_and_the_errors() -> None:
+    offenders = [
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if module.startswith("adapters")
+        for target in targets
+        if not target.startswith("adapters") and target not in ADAPTER_PORT
+    ]
+    assert offenders == [], "\n".join(offenders)
+
+
 def test_only_the_composition_root_reads_the_settings() -> None:
     """Everything else is handed what it uses (adapters their SlackConfig / TeamsConfig, the model its
     ModelConfig, the core its limits), so no part depends on the shape of the environment."""

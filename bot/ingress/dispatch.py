@@ -106,12 +106,10 @@ class Dispatcher:
             return DecisionResult(outcome=DecisionOutcome.REFUSED, message=NOT_ADMITTED)
         result = await self.desk.decide(decision, show)
         shown = result.approval
-        if result.outcome is DecisionOutcome.REFUSED and shown is not None:
-            if not self.gate.may_see_approval(person, shown, decision.channel):
-                # A refused click from outside the approval's conversation: told what an unknown id is told.
-                return DecisionResult(
-                    outcome=DecisionOutcome.NOT_FOUND, message="This approval request no longer exists."
-                )
+        refused = result.outcome is DecisionOutcome.REFUSED
+        if refused and shown is not None and not self.gate.may_see_approval(person, shown, decision.channel):
+            # A refused click from outside the approval's conversation: told what an unknown id is told.
+            return DecisionResult(outcome=DecisionOutcome.NOT_FOUND, message="This approval request no longer exists.")
         if result.notices:
             self.tasks.spawn(self.notify_team(result.notices), name="notify-team")
         return result
