@@ -116,7 +116,13 @@ class SlackDoor:
             await next_()
             return None
         kind = body.get("type")
-        log.info("refused a Slack %s: %s is not let in", kind, asking.user if asking is not None else "no user")
+        if asking is None:
+            # A click, form or shortcut that names nobody: there is no one to let in, and nothing to do.
+            named = repr(str(kind or "untyped")[:40])
+            log.info("refused a Slack %s request without a user", named)
+            error = f"unhandled request: propbot does not handle {named} payloads without a user"
+            return BoltResponse(status=400, body={"error": error})
+        log.info("refused a Slack %s: %s is not let in", kind, asking.user)
         if kind == "block_actions" and asking is not None and (channel := click_channel(body)):
             thread = _mapping(body.get("message")).get("thread_ts")
             self.core.spawn(self._tell(channel, asking, thread if isinstance(thread, str) else None), "slack:refused")

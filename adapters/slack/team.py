@@ -4,7 +4,6 @@ progress / Mark done buttons, and those clicks, permission-checked by the core (
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from slack_bolt.app.async_app import AsyncApp
@@ -14,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack import format as fmt
-from adapters.slack.door import caller
+from adapters.slack.door import Ephemeral, caller
 from adapters.slack.identity import click_channel, installation
 from adapters.slack.web import call
 from bot.core.port import CorePort
@@ -47,9 +46,6 @@ def notice_card(notice: TeamNotice, note: str = "", by: str = "") -> dict[str, A
             }
         )
     return {"text": fmt.truncate(fmt.escape(f"Maintenance: {title}"), 300), "blocks": parts}
-
-
-Ephemeral = Callable[[str, str, str, str | None], Awaitable[None]]  # channel, user, text, thread
 
 
 class TeamButtons:

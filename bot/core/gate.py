@@ -52,15 +52,6 @@ class Person:
     admitted: bool
     name: str | None = None
 
-    @property
-    def user_id(self) -> str:
-        return self.principal.rsplit(":", 1)[-1]
-
-    @property
-    def team(self) -> str:
-        parts = self.principal.split(":")
-        return parts[1] if len(parts) == 3 else ""
-
 
 # Approval views a person may have of an approval: may decide it, asked for it, or only shares its conversation.
 APPROVER: Final = "approver"
@@ -97,7 +88,7 @@ class Gate:
     async def _admitted(self, caller: Caller) -> bool:
         if caller.platform == "console":
             return True  # the terminal chat: whoever runs the process
-        parts = caller.user.split(":")
+        parts = caller.user.split(":", 2)  # a Teams id without an AAD object id is "29:…"
         if len(parts) != 3 or parts[0] != caller.platform or not parts[2]:
             return False
         team = parts[1]
