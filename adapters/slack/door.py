@@ -29,6 +29,10 @@ _INTERACTIONS: Final = frozenset(
 )
 
 
+# The kinds of payload propbot's listeners take; a refused one of these is answered as handled (200).
+_ANSWERED: Final = frozenset({"event_callback", "block_actions", "block_suggestion", "view_submission"})
+
+
 def event_author(event: dict[str, Any]) -> str | None:
     """The person an event is about: its author, or the person an assistant thread or a Home tab belongs to."""
     thread = event.get("assistant_thread")
@@ -123,6 +127,10 @@ class SlackDoor:
             error = f"unhandled request: propbot does not handle {named} payloads without a user"
             return BoltResponse(status=400, body={"error": error})
         log.info("refused a Slack %s: %s is not let in", kind, asking.user)
+        if kind not in _ANSWERED:
+            # A kind no listener takes (a shortcut): answered as Bolt's unhandled path would, whoever sent it.
+            error = f"unhandled request: propbot does not handle {str(kind)[:40]!r} payloads"
+            return BoltResponse(status=404, body={"error": error})
         if kind == "block_actions" and asking is not None and (channel := click_channel(body)):
             thread = _mapping(body.get("message")).get("thread_ts")
             self.core.spawn(self._tell(channel, asking, thread if isinstance(thread, str) else None), "slack:refused")

@@ -81,7 +81,9 @@ class RecordingResponder:
 
 class Node:
     def __init__(self, url: str, fake: FakeOpenAI, db: Database, record: Record, **overrides: Any) -> None:
-        settings = test_settings(fake, redis_url=url, **{**TIMINGS, **overrides})
+        # The Teams flow's tenant is one this deployment serves, as a Teams deployment's settings say.
+        served = {"teams_allowed_tenants": "tenant-1"}
+        settings = test_settings(fake, redis_url=url, **{**TIMINGS, **served, **overrides})
         self.runtime: Runtime = start_process(settings, parse_permissions(PERMISSIONS_YAML), db)
         # A losing click waits this long for the winner's run; after a fault that run may be the sweeper's.
         self.runtime.desk.settle_wait = 2.0
