@@ -12,7 +12,6 @@ class SlackConfig:
     signing_secret: str | None
     app_token: str | None = None  # Socket Mode when set
     api_url: str = "https://slack.com/api/"
-    # Other workspaces and Grid orgs whose people propbot answers (Slack Connect); "*" for any.
     streaming: bool = True  # answers streamed into threads where the workspace allows
     stream_interval: float = 0.5  # seconds between two updates of one streamed answer
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.

@@ -27,8 +27,6 @@ REFUSED: Final = "You are not allowed to use propbot in this workspace; nothing 
 _INTERACTIONS: Final = frozenset(
     {"block_actions", "block_suggestion", "view_submission", "view_closed", "shortcut", "message_action"}
 )
-
-
 # The kinds of payload propbot's listeners take; a refused one of these is answered as handled (200).
 _ANSWERED: Final = frozenset({"event_callback", "block_actions", "block_suggestion", "view_submission"})
 
@@ -131,7 +129,7 @@ class SlackDoor:
             # A kind no listener takes (a shortcut): answered as Bolt's unhandled path would, whoever sent it.
             error = f"unhandled request: propbot does not handle {str(kind)[:40]!r} payloads"
             return BoltResponse(status=404, body={"error": error})
-        if kind == "block_actions" and asking is not None and (channel := click_channel(body)):
+        if kind == "block_actions" and (channel := click_channel(body)):
             thread = _mapping(body.get("message")).get("thread_ts")
             self.core.spawn(self._tell(channel, asking, thread if isinstance(thread, str) else None), "slack:refused")
         if kind == "block_suggestion":

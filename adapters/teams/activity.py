@@ -60,6 +60,11 @@ def principal_of(activity: Activity) -> str:
     return f"teams:{tenant_of(activity)}:{sender.aad_object_id or sender.id}"
 
 
+def channel_of(activity: Activity) -> str:
+    """The activity's conversation id without a channel thread's `;messageid=…`: the chat or channel itself."""
+    return _MESSAGE_ID.sub("", activity.conversation.id or "")
+
+
 def caller_of(activity: Activity) -> Caller:
     """Who is asking, for the core's gate: the sender in their tenant, and the tenant the activity came through."""
     return Caller(
@@ -95,7 +100,7 @@ def conversation_of(activity: Activity, thread_memory: bool = True) -> Conversat
     return Conversation(
         platform="teams",
         workspace=tenant_of(activity),
-        channel=_MESSAGE_ID.sub("", full_id),
+        channel=channel_of(activity),
         thread=thread,
         reference=reference,
         thread_history=thread_memory and is_channel and thread is not None,

@@ -4,6 +4,7 @@ Action.Execute click is answered in its invoke (within Teams' few seconds) and f
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -16,10 +17,10 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import cards, team
 from adapters.teams.activity import (
-    _MESSAGE_ID,
     MESSAGE_RESPONSE,
     as_dict,
     caller_of,
+    channel_of,
     conversation_of,
     invoke_body,
     principal_of,
@@ -59,19 +60,17 @@ class TeamsInbound:
         self.thread_memory = thread_memory
         self.responder = responder
         self.invoke_wait = invoke_wait
-
-    @property
-    def invokes(self) -> dict[str, Callable[[Activity], Awaitable[dict[str, Any] | None]]]:
-        """Every invoke propbot answers, by name: the route refuses any other by name."""
-        return {"adaptiveCard/action": self._execute, "message/submitAction": self._feedback}
-
-    @property
-    def verbs(self) -> dict[str, Callable[[Activity, dict[str, Any]], Awaitable[dict[str, Any]]]]:
-        """Every Action.Execute verb propbot's cards carry, by verb."""
-        decide: dict[str, Callable[[Activity, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
-            verb: self._decide for verb in cards.VERBS
+        # Every invoke propbot answers, by name (any other is refused by name), and every Action.Execute verb its
+        # cards carry: the door test reads both, so one added here is tried as an attacker would.
+        self.invokes: dict[str, Callable[[Activity], Awaitable[dict[str, Any] | None]]] = {
+            "adaptiveCard/action": self._execute,
+            "message/submitAction": self._feedback,
         }
-        return {**decide, cards.REFRESH_VERB: self._refresh, team.MARK_VERB: self._mark}
+        self.verbs: dict[str, Callable[[Activity, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+            **{verb: functools.partial(self._decide, action) for verb, action in cards.VERBS.items()},
+            cards.REFRESH_VERB: self._refresh,
+            team.MARK_VERB: self._mark,
+        }
 
     async def on_turn(self, ctx: TurnContext) -> None:
         activity: Activity = ctx.activity
@@ -135,7 +134,7 @@ class TeamsInbound:
             action=DecisionAction(action),
             platform="teams",
             workspace=tenant_of(activity),
-            channel=_MESSAGE_ID.sub("", activity.conversation.id or ""),
+            channel=channel_of(activity),
         )
 
     async def _execute(self, activity: Activity) -> dict[str, Any]:
@@ -150,9 +149,8 @@ class TeamsInbound:
     async def _mark(self, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
         return await team.mark(self.core, activity, data) or _unknown_action()
 
-    async def _decide(self, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
-        verb = as_dict(as_dict(activity.value).get("action")).get("verb")
-        decision = self._decision(activity, data.get("approval_id"), cards.VERBS.get(str(verb), ""))
+    async def _decide(self, action: str, activity: Activity, data: dict[str, Any]) -> dict[str, Any]:
+        decision = self._decision(activity, data.get("approval_id"), action)
         if decision is None:
             return _unknown_action()
 
@@ -193,8 +191,7 @@ class TeamsInbound:
         found, view = (None, "")
         approval_id = data.get("approval_id")
         if isinstance(approval_id, str) and approval_id:
-            channel = _MESSAGE_ID.sub("", activity.conversation.id or "")
-            found, view = await self.core.surfaces.viewer(approval_id, caller_of(activity), channel)
+            found, view = await self.core.surfaces.viewer(approval_id, caller_of(activity), channel_of(activity))
         if found is None:
             return invoke_body({"type": MESSAGE_RESPONSE, "value": "This approval request no longer exists."})
         zone = time_zone_of(activity.local_timezone, activity.entities)

@@ -12,7 +12,7 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
 from adapters.teams import cards
-from adapters.teams.activity import _MESSAGE_ID, MESSAGE_RESPONSE, caller_of, invoke_body, tenant_of
+from adapters.teams.activity import _MESSAGE_ID, MESSAGE_RESPONSE, caller_of, channel_of, invoke_body, tenant_of
 from bot.core.port import CorePort
 from bot.types import Conversation, TeamNotice
 
@@ -64,9 +64,7 @@ async def mark(core: CorePort, activity: Activity, data: dict[str, Any]) -> dict
     request_id, status = data.get("request_id"), data.get("status")
     if not isinstance(request_id, str) or not isinstance(status, str) or len(request_id) > 64:
         return None
-    where = Conversation(
-        platform="teams", workspace=tenant_of(activity), channel=_MESSAGE_ID.sub("", activity.conversation.id or "")
-    )
+    where = Conversation(platform="teams", workspace=tenant_of(activity), channel=channel_of(activity))
     marked = await core.surfaces.mark(caller_of(activity), request_id, status, where)
     if marked.notice is None:
         return invoke_body({"type": MESSAGE_RESPONSE, "value": marked.message})

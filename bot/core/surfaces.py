@@ -53,6 +53,7 @@ PLACE_TTL: Final = 365 * 86400.0
 TEAM_TOOL: Final = "update_maintenance_status"
 REQUEST_TOOL: Final = "schedule_maintenance"  # what the request form asks for
 CHOICES_TOOL: Final = "search_properties"  # what the form's property search answers from
+NOT_OURS: Final = "That button is not one propbot made; nothing was changed."
 ASK_WHAT: Final = Suggestion(title="What can you do?", message="What can you help me with?")
 
 # Who did what recently, for the home page: the person's own actions (their calls, approvals, decisions).
@@ -128,9 +129,9 @@ class Surfaces:
         try:
             args = spec.args_model.model_validate({"request_id": request_id, "status": status})
         except ValidationError:
-            return Marked("That button is not one propbot made; nothing was changed.")
-        if not await self._noticed(where, str(getattr(args, "request_id", request_id))):
-            return Marked("That button is not one propbot made; nothing was changed.")
+            return Marked(NOT_OURS)
+        if not await self._noticed(where, request_id):
+            return Marked(NOT_OURS)
         result = (await self.runner.execute(spec, args, person.principal, where)).result
         if not result.ok or result.presentation is None:
             return Marked(result.error or "Nothing was changed.")

@@ -167,8 +167,9 @@ class Dispatcher:
 
     async def admitted(self, msg: Incoming) -> bool:
         where = msg.conversation
-        caller = Caller(platform=where.platform, workspace=where.workspace, user=msg.user, name=msg.user_name)
-        return (await self.gate.admit(caller)).admitted
+        return await self.admit(
+            Caller(platform=where.platform, workspace=where.workspace, user=msg.user, name=msg.user_name)
+        )
 
     async def _accept(self, msg: Incoming) -> None:
         if not await self.admitted(msg):
