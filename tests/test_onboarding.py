@@ -69,11 +69,13 @@ class StallingStore(DatabaseDocumentStore):
         self.stall = False
         self.reached = asyncio.Event()
 
-    async def put(self, filename: str, content_type: str, data: bytes, owner: str) -> DocumentRef:
+    async def put(
+        self, filename: str, content_type: str, data: bytes, owner: str, document_id: str | None = None
+    ) -> DocumentRef:
         if self.stall:
             self.reached.set()
             await asyncio.sleep(3600)
-        return await super().put(filename, content_type, data, owner)
+        return await super().put(filename, content_type, data, owner, document_id)
 
 
 class Shown:

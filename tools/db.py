@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from tools.invariants import ensure_postgres_invariants
 from tools.sample_data import SAMPLE_LEASES, SAMPLE_MAINTENANCE_REQUESTS, SAMPLE_PROPERTIES, SAMPLE_TENANTS
 from tools.tables import Base, Lease, MaintenanceRequest, Property, Tenant
 
@@ -105,6 +108,27 @@ class Database:
         """A new session; use it as `async with db.session() as session:`."""
         return self._sessions()
 
+    @asynccontextmanager
+    async def serialized(self, key: str) -> AsyncIterator[AsyncConnection]:
+        """One write transaction that runs alone among every other `serialized(key)` of any process: a check and
+        the write it allows (is the unit free? then lease it) cannot interleave with another's. PostgreSQL takes a
+        transaction-scoped advisory lock on `key`; SQLite has one writer at a time, and BEGIN IMMEDIATE takes its
+        lock before the check instead of at the first write, when the check would already be stale."""
+        async with self._engine.connect() as conn:
+            if self.dialect == "postgresql":
+                async with conn.begin():
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+                    yield conn
+                return
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.exec_driver_sql("ROLLBACK")
+                raise
+            await conn.exec_driver_sql("COMMIT")
+
     async def start(self, seed: bool = True) -> None:
         """Create missing tables and, if `seed` and there are no properties yet, load the sample data."""
         if self.dialect == "sqlite":
@@ -147,6 +171,8 @@ class Database:
 
     async def _create_and_seed(self, conn: AsyncConnection, seed: bool) -> None:
         await conn.run_sync(Base.metadata.create_all)
+        if self.dialect == "postgresql":
+            await ensure_postgres_invariants(conn)
         if not seed:
             return
         count = (await conn.execute(select(func.count()).select_from(Property))).scalar_one()

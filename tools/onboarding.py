@@ -14,18 +14,18 @@ from dataclasses import replace
 from typing import Any, Final
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from tools.dates import add_months
 from tools.documents.db_store import DatabaseDocumentStore
 from tools.documents.lease import LeaseTerms, UnsupportedCharacters, render_lease_pdf
 from tools.documents.notify import ADDRESS, DeliveryError, LogNotifier, Notifier, OutboundMessage
-from tools.documents.store import DocumentStore
+from tools.documents.store import DocumentStore, new_document_id
 from tools.presentation import DocumentLink
 from tools.properties import full_address, normalize_property_id
 from tools.registry import Registry, ToolContext, ToolResult, build_spec
-from tools.tables import Lease, Property, Tenant, WorkflowRun
+from tools.tables import LIVE_LEASE_STATUSES, Lease, Property, Tenant, WorkflowRun
 from tools.tenants import normalize_tenant_id
 from tools.workflows import RunRefused, Step, Workflow, describe_run, outcome, resumable, run_workflow
 
@@ -68,7 +68,7 @@ async def validate_tenant_data(args: ValidateTenantArgs, ctx: ToolContext) -> To
             await session.execute(
                 select(Lease.id).where(
                     Lease.property_id == pid,
-                    Lease.status.in_(("pending", "active")),
+                    Lease.status.in_(LIVE_LEASE_STATUSES),
                     and_(Lease.start_date < args.end_date, Lease.end_date > args.start_date),
                 )
             )
@@ -140,30 +140,23 @@ class LeaseDocumentsArgs(BaseModel):
 
 
 async def generate_lease_documents(args: LeaseDocumentsArgs, ctx: ToolContext) -> ToolResult:
-    """Create the lease (pending) and its PDF summary; idempotent on the step's key."""
+    """Create the lease (pending) and its PDF summary; idempotent on the step's key. The unit must still be free
+    for the lease's dates: checked again here, in the same serialised transaction as the insert, since step 1's
+    check may be long stale (a run that waited for its approval, or resumed days later)."""
     key = ctx.idempotency_key
+    placed = await _place_lease(args, ctx, key)
+    if isinstance(placed, str):
+        return ToolResult.failure(placed)
+    lease = placed
     async with ctx.db.session() as session:
-        lease = await _by_key(session, Lease, key) if key is not None else None
-        if lease is None:
-            lease = Lease(
-                id=_new_id("LS"),
-                tenant_id=normalize_tenant_id(args.tenant_id),
-                property_id=normalize_property_id(args.property_id),
-                start_date=args.start_date,
-                end_date=args.end_date,
-                monthly_rent=args.monthly_rent,
-                deposit=args.deposit,
-                status="pending",
-                created_at=dt.datetime.now(dt.UTC),
-                idempotency_key=key,
-            )
-            lease = await _insert_once(session, lease, key)
         tenant = await session.get(Tenant, lease.tenant_id)
         prop = await session.get(Property, lease.property_id)
     if tenant is None or prop is None:
         return ToolResult.failure(f"The lease {lease.id} names a tenant or property that is gone.")
     document_id = lease.document_id
-    if document_id is None:
+    assert document_id is not None  # chosen with the lease, so a re-run stores the same document again
+    store: DocumentStore = ctx.extras.get("documents") or DatabaseDocumentStore(ctx.db)
+    if await store.get(document_id) is None:
         terms = LeaseTerms(
             lease_id=lease.id,
             tenant_name=tenant.full_name,
@@ -181,17 +174,75 @@ async def generate_lease_documents(args: LeaseDocumentsArgs, ctx: ToolContext) -
             pdf = await render_lease_pdf(terms)
         except UnsupportedCharacters as exc:
             return ToolResult.failure(str(exc))
-        store: DocumentStore = ctx.extras.get("documents") or DatabaseDocumentStore(ctx.db)
-        ref = await store.put(f"lease-{lease.id}.pdf", "application/pdf", pdf, owner=ctx.conversation_key)
-        document_id = ref.id
-        async with ctx.db.session() as session:
-            await session.execute(update(Lease).where(Lease.id == lease.id).values(document_id=document_id))
-            await session.commit()
+        await store.put(f"lease-{lease.id}.pdf", "application/pdf", pdf, ctx.conversation_key, document_id)
     filename = f"lease-{lease.id}.pdf"
     return ToolResult(
         data={"lease_id": lease.id, "document_id": document_id, "filename": filename},
         summary=f"Lease {lease.id} and its PDF are ready.",
         documents=[DocumentLink(id=document_id, filename=filename, title=f"Lease {lease.id} for {tenant.full_name}")],
+    )
+
+
+async def _place_lease(args: LeaseDocumentsArgs, ctx: ToolContext, key: str | None) -> Lease | str:
+    """This step's lease: the one it made before, or a new one if the unit is free for its dates; else why not.
+    One lease per unit and date at a time holds for every process (`Database.serialized`), and on PostgreSQL
+    the exclusion constraint backs it (tools/invariants.py)."""
+    pid = normalize_property_id(args.property_id)
+    try:
+        async with ctx.db.serialized(f"lease:{pid}") as conn:
+            if key is not None:
+                found = (await conn.execute(select(Lease).where(Lease.idempotency_key == key))).first()
+                if found is not None:
+                    return Lease(**found._asdict())
+            taken = await _overlapping(conn, pid, args.start_date, args.end_date)
+            if taken is not None:
+                return taken
+            row = {
+                "id": _new_id("LS"),
+                "tenant_id": normalize_tenant_id(args.tenant_id),
+                "property_id": pid,
+                "start_date": args.start_date,
+                "end_date": args.end_date,
+                "monthly_rent": args.monthly_rent,
+                "deposit": args.deposit,
+                "status": "pending",
+                "document_id": new_document_id(),
+                "created_at": dt.datetime.now(dt.UTC),
+                "idempotency_key": key,
+            }
+            await conn.execute(insert(Lease).values(**row))
+            return Lease(**row)
+    except IntegrityError:
+        # Only a writer outside propbot's serialised step gets here (the constraint caught what the check could
+        # not see), or the same step in another process under the same key: read which.
+        async with ctx.db.serialized(f"lease:{pid}") as conn:
+            if key is not None:
+                found = (await conn.execute(select(Lease).where(Lease.idempotency_key == key))).first()
+                if found is not None:
+                    return Lease(**found._asdict())
+            taken = await _overlapping(conn, pid, args.start_date, args.end_date)
+        return taken or f"{pid} could not be leased for those dates; nothing was created."
+
+
+async def _overlapping(conn: Any, pid: str, start: dt.date, end: dt.date) -> str | None:
+    """Why `pid` is not free from `start` to `end` (a live lease overlaps), in words for the user; None if free."""
+    found = (
+        await conn.execute(
+            select(Lease.start_date, Lease.end_date, Tenant.full_name)
+            .join(Tenant, Tenant.id == Lease.tenant_id)
+            .where(
+                Lease.property_id == pid,
+                Lease.status.in_(LIVE_LEASE_STATUSES),
+                and_(Lease.start_date < end, Lease.end_date > start),
+            )
+            .order_by(Lease.start_date)
+        )
+    ).first()
+    if found is None:
+        return None
+    return (
+        f"{pid} was leased to {found.full_name} from {found.start_date} to {found.end_date} while this request "
+        "waited; no lease was created."
     )
 
 

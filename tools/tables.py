@@ -104,6 +104,8 @@ class MaintenanceRequest(Base):
         CheckConstraint(_one_of("issue_type", ISSUE_TYPES), name="ck_maintenance_issue_type"),
         CheckConstraint(_one_of("priority", PRIORITIES), name="ck_maintenance_priority"),
         CheckConstraint(_one_of("status", REQUEST_STATUSES), name="ck_maintenance_status"),
+        # Cancelled exactly when it carries its cancellation: a request is never both done and cancelled.
+        CheckConstraint("(status = 'cancelled') = (cancelled_at IS NOT NULL)", name="ck_maintenance_cancelled"),
         Index("ix_maintenance_property_status", "property_id", "status"),
     )
 
@@ -128,6 +130,7 @@ class MaintenanceRequest(Base):
 
 LeaseStatus = Literal["pending", "active", "ended"]
 LEASE_STATUSES: Final[tuple[str, ...]] = get_args(LeaseStatus)
+LIVE_LEASE_STATUSES: Final[tuple[str, ...]] = ("pending", "active")  # no two of one unit overlap (tools/invariants)
 
 
 class Tenant(Base):

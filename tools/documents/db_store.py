@@ -44,10 +44,13 @@ class DatabaseDocumentStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def put(self, filename: str, content_type: str, data: bytes, owner: str) -> DocumentRef:
-        ref = new_document_ref(filename, content_type, data, owner)
+    async def put(
+        self, filename: str, content_type: str, data: bytes, owner: str, document_id: str | None = None
+    ) -> DocumentRef:
+        ref = new_document_ref(filename, content_type, data, owner, document_id)
         async with self._db.session() as session, session.begin():
-            session.add(
+            # merge: the same id stored again (a step resumed after a crash) replaces the row instead of failing.
+            await session.merge(
                 StoredDocument(
                     id=ref.id,
                     filename=ref.filename,

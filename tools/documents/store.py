@@ -40,8 +40,12 @@ class DocumentRef:
 
 
 class DocumentStore(Protocol):
-    async def put(self, filename: str, content_type: str, data: bytes, owner: str) -> DocumentRef:
-        """Store `data` under a new id. `owner` is whose it is, e.g. the conversation key it was made for."""
+    async def put(
+        self, filename: str, content_type: str, data: bytes, owner: str, document_id: str | None = None
+    ) -> DocumentRef:
+        """Store `data` under a new id, or under `document_id` (one from `new_document_id`, chosen and recorded
+        before the upload, so storing it again after a crash replaces it instead of leaving an orphan).
+        `owner` is whose it is, e.g. the conversation key it was made for."""
         ...
 
     async def get(self, document_id: str) -> tuple[DocumentRef, bytes] | None:
@@ -62,8 +66,13 @@ def is_document_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
-def new_document_ref(filename: str, content_type: str, data: bytes, owner: str) -> DocumentRef:
-    """A fresh ref for `put`, after checking what every store needs to hold safely; InvalidDocument if not."""
+def new_document_ref(
+    filename: str, content_type: str, data: bytes, owner: str, document_id: str | None = None
+) -> DocumentRef:
+    """A ref for `put` (a fresh id unless one is given), after checking what every store needs to hold safely;
+    InvalidDocument if not."""
+    if document_id is not None and not is_document_id(document_id):
+        raise InvalidDocument(f"{document_id!r} is not a document id")
     # The filename ends up in a Content-Disposition header and a Slack upload: no paths, no control characters.
     if not 0 < len(filename) <= 255 or filename in (".", "..") or any(c in "/\\" for c in filename):
         raise InvalidDocument(f"filename {filename!r} must be a plain file name of 1 to 255 characters")
@@ -76,7 +85,7 @@ def new_document_ref(filename: str, content_type: str, data: bytes, owner: str) 
     if len(data) > MAX_DOCUMENT_BYTES:
         raise InvalidDocument(f"document is {len(data)} bytes; at most {MAX_DOCUMENT_BYTES} are stored")
     now = dt.datetime.now(dt.UTC)
-    return DocumentRef(new_document_id(), filename, content_type.lower(), len(data), owner, now)
+    return DocumentRef(document_id or new_document_id(), filename, content_type.lower(), len(data), owner, now)
 
 
 def _has_control(text: str) -> bool:
@@ -95,8 +104,10 @@ class FolderDocumentStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
 
-    async def put(self, filename: str, content_type: str, data: bytes, owner: str) -> DocumentRef:
-        ref = new_document_ref(filename, content_type, data, owner)
+    async def put(
+        self, filename: str, content_type: str, data: bytes, owner: str, document_id: str | None = None
+    ) -> DocumentRef:
+        ref = new_document_ref(filename, content_type, data, owner, document_id)
         await asyncio.to_thread(self._write, ref, data)
         return ref
 
@@ -107,7 +118,8 @@ class FolderDocumentStore:
 
     def _write(self, ref: DocumentRef, data: bytes) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # 144 random bits make a collision with an existing id practically impossible, so a plain rename is fine.
+        # 144 random bits make a collision with another document's id practically impossible; the same id again is
+        # the same document stored again, which a rename over it replaces whole.
         _write_atomically(self.directory / ref.id, data)
         description = {**asdict(ref), "created_at": ref.created_at.isoformat()}
         _write_atomically(self.directory / f"{ref.id}.json", json.dumps(description).encode())
