@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     turn_claim_idle: float = Field(
         default=10.0, gt=0, description="seconds before a dead worker's turn is taken over by another"
     )
+    outbox_claim: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a process holds an effect it is delivering (a notice, an e-mail) before another may "
+        "take it over",
+    )
     system_prompt: str | None = Field(default=None, description="text that replaces the default prompt")
     rate_limit_user_per_minute: int = Field(
         default=20, ge=0, description="messages one user may send per minute (0: no limit)"

@@ -9,6 +9,12 @@ class PropbotError(Exception):
     """Base of propbot's own errors."""
 
 
+class Undeliverable(PropbotError):
+    """A platform refused a post for good (the channel is gone, propbot is not in it): trying again cannot help."""
+
+    permanent = True
+
+
 class ConfigError(PropbotError):
     """A setting is missing or wrong: one clear line naming the variable and what it should hold."""
 

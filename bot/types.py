@@ -256,7 +256,6 @@ class DecisionResult(BaseModel):
     approval: Approval | None = None
     replies: list[Reply] = Field(default_factory=list)  # the agent's follow-up in the conversation
     documents: list[DocumentLink] = Field(default_factory=list)  # what the approved call made, to deliver
-    notices: list[TeamNotice] = Field(default_factory=list)  # what the maintenance team is told of it
 
     @property
     def changed(self) -> bool:

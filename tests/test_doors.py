@@ -23,7 +23,9 @@ from tests.support.cards import Card, post_card
 from tests.support.fake_openai import FakeOpenAI, text
 from tests.support.fake_slack import BOT_USER, TEAM, MakeSlackBot, SlackBot, click, event_body
 from tests.support.waiting import eventually
+from tools import outbox
 from tools.db import Database
+from tools.outbox import TEAM_NOTICE
 from tools.tables import MaintenanceRequest
 
 PERMISSIONS = """\
@@ -193,7 +195,10 @@ async def world(bot: SlackBot, fake: FakeOpenAI, db: Database) -> World:
     notice = TeamNotice(
         key="MR-5001:open", request_id="MR-5001", property_id="P-1001", city="Austin", status="open", title="t"
     )
-    await bot.dispatcher.notify_team([notice])
+    async with db.session() as session:
+        await outbox.record(session, f"notice:{notice.key}", TEAM_NOTICE, notice.model_dump(mode="json"))
+        await session.commit()
+    await bot.dispatcher.courier.deliver_due()
     await bot.slack.wait_for("chat.postMessage", where=lambda c: c.args["channel"] == MAINT)
     ts = next(ts for (ch, ts) in bot.slack.messages if ch == MAINT)
     fake.default = lambda _request: text("I can only talk.")

@@ -16,6 +16,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tools import outbox
+from tools.outbox import TEAM_NOTICE
 from tools.presentation import Detail, Presentation, PresentationItem, Source, TeamNotice
 from tools.properties import normalize_property_id
 from tools.registry import Registry, ToolContext, ToolResult
@@ -108,19 +110,24 @@ async def _with_property(session: AsyncSession, req: MaintenanceRequest, summary
     if req.cancelled_at is not None:
         data["cancelled_at"] = req.cancelled_at.isoformat()
         data["cancelled_by"] = req.cancelled_by
+    return ToolResult(data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)])
+
+
+async def _tell_the_team(session: AsyncSession, req: MaintenanceRequest, prop: Property | None) -> None:
+    """Record the notice of this change in the outbox, in the caller's transaction: the team hears of every change
+    that commits, once per change (its id is the request and its new status)."""
+    title = f"Maintenance request {req.id}: {_label(req.status).lower()}"
     notice = TeamNotice(
         key=f"{req.id}:{req.status}",
         request_id=req.id,
         property_id=req.property_id,
         city=prop.city if prop is not None else "",
         status=req.status,
-        title=presentation.title,
-        fields=presentation.fields,
+        title=title,
+        fields=[*_request_fields(req, prop), Detail(label="Description", value=req.description)],
         marks=marks_from(req.status),
     )
-    return ToolResult(
-        data=data, summary=summary, presentation=presentation, sources=[_source(req, prop)], notices=[notice]
-    )
+    await outbox.record(session, f"notice:{notice.key}", TEAM_NOTICE, notice.model_dump(mode="json"))
 
 
 # What each status the maintenance team sets may follow: done work is not reopened, a cancelled request stays
@@ -270,7 +277,7 @@ async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) 
             return ToolResult.failure(
                 f"preferred_date {args.preferred_date.isoformat()} is in the past; ask for a future date."
             )
-        if await session.get(Property, pid) is None:
+        if (prop := await session.get(Property, pid)) is None:
             return ToolResult.failure(f"No property with id '{pid}'. Use search_properties to find ids.")
         request = MaintenanceRequest(
             id=f"MR-{uuid.uuid4().hex[:10].upper()}",
@@ -285,6 +292,7 @@ async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) 
             idempotency_key=key,
         )
         session.add(request)
+        await _tell_the_team(session, request, prop)
         try:
             await session.commit()
         except IntegrityError:
@@ -348,12 +356,14 @@ async def cancel_maintenance_request(args: CancelMaintenanceRequestArgs, ctx: To
                 .execution_options(synchronize_session=False)
             )
         ).scalar_one_or_none()
-        await session.commit()
         req = (
             await session.scalars(
                 select(MaintenanceRequest).where(MaintenanceRequest.id == rid).execution_options(populate_existing=True)
             )
         ).one_or_none()
+        if changed is not None and req is not None:
+            await _tell_the_team(session, req, await session.get(Property, req.property_id))
+        await session.commit()
         if req is None:
             return ToolResult.failure(
                 f"No maintenance request with id '{rid}'. Use list_maintenance_requests to find ids."

@@ -45,5 +45,5 @@ async def update_maintenance_status(args: UpdateStatusArgs, ctx: ToolContext) ->
         if changed is None and req.status != args.status:
             return ToolResult.failure(f"{rid} is {req.status.replace('_', ' ')}; it cannot be marked that way now.")
         said = "in progress" if args.status == "in_progress" else "done"
-        result = await _with_property(session, req, f"{rid} marked {said} by the maintenance team.")
-    return result.model_copy(update={"notices": []})  # the team made this change: nothing to tell it
+        # The team made this change: nothing to tell it (no notice is recorded).
+        return await _with_property(session, req, f"{rid} marked {said} by the maintenance team.")

@@ -9,6 +9,7 @@ Services come from `ToolContext.extras`: `notifier` (a tools.documents Notifier;
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from dataclasses import replace
 from typing import Any, Final
@@ -17,11 +18,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from tools import outbox
 from tools.dates import add_months
 from tools.documents.db_store import DatabaseDocumentStore
 from tools.documents.lease import LeaseTerms, UnsupportedCharacters, render_lease_pdf
-from tools.documents.notify import ADDRESS, DeliveryError, LogNotifier, Notifier, OutboundMessage
+from tools.documents.mail_outbox import email_deliverer, email_payload
+from tools.documents.notify import ADDRESS, LogNotifier, Notifier, OutboundMessage
 from tools.documents.store import DocumentStore, new_document_id
+from tools.outbox import EMAIL, Outbox
 from tools.presentation import DocumentLink
 from tools.properties import full_address, normalize_property_id
 from tools.registry import Registry, ToolContext, ToolResult, build_spec
@@ -272,13 +276,26 @@ async def send_welcome_package(args: WelcomeArgs, ctx: ToolContext) -> ToolResul
         text=text,
         idempotency_key=ctx.idempotency_key or f"welcome:{lease.id}",
     )
-    try:
-        receipt = await notifier.send(message)
-    except DeliveryError as exc:
-        return ToolResult.failure(f"The welcome message to {tenant.email} could not be sent ({exc}).")
-    verb = "sent" if receipt.sent else "recorded (no mail server is configured)"
+    # Recorded before it is handed to the mail server: a process that stops from here on leaves the row, and the
+    # outbox sends it from any process (a re-run of this step finds the row and does not send a second).
+    effect_id = f"email:{message.idempotency_key}"
+    async with ctx.db.session() as session:
+        await outbox.record(session, effect_id, EMAIL, email_payload(message))
+        await session.commit()
+    sender: Outbox = ctx.extras.get("outbox") or Outbox(ctx.db)
+    row = await sender.deliver(effect_id, email_deliverer(notifier))
+    if row is not None and row.status == "failed":
+        return ToolResult.failure(f"The welcome message to {tenant.email} could not be sent ({row.error}).")
+    if row is None or row.status != "done":
+        return ToolResult(
+            data={"to": tenant.email, "sent": False, "queued": True},
+            summary=f"Welcome package for {tenant.email} queued: the mail server has not taken it yet, and propbot "
+            "keeps trying.",
+        )
+    receipt = json.loads(row.receipt or "{}")
+    verb = "sent" if receipt.get("sent") else "recorded (no mail server is configured)"
     return ToolResult(
-        data={"to": tenant.email, "message_id": receipt.message_id, "sent": receipt.sent},
+        data={"to": tenant.email, "message_id": receipt.get("message_id"), "sent": bool(receipt.get("sent"))},
         summary=f"Welcome package {verb} for {tenant.email}.",
     )
 

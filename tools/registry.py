@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.presentation import Detail, DocumentLink, Presentation, Source, TeamNotice
+from tools.presentation import Detail, DocumentLink, Presentation, Source
 
 if TYPE_CHECKING:
     from tools.db import Database
@@ -75,8 +75,6 @@ class ToolResult(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     # Documents it made, delivered to the conversation as files or links (not sent to the model either).
     documents: list[DocumentLink] = Field(default_factory=list)
-    # Changes the maintenance team hears about (posted to its channel by the platform, once per change).
-    notices: list[TeamNotice] = Field(default_factory=list)
 
     @classmethod
     def failure(cls, error: str, **data: Any) -> ToolResult:

@@ -194,3 +194,29 @@ class WorkflowRun(Base):
     steps: Mapped[str] = mapped_column(Text)  # JSON: [{key, title, state, runs, output, error}]
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+OutboxStatus = Literal["pending", "sending", "done", "failed"]
+OUTBOX_STATUSES: Final[tuple[str, ...]] = get_args(OutboxStatus)
+
+
+class OutboxRow(Base):
+    """An effect on the world outside the database, recorded with the change that causes it (tools/outbox.py)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="ck_outbox_status"),
+        Index("ix_outbox_due", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # which deliverer takes it: "team_notice", "team_post", "email"
+    payload: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Not before: the next attempt of a pending row, or when a sending row's claim runs out.
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    receipt: Mapped[str | None] = mapped_column(Text, nullable=True)  # what the receiver answered (a ts, an id)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

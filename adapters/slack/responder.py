@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks
 from adapters.slack.format import escape
 from adapters.slack.live import STREAM_INTERVAL, SlackLive, Target, shown, slack_streaming
-from adapters.slack.team import notice_card
+from adapters.slack.team import post_notice
 from adapters.slack.web import call
 from adapters.stream_support import StreamSupport
 from bot.core.port import CorePort, LiveReply
@@ -147,9 +147,8 @@ class SlackResponder:
         await self.post_replies(approval.conversation, result.replies)
         await self.post_documents(approval.conversation, result.documents)
 
-    async def notify(self, channel: str, notice: TeamNotice) -> None:
-        card = notice_card(notice)
-        await call(self.client, "chat.postMessage", channel=channel, **card)
+    async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
+        return await post_notice(self.client, channel, notice, delivery, again)
 
     async def post_documents(self, conversation: Conversation, documents: list[DocumentLink]) -> None:
         """Each document as a file in the thread, with Slack's current upload API (files.getUploadURLExternal,

@@ -15,14 +15,58 @@ from adapters.slack import blocks
 from adapters.slack import format as fmt
 from adapters.slack.door import Ephemeral, caller
 from adapters.slack.identity import click_channel, installation
-from adapters.slack.web import call
+from adapters.slack.web import attempt, call
 from bot.core.port import CorePort
+from bot.errors import Undeliverable
 from bot.types import Conversation, TeamNotice
 
 log = logging.getLogger(__name__)
 
 MARK_ACTIONS: Final = {"propbot_mark_in_progress": "in_progress", "propbot_mark_done": "completed"}
 _ACTION_OF: Final = {status: action_id for action_id, status in MARK_ACTIONS.items()}
+# The message metadata a notice carries, so a retried post can find the one an earlier attempt made.
+NOTICE_EVENT: Final = "propbot_notice"
+# Slack's answers that trying again cannot change.
+_FOR_GOOD: Final = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "restricted_action",
+        "team_access_not_granted",
+    }
+)
+_LOOK_BACK: Final = 100  # messages of the channel's history searched for an earlier attempt's post
+
+
+async def post_notice(client: AsyncWebClient, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str:
+    """Post the notice (exactly once in effect: `delivery` rides in the message's metadata, and a retry finds the
+    post an earlier attempt made before posting); its ts. Raises Undeliverable when Slack refuses for good, and
+    LookupError on a failure worth retrying."""
+    if again and (ts := await _posted(client, channel, delivery)) is not None:
+        return ts
+    metadata = {"event_type": NOTICE_EVENT, "event_payload": {"delivery": delivery}}
+    data, error = await attempt(client, "chat.postMessage", channel=channel, metadata=metadata, **notice_card(notice))
+    if data is None:
+        if error in _FOR_GOOD:
+            raise Undeliverable(f"Slack refused the notice for {channel}: {error}")
+        raise LookupError(f"Slack did not take the notice for {channel}: {error}")
+    return str(data.get("ts") or "")
+
+
+async def _posted(client: AsyncWebClient, channel: str, delivery: str) -> str | None:
+    """The ts of the notice `delivery` already posted in the channel's recent history, if it is there. When the
+    history cannot be read (no channels:history scope), None: the notice goes again (at least once)."""
+    history = await call(client, "conversations.history", channel=channel, limit=_LOOK_BACK, include_all_metadata=True)
+    for message in (history or {}).get("messages") or []:
+        metadata = message.get("metadata") or {}
+        if (
+            metadata.get("event_type") == NOTICE_EVENT
+            and (metadata.get("event_payload") or {}).get("delivery") == delivery
+        ):
+            return str(message.get("ts"))
+    return None
 
 
 def notice_card(notice: TeamNotice, note: str = "", by: str = "") -> dict[str, Any]:

@@ -70,18 +70,22 @@ class TeamsResponder:
         if follow_up := self.follow_up(result):
             await self.post(approval.conversation, follow_up)
 
-    async def notify(self, channel: str, notice: TeamNotice) -> None:
-        """Post to a team channel propbot has seen (MAINTENANCE_CHANNELS names it by conversation id)."""
+    async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
+        """Post to a team channel propbot has seen (MAINTENANCE_CHANNELS names it by conversation id). Teams has no
+        way to find an earlier attempt's post, so a retry after a crash mid-post may post twice (at least once)."""
         saved = await self.core.surfaces.place(team.channel_key(channel))
         if saved is None:
-            log.warning("cannot post to Teams channel %s: propbot has not been added to (or heard from) it", channel)
-            return
+            # Retried: the channel may be heard from (propbot added to the team) before the outbox gives up.
+            raise LookupError(f"propbot has not been added to (or heard from) Teams channel {channel} yet")
         card = team.notice_card(notice)
+        sent: list[str] = []
 
         async def logic(ctx: TurnContext) -> None:
-            await self.send(ctx, self.outgoing(ctx, ActivityTypes.message, attachments=[cards.attachment(card)]))
+            activity = self.outgoing(ctx, ActivityTypes.message, attachments=[cards.attachment(card)])
+            sent.append(str(await self.send(ctx, activity) or ""))
 
         await self.continue_in(json.loads(saved), logic)
+        return sent[0] if sent else None
 
     def follow_up(self, result: DecisionResult) -> list[Reply]:
         """A decision's replies, then a card per document it made: a signed link that expires, since a Teams

@@ -32,6 +32,8 @@ from bot.store.factory import open_store
 from bot.store.redis import REDIS_ERRORS, RedisClient
 from tools import BUILTIN_REGISTRIES, Registry, ToolDefinitionError, load_registry
 from tools.db import Database
+from tools.documents.mail_outbox import email_deliverer
+from tools.outbox import EMAIL
 from tools.properties import property_choices
 
 log = logging.getLogger(__name__)
@@ -143,7 +145,8 @@ def assemble(
     agent = Agent(store, transcript, loop, limiter, limits)
     desk = ApprovalDesk(store, store, registry, gate, runner, audit, transcript, loop)
     surfaces = build_surfaces(desk, gate, db, audit, redis, store)
-    return CoreParts(agent, desk, gate, surfaces, store, documents_of(services))
+    deliverers = {EMAIL: email_deliverer(services["notifier"])}
+    return CoreParts(agent, desk, gate, surfaces, store, services["outbox"], documents_of(services), deliverers)
 
 
 def documents_of(services: dict[str, Any]) -> Documents:

@@ -14,6 +14,7 @@ from tools.documents.db_store import DatabaseDocumentStore
 from tools.documents.notify import LogNotifier, Notifier, OutboundMessage
 from tools.documents.smtp import SmtpNotifier, SmtpSettings
 from tools.documents.store import DocumentStore, FolderDocumentStore
+from tools.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -58,4 +59,8 @@ def documents(settings: Settings, db: Database) -> DocumentStore:
 
 
 def tool_services(settings: Settings, db: Database, audit: AuditSink) -> dict[str, Any]:
-    return {"notifier": notifier(settings, audit), "documents": documents(settings, db)}
+    return {
+        "notifier": notifier(settings, audit),
+        "documents": documents(settings, db),
+        "outbox": Outbox(db, claim=settings.outbox_claim),
+    }

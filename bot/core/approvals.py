@@ -187,7 +187,7 @@ class ApprovalDesk:
             if not executed.settled:
                 return await self._unknown(approval, executed.result.error or "")
             result_data = json.loads(executed.result.for_model())
-            extra = {"documents": executed.result.documents, "notices": executed.result.notices}
+            extra = {"documents": executed.result.documents}
             if live is not None:
                 state = ProgressState.DONE if executed.result.ok else ProgressState.FAILED
                 detail = executed.result.summary or executed.result.error or ""

@@ -65,8 +65,11 @@ class Responder(Protocol):
         """Replace the approval's card (from `approval.card_ref`) and post the follow-up replies; used when
         the core closes an approval without a click, e.g. on expiry."""
 
-    async def notify(self, channel: str, notice: TeamNotice) -> None:
-        """Post a change to the maintenance team's channel, with its Mark in progress / Mark done buttons."""
+    async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
+        """Post a change to the maintenance team's channel, with its Mark in progress / Mark done buttons; the
+        posted message's id. `delivery` names this post (the outbox row); `again`: an earlier attempt may have
+        posted it before its process stopped, so a platform that can find the post by `delivery` looks first
+        and answers with that message instead of posting a second."""
 
 
 class CorePort(Protocol):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import texts as replies
@@ -19,6 +19,7 @@ from bot.core.port import LiveReply, Responder
 from bot.core.surfaces import Surfaces
 from bot.core.team_channels import TeamChannels
 from bot.errors import StoreUnavailable
+from bot.ingress.courier import Courier
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
 from bot.observability.logs import conversation_var, request_var
@@ -32,13 +33,10 @@ from bot.types import (
     Incoming,
     Platform,
     Reply,
-    TeamNotice,
 )
+from tools.outbox import Deliver, Outbox
 
 log = logging.getLogger(__name__)
-
-NOTICE_MEMORY = 30 * 86400.0  # seconds a team notice is remembered as sent
-
 
 # A stored document's content type and bytes by id, or None (lease PDFs the tools made).
 Documents = Callable[[str], Awaitable[tuple[str, bytes] | None]]
@@ -58,7 +56,10 @@ class CoreParts:
     gate: Gate
     surfaces: Surfaces
     deliveries: Deliveries
+    outbox: Outbox
     documents: Documents = _no_documents
+    # Deliverers of the outbox's effects beyond the team's notices, by kind (the welcome e-mail's).
+    deliverers: Mapping[str, Deliver] = field(default_factory=dict)
 
 
 class Dispatcher:
@@ -86,6 +87,7 @@ class Dispatcher:
         self.queue = queue  # None: turns run in this process only (no Redis, or durability turned off)
         self.responders: dict[Platform, Responder] = {}
         self.team_channels = team_channels or TeamChannels()
+        self.courier = Courier(parts.outbox, self.responders, self._surfaces, self.team_channels, parts.deliverers)
         self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
     def register(self, platform: Platform, responder: Responder, directory: Directory | None = None) -> None:
@@ -110,26 +112,9 @@ class Dispatcher:
         if refused and shown is not None and not self.gate.may_see_approval(person, shown, decision.channel):
             # A refused click from outside the approval's conversation: told what an unknown id is told.
             return DecisionResult(outcome=DecisionOutcome.NOT_FOUND, message="This approval request no longer exists.")
-        if result.notices:
-            self.tasks.spawn(self.notify_team(result.notices), name="notify-team")
+        if result.changed:
+            self.courier.kick()  # what the approved call recorded for the world outside goes out now
         return result
-
-    async def notify_team(self, notices: list[TeamNotice]) -> None:
-        """Tell the maintenance team's channels of each change, once per change and channel: a re-run approval
-        or a sweeper's recovery makes the same notice again, and the store remembers it was sent."""
-        for notice in notices:
-            for platform, channel in self.team_channels.targets(notice):
-                responder = self.responders.get(platform)
-                if responder is None:
-                    continue
-                key = f"team-notice:{notice.key}:{platform}:{channel}"
-                try:
-                    if not await self.deliveries.first_delivery(key, NOTICE_MEMORY):
-                        continue
-                    await responder.notify(channel, notice)
-                    await self._surfaces.noticed(platform, channel, notice.request_id)
-                except Exception:  # one channel's failure must not keep the others from hearing
-                    log.exception("could not tell %s:%s about %s", platform, channel, notice.key)
 
     async def first_delivery(self, delivery_id: str) -> bool:
         return await self.deliveries.first_delivery(delivery_id, self.click_ttl)
@@ -269,8 +254,7 @@ class Dispatcher:
             responder = self.responders.get(result.approval.conversation.platform)
             if responder is None:
                 continue
-            if result.notices:
-                await self.notify_team(result.notices)
+            self.courier.kick()
             try:
                 await responder.approval_closed(result.approval, result)
             except Exception:  # one platform's failure must not stop the others' cards from closing

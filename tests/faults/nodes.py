@@ -75,7 +75,7 @@ class RecordingResponder:
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         self.node.record.cards[approval.id] = approval.status
 
-    async def notify(self, channel: str, notice: TeamNotice) -> None:
+    async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
         return None  # no maintenance channels are configured in the fault flows
 
 

@@ -98,6 +98,10 @@ class FakeSlack(AISurfaces, FileUploads):
         self.statuses: list[tuple[str, str, str]] = []  # assistant.threads.setStatus: channel, thread, status
         self.homes: dict[str, dict[str, Any]] = {}  # the App Home view last published per user
         self.modals: list[dict[str, Any]] = []
+        # Awaited while a call of the method is being answered: "before" Slack acts on it (the request hangs, as
+        # on a stalled connection), or "after" (it took effect; the answer has not left): where a test kills the
+        # process that made it.
+        self.holds: dict[str, tuple[str, Callable[[Call], Awaitable[None]]]] = {}
 
     async def start(self) -> str:
         app = web.Application()
@@ -173,7 +177,12 @@ class FakeSlack(AISurfaces, FileUploads):
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        when, hold = self.holds.get(method, ("", None))
+        if hold is not None and when == "before":
+            await hold(self.calls[-1])
         body: dict[str, Any] = handler(args)
+        if hold is not None and when == "after":
+            await hold(self.calls[-1])
         return web.json_response(body)
 
     # -- methods ---------------------------------------------------------------------------------
@@ -220,8 +229,41 @@ class FakeSlack(AISurfaces, FileUploads):
         message = {"ts": ts, "bot_id": BOT_ID, "text": args.get("text"), "blocks": args.get("blocks", [])}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):  # sent form-encoded, the metadata is a JSON string
+            metadata = json.loads(metadata)
+        if metadata:
+            message["metadata"] = metadata
         self.messages[(str(args["channel"]), ts)] = message
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages, newest first; `metadata` only with include_all_metadata (as Slack)."""
+        found = [m for m in reversed(self.replies(str(args.get("channel")))) if not m.get("thread_ts")]
+        return self._page(found, args)
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent then its replies, oldest first."""
+        thread = str(args.get("ts"))
+        found = [
+            m for m in self.replies(str(args.get("channel"))) if m.get("ts") == thread or m.get("thread_ts") == thread
+        ]
+        return self._page(found, args)
+
+    @staticmethod
+    def _page(found: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(args.get("limit") or 100)
+        messages = [
+            {"type": "message", **{k: v for k, v in m.items() if k != "metadata" or with_metadata}}
+            for m in found[:limit]
+        ]
+        return {
+            "ok": True,
+            "messages": messages,
+            "has_more": len(found) > limit,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         key = (str(args.get("channel")), str(args.get("ts")))

@@ -51,8 +51,9 @@ class RecordingResponder:
     async def approval_closed(self, approval: Approval, result: DecisionResult) -> None:
         return None
 
-    async def notify(self, channel: str, notice: TeamNotice) -> None:
+    async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
         self.notices.append((channel, notice))
+        return f"notice-{len(self.notices)}"
 
     def texts(self) -> list[str]:
         return [r.text for _, replies in self.delivered for r in replies if isinstance(r, TextReply)]
