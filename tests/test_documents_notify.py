@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.fake_smtp import SMTP_PASSWORD, Mailbox, MailServer, start_server
 from tests.support.log_guard import register_secret
 from tools.documents.notify import (
     DeliveryRefused,
@@ -34,7 +30,7 @@ from tools.documents.notify import (
 )
 from tools.documents.smtp import SmtpNotifier, SmtpSettings
 
-PASSWORD = register_secret("smtp-test-password-7d1e")
+PASSWORD = register_secret(SMTP_PASSWORD)
 SENDER = "propbot@mail.example.com"
 
 
@@ -47,63 +43,6 @@ def welcome(key: str = "welcome:L-2025-0042", **changes: Any) -> OutboundMessage
         "idempotency_key": key,
     }
     return OutboundMessage(**(values | changes))
-
-
-@dataclass
-class Mailbox:
-    """The handler of the test server: keeps what it accepts, refuses what the test tells it to."""
-
-    received: list[Envelope] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-    refuse_rcpt: str | None = None
-    refuse_data: str | None = None
-
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, _: Any) -> str:
-        if self.refuse_rcpt is not None:
-            return self.refuse_rcpt
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.refuse_data is not None:
-            return self.refuse_data
-        self.received.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append(data.login.decode())
-        # handled=False: the server itself answers a failure (535), as a real one does.
-        return AuthResult(success=data.login == b"propbot" and data.password == PASSWORD.encode(), handled=False)
-
-    def parsed(self, n: int = 0) -> EmailMessage:
-        message = email.message_from_bytes(self.received[n].original_content or b"", policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        return message
-
-
-@dataclass
-class MailServer:
-    mailbox: Mailbox
-    port: int
-
-
-async def start_server(mailbox: Mailbox, tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None) -> Any:
-    loop = asyncio.get_running_loop()
-
-    def protocol() -> SMTP:
-        return SMTP(
-            mailbox,
-            hostname="mail.test",
-            loop=loop,
-            authenticator=mailbox.authenticate,
-            tls_context=tls[0] if tls else None,
-            require_starttls=tls is not None,
-            # Without TLS, only to exercise AUTH on a plain loopback connection.
-            auth_require_tls=tls is not None,
-        )
-
-    return await loop.create_server(protocol, "127.0.0.1", 0)
 
 
 @pytest.fixture

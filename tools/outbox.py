@@ -132,6 +132,8 @@ class Outbox:
                 final = effect.attempts >= MAX_ATTEMPTS or getattr(exc, "permanent", False) is True
                 await self._settle(effect, "failed" if final else "pending", error=f"{type(exc).__name__}: {exc}")
             else:
+                # Said before the mark: a process that stops between the two leaves the row to be delivered again.
+                log.info("outbox %s: delivered on attempt %d", effect.id, effect.attempts)
                 await self._settle(effect, "done", receipt=receipt)
         async with self.db.session() as session:
             return await session.get(OutboxRow, effect_id)
