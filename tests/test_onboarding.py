@@ -93,6 +93,9 @@ class Shown:
     async def finish(self, replies: list[Any]) -> None:
         pass
 
+    async def resume(self) -> bool:
+        return False
+
 
 def services(h: Harness, notifier: RecordingNotifier, store: DatabaseDocumentStore) -> None:
     for process in (h.process, *h.extra):  # the desk's runner is the one the agent's turns use too

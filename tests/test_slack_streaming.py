@@ -179,10 +179,10 @@ async def test_a_turn_abandoned_mid_stream_removes_what_it_showed(
     client = AsyncWebClient(token=fake_slack.token, base_url=fake_slack.base_url)
 
     class NothingPosted:
-        async def post_replies(self, *_: Any, **__: Any) -> None:
+        async def post_answer(self, *_: Any, **__: Any) -> None:
             raise AssertionError("an abandoned turn posts nothing")
 
-        async def post_messages(self, *_: Any) -> None:
+        async def post_messages(self, *_: Any, **__: Any) -> None:
             raise AssertionError("an abandoned turn posts nothing")
 
     where = Conversation(platform="slack", workspace="T1", channel="C9", thread="1.2")

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.pump import Pump
 from adapters.slack import blocks
 from adapters.slack import format as fmt
+from adapters.slack.delivery import AnswerTags, find_posted, part
 from adapters.slack.web import attempt, call
 from adapters.stream_support import StreamSupport
 from bot.types import Conversation, Progress, ProgressState, Reply, TextReply
@@ -66,11 +67,22 @@ class Target:
 class Poster(Protocol):
     """How replies are posted whole (adapters.slack.responder.SlackResponder)."""
 
-    async def post_replies(
-        self, conversation: Conversation, replies: list[Reply], main: TextReply | None = None
+    async def post_answer(
+        self,
+        conversation: Conversation,
+        numbered: list[tuple[int, Reply]],
+        main: TextReply | None,
+        tags: AnswerTags | None,
     ) -> None: ...
 
-    async def post_messages(self, conversation: Conversation, messages: list[blocks.Message]) -> None: ...
+    async def post_messages(
+        self,
+        conversation: Conversation,
+        messages: list[blocks.Message],
+        tags: AnswerTags | None = None,
+        reply: int = 0,
+        first: int = 0,
+    ) -> None: ...
 
 
 class SlackLive:
@@ -84,8 +96,10 @@ class SlackLive:
         poster: Poster,
         conversation: Conversation,
         interval: float = STREAM_INTERVAL,
+        tags: AnswerTags | None = None,
     ) -> None:
         self.client = client
+        self.tags = tags  # each message's delivery id and part, in its metadata (adapters/slack/delivery.py)
         self.support = support
         self.target = target
         self.poster = poster  # replies posted whole go where `conversation` says
@@ -119,13 +133,24 @@ class SlackLive:
         self.finished = True
         await self._stop_pump()
         main = self._main_reply(replies)
-        rest = [r for r in replies if r is not main]
+        numbered = list(enumerate(replies))
         if self.ts is None:
-            await self.poster.post_replies(self.conversation, replies, main)
+            await self.poster.post_answer(self.conversation, numbered, main, self.tags)
         else:
-            await self._close(main)
-            await self.poster.post_replies(self.conversation, rest)
+            at = next((i for i, r in numbered if r is main), len(replies))
+            await self._close(main, at)
+            rest = [(i, r) for i, r in numbered if r is not main]
+            await self.poster.post_answer(self.conversation, rest, None, self.tags)
         await self.clear_status()
+
+    async def resume(self) -> bool:
+        if self.tags is None:
+            return False
+        found = await find_posted(self.client, self.conversation, self.tags.delivery)
+        if found is None:
+            return False
+        self.tags.posted = found
+        return True
 
     async def abandon(self) -> None:
         """The turn ended without replies (it runs again later): what it showed goes."""
@@ -220,31 +245,39 @@ class SlackLive:
             return next((r for r in texts if r.text == self.sent), None)
         return next((r for r in reversed(texts) if not r.is_error and r.text.strip()), None)
 
-    async def _close(self, main: TextReply | None) -> None:
+    async def _close(self, main: TextReply | None, at: int) -> None:
+        """End the streamed message as the answer (reply `at` of the turn), then post what does not fit in it."""
         assert self.ts is not None
         channel = self.target.channel
+        tagged = {"metadata": self.tags.metadata(part(at, 0))} if self.tags is not None else {}
         if not self.broken:
             tail, changed = self._take_text(), [self._tasks[i] for i in self._changed]
             self._changed = []
             extra = blocks.answer_extras(main) if main is not None else []
             first = extra[0].blocks if extra else None
             stopped = await call(
-                self.client, "chat.stopStream", channel=channel, ts=self.ts, chunks=_chunks(changed, tail), blocks=first
+                self.client,
+                "chat.stopStream",
+                channel=channel,
+                ts=self.ts,
+                chunks=_chunks(changed, tail),
+                blocks=first,
+                **tagged,
             )
             if stopped is not None:
-                await self.poster.post_messages(self.conversation, extra[1:])
+                await self.poster.post_messages(self.conversation, extra[1:], self.tags, at, first=1)
                 return
             log.warning("slack stream %s could not be stopped; its message is replaced whole", self.ts)
         if main is None:
             return
         messages = blocks.answer_messages(main)
-        updated = await call(self.client, "chat.update", channel=channel, ts=self.ts, **messages[0].payload())
+        updated = await call(self.client, "chat.update", channel=channel, ts=self.ts, **messages[0].payload(), **tagged)
         if updated is None:
             # Slack would not take the update: the answer is posted whole once more, the stub removed.
             await call(self.client, "chat.delete", channel=channel, ts=self.ts)
-            await self.poster.post_messages(self.conversation, messages)
+            await self.poster.post_messages(self.conversation, messages, self.tags, at)
             return
-        await self.poster.post_messages(self.conversation, messages[1:])
+        await self.poster.post_messages(self.conversation, messages[1:], self.tags, at, first=1)
 
 
 def _chunks(changed: list[Progress], text: str) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
+from adapters.slack.delivery import AnswerTags, part
 from adapters.slack.format import escape
 from adapters.slack.live import STREAM_INTERVAL, SlackLive, Target, shown, slack_streaming
 from adapters.slack.team import post_notice
@@ -67,7 +68,7 @@ class SlackResponder:
             user_team=str(ref.get("team") or conversation.workspace),
             assistant=bool(ref.get("assistant")),
         )
-        live = self.open_live(target, conversation)
+        live = self.open_live(target, conversation, AnswerTags(msg.event_id))
         if target.assistant:
             live.begin_status("is working on it…")
             async with shown(live):
@@ -88,8 +89,8 @@ class SlackResponder:
         )
         return self.open_live(target, conversation)
 
-    def open_live(self, target: Target, conversation: Conversation) -> SlackLive:
-        return SlackLive(self.client, self.streaming, target, self, conversation, self.stream_interval)
+    def open_live(self, target: Target, conversation: Conversation, tags: AnswerTags | None = None) -> SlackLive:
+        return SlackLive(self.client, self.streaming, target, self, conversation, self.stream_interval, tags)
 
     @contextlib.asynccontextmanager
     async def _reacting(self, msg: Incoming) -> AsyncIterator[None]:
@@ -119,23 +120,50 @@ class SlackResponder:
         self, conversation: Conversation, replies: list[Reply], main: TextReply | None = None
     ) -> None:
         """Post replies whole; `main` is the turn's answer, which carries the feedback buttons."""
-        for reply in replies:
+        await self.post_answer(conversation, list(enumerate(replies)), main, None)
+
+    async def post_answer(
+        self,
+        conversation: Conversation,
+        numbered: list[tuple[int, Reply]],
+        main: TextReply | None,
+        tags: AnswerTags | None,
+    ) -> None:
+        """Post a turn's replies whole, each message tagged with its part when `tags` are given; a part an earlier
+        attempt posted (found on a repeat) is not posted again."""
+        for index, reply in numbered:
             if isinstance(reply, TextReply):
                 messages = blocks.answer_messages(reply) if reply is main else blocks.reply_messages(reply)
-                await self.post_messages(conversation, messages)
+                await self.post_messages(conversation, messages, tags, index)
             elif isinstance(reply, ApprovalRequest):
-                await self.post_card(conversation, reply.approval)
+                await self.post_card(conversation, reply.approval, tags, part(index, 0))
 
-    async def post_messages(self, conversation: Conversation, messages: list[blocks.Message]) -> None:
-        for message in messages:
-            await self.post(conversation, message.payload())
+    async def post_messages(
+        self,
+        conversation: Conversation,
+        messages: list[blocks.Message],
+        tags: AnswerTags | None = None,
+        reply: int = 0,
+        first: int = 0,
+    ) -> None:
+        for number, message in enumerate(messages, first):
+            at = part(reply, number)
+            if tags is not None and at in tags.posted:
+                continue
+            await self.post(conversation, {**message.payload(), **_tagged(tags, at)})
 
     async def post(self, conversation: Conversation, payload: dict[str, Any]) -> dict[str, Any] | None:
         thread = {"thread_ts": conversation.thread} if conversation.thread else {}
         return await call(self.client, "chat.postMessage", channel=conversation.channel, **thread, **payload)
 
-    async def post_card(self, conversation: Conversation, approval: Approval) -> None:
-        posted = await self.post(conversation, blocks.approval_card(approval))
+    async def post_card(
+        self, conversation: Conversation, approval: Approval, tags: AnswerTags | None = None, at: str = ""
+    ) -> None:
+        if tags is not None and (ts := tags.posted.get(at)) is not None:
+            # Posted by an earlier attempt, which may have stopped before recording where: recorded now.
+            await self.core.attach_card(approval.id, {"channel": conversation.channel, "ts": ts})
+            return
+        posted = await self.post(conversation, {**blocks.approval_card(approval), **_tagged(tags, at)})
         if posted is None:
             log.error("approval %s has no card: posting it failed; it will expire unanswered", approval.id)
             return
@@ -182,3 +210,7 @@ class SlackResponder:
     async def ephemeral(self, channel: str, user: str, text: str, thread: str | None) -> None:
         extra = {"thread_ts": thread} if thread else {}
         await call(self.client, "chat.postEphemeral", channel=channel, user=user, text=escape(text), **extra)
+
+
+def _tagged(tags: AnswerTags | None, at: str) -> dict[str, Any]:
+    return {"metadata": tags.metadata(at)} if tags is not None else {}

@@ -110,6 +110,9 @@ class TeamsLive:
             return
         await self.responder.post(self.msg.conversation, replies)
 
+    async def resume(self) -> bool:
+        return False  # Teams cannot find an earlier attempt's messages: a repeat goes again, saying so
+
     async def abandon(self) -> None:
         """The turn ended without replies (it runs again later): an open stream is closed saying so."""
         await self._stop_pump()

@@ -43,3 +43,6 @@ class RunCard:
 
     async def finish(self, replies: list[Reply]) -> None:
         return None
+
+    async def resume(self) -> bool:
+        return False

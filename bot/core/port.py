@@ -49,6 +49,11 @@ class LiveReply(Protocol):
         """The turn's replies: the streamed one completed (with its presentations), the others posted. May raise
         when the platform refused them: the caller keeps the turn to deliver again."""
 
+    async def resume(self) -> bool:
+        """These replies may have gone out before, from a process that stopped before recording it. True when the
+        platform finds what is already there and `finish` posts only the rest (exactly once in effect); False when
+        it cannot tell, and whatever went out goes again."""
+
 
 class Responder(Protocol):
     """What an adapter offers the core to talk back on its platform. Any process can use it: everything
@@ -135,6 +140,9 @@ class Unstreamed:
     async def finish(self, replies: list[Reply]) -> None:
         if replies:
             await self._deliver(replies)
+
+    async def resume(self) -> bool:
+        return False
 
 
 @contextlib.asynccontextmanager

@@ -223,9 +223,9 @@ class Dispatcher:
             if result.repeated and result.delivered:
                 return True
             answers = result.replies
-            if result.repeated and answers:
+            if result.repeated and answers and not await live.resume():
                 # Its worker stopped between saving the turn and recording the delivery: the replies may or may
-                # not have reached the platform, so they go again, saying so.
+                # not have reached the platform, which cannot tell, so they go again, saying so.
                 answers = [replies.resent(), *answers]
             try:
                 await live.finish(answers)

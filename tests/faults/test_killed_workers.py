@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
+from bot.core import texts
 from bot.ingress.turn_queue import GROUP, STREAM
 from tests.faults.proxy import Fault, RedisFaultProxy, command
 from tests.support.fake_openai import FakeOpenAI, text
-from tests.support.fake_slack import FakeSlack, MakeSlackBot, mention
+from tests.support.fake_slack import Call, FakeSlack, MakeSlackBot, mention
 from tests.support.processes import propbot_env, start_propbot, stop
 from tests.support.waiting import eventually
 from tests.test_slack_processes import read
@@ -127,3 +130,84 @@ async def _holder(web: Any, *workers: subprocess.Popen[bytes]) -> subprocess.Pop
         if f"-{worker.pid}-" in consumer:
             return worker
     raise AssertionError(f"no worker owns consumer {consumer}")
+
+
+async def _answered_once_by_a_survivor(
+    when: str,
+    tmp_path: Path,
+    redis_url: str,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+) -> None:
+    """A worker killed while Slack holds its answer's post ("before": Slack has not acted on it; "after": it is
+    posted, the answer has not come back): another worker delivers the saved answer, once, without a copy note."""
+    fake_openai.default = lambda request: text("the one answer")
+    released = asyncio.Event()
+
+    async def hang(call: Call) -> None:
+        await released.wait()
+        if when == "before":
+            raise web.HTTPServiceUnavailable()
+
+    fake_slack.holds["chat.postMessage"] = (when, hang)
+    front = await slack_bots(sqlite_database, in_process_worker=False)
+    quick = {"TURN_CLAIM_IDLE": "1.5", "LOCK_TTL": "3", "LOCK_WAIT": "6"}
+    env = _worker_env(tmp_path, redis_url, fake_openai, fake_slack, sqlite_database, **quick)
+    log = tmp_path / "workers.log"
+    doomed = start_propbot("worker", env, tmp_path, log)
+    survivor: subprocess.Popen[bytes] | None = None
+    try:
+        event = mention("USTAFF", "what needs fixing at P-1001?")
+        assert (await front.send_event(event)).status == 200
+        await fake_slack.wait_for("chat.postMessage", within=30)
+        assert stop(doomed, signal.SIGKILL) == -signal.SIGKILL
+        del fake_slack.holds["chat.postMessage"]
+        released.set()
+        survivor = start_propbot("worker", env, tmp_path, log)
+        redis = front.runtime.redis
+        assert redis is not None
+
+        async def settled() -> bool:
+            pending: Any = await redis.xpending(STREAM, GROUP)
+            return int(pending["pending"]) == 0 and await redis.xlen(STREAM) == 0
+
+        await eventually(settled, within=30)
+        answers = [m for m in fake_slack.replies("C1") if m.get("thread_ts") == event["ts"]]
+        assert [m["text"] for m in answers] == ["the one answer"], read(log)
+        assert answers[0]["metadata"]["event_type"] == "propbot_reply"
+        assert texts.resent().text not in str(fake_slack.messages)  # no "this is a copy" note: nothing was copied
+        assert len(fake_openai.requests) == 1  # the turn ran once; its saved answer was delivered
+        assert fake_slack.calls_to("conversations.replies")  # the survivor looked before posting
+    finally:
+        released.set()
+        stop(doomed)
+        if survivor is not None:
+            stop(survivor)
+
+
+async def test_a_worker_killed_before_slack_took_its_answer_is_answered_once_by_another(
+    tmp_path: Path,
+    redis_url: str,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+) -> None:
+    await _answered_once_by_a_survivor(
+        "before", tmp_path, redis_url, fake_openai, fake_slack, slack_bots, sqlite_database
+    )
+
+
+async def test_a_worker_killed_after_slack_posted_its_answer_is_not_answered_twice(
+    tmp_path: Path,
+    redis_url: str,
+    fake_openai: FakeOpenAI,
+    fake_slack: FakeSlack,
+    slack_bots: MakeSlackBot,
+    sqlite_database: Database,
+) -> None:
+    await _answered_once_by_a_survivor(
+        "after", tmp_path, redis_url, fake_openai, fake_slack, slack_bots, sqlite_database
+    )

@@ -33,7 +33,7 @@ from bot.ingress.dispatch import Dispatcher
 from bot.observability.audit import AuditSink
 from tests.support.block_kit import check_message
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.fake_slack_ai import AISurfaces, new_ts
+from tests.support.fake_slack_ai import AISurfaces, keep_metadata, new_ts
 from tests.support.fake_slack_files import FileUploads
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
@@ -229,11 +229,7 @@ class FakeSlack(AISurfaces, FileUploads):
         message = {"ts": ts, "bot_id": BOT_ID, "text": args.get("text"), "blocks": args.get("blocks", [])}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
-        metadata = args.get("metadata")
-        if isinstance(metadata, str):  # sent form-encoded, the metadata is a JSON string
-            metadata = json.loads(metadata)
-        if metadata:
-            message["metadata"] = metadata
+        keep_metadata(message, args)
         self.messages[(str(args["channel"]), ts)] = message
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
 
@@ -274,6 +270,7 @@ class FakeSlack(AISurfaces, FileUploads):
             self.violations.extend(f"chat.update: {p}" for p in problems)
             return {"ok": False, "error": "invalid_blocks"}
         self.messages[key].update(text=args.get("text"), blocks=args.get("blocks", []))
+        keep_metadata(self.messages[key], args)
         return {"ok": True, "channel": key[0], "ts": key[1], "text": args.get("text")}
 
     def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:

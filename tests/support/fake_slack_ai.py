@@ -67,6 +67,7 @@ class AISurfaces:
             self.violations.extend(f"chat.stopStream: {p}" for p in problems)
             return {"ok": False, "error": "invalid_blocks"}
         message.update(streaming=False, blocks=final)
+        keep_metadata(message, args)
         return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
 
     def _take_chunks(self, message: dict[str, Any], args: dict[str, Any]) -> str:
@@ -127,3 +128,12 @@ class AISurfaces:
             return {"ok": False, "error": "invalid_arguments"}
         self.modals.append(view)
         return {"ok": True, "view": {"id": f"V{next(_views)}", **view}}
+
+
+def keep_metadata(message: dict[str, Any], args: dict[str, Any]) -> None:
+    """The message metadata a call set (chat.postMessage, chat.update, chat.stopStream), as Slack keeps it."""
+    metadata = args.get("metadata")
+    if isinstance(metadata, str):  # sent form-encoded, the metadata is a JSON string
+        metadata = json.loads(metadata)
+    if metadata:
+        message["metadata"] = metadata

@@ -32,6 +32,9 @@ class RecordingLive:
         if replies:
             await self.responder.deliver(self.msg, replies)
 
+    async def resume(self) -> bool:
+        return False
+
 
 class RecordingResponder:
     def __init__(self) -> None:
