@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import ops as ops_cli
+from bot.app.processes import WorkerStartFailed
 from bot.config import Settings, load_settings, require_model_settings
 from bot.errors import ConfigError, PermissionsError
 from bot.observability.logs import setup_logging
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "chat":
             return asyncio.run(_chat(settings, args.user, args.approver))
     # Exit 1 for every configuration problem; 2 stays argparse's code for a command line it cannot read.
-    except PermissionsError as exc:  # names its file and line already
+    except (PermissionsError, WorkerStartFailed) as exc:  # name their file and line, or quote the worker, already
         print(f"propbot: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:

@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.app import describe
 from bot.app.documents import document_route
 from bot.app.platforms import Mount, enabled_mounts
-from bot.app.processes import WorkerProcesses, default_processes
+from bot.app.processes import WorkerProcesses, WorkerStartFailed, default_processes
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
 from bot.core.team_channels import TeamChannels
@@ -139,6 +139,7 @@ async def create_app(
 
     async def on_startup(_: web.Application) -> None:
         background.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
+        background.append(asyncio.create_task(dispatcher.courier.run(stop)))
         if queue is not None and worker:
             background.append(asyncio.create_task(queue.run(dispatcher.run_queued, stop)))
 
@@ -207,11 +208,25 @@ async def serve(settings: Settings) -> None:
     if spawned:
         await workers.start()
     log.info("%s", startup_block(runtime, headline, serving=True, worker=settings.in_process_worker, processes=spawned))
-    await _until_signalled()
+    failure = await _until_signalled_or_failed(workers)
     log.info("shutting down: finishing in-flight turns")
     workers.terminate()  # they drain their turns while this process drains its requests
     await runner.cleanup()
     await workers.stop(DRAIN_TIMEOUT + 5)
+    if failure is not None:
+        # Exit non-zero so the supervisor shows the worker's error rather than a server that answers no turn.
+        raise failure
+
+
+async def _until_signalled_or_failed(workers: WorkerProcesses) -> WorkerStartFailed | None:
+    """Serve until SIGTERM/SIGINT (None) or until a worker turns out unable to start (its failure)."""
+    signalled = asyncio.create_task(_until_signalled())
+    failed = asyncio.create_task(workers.failed())
+    await asyncio.wait({signalled, failed}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (signalled, failed):
+        task.cancel()
+    await asyncio.gather(signalled, failed, return_exceptions=True)
+    return failed.result() if failed.done() and not failed.cancelled() else None
 
 
 async def work(settings: Settings) -> None:
