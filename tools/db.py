@@ -8,6 +8,7 @@ SQLite) instead of trusting a check-then-create sequence.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -124,10 +125,13 @@ class Database:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
+                await conn.exec_driver_sql("COMMIT")
             except BaseException:
-                await conn.exec_driver_sql("ROLLBACK")
+                # A COMMIT that failed (the disk, a busy database) leaves the transaction open, holding the write
+                # lock every other writer waits for: it is rolled back here, whatever failed.
+                with contextlib.suppress(Exception):
+                    await conn.exec_driver_sql("ROLLBACK")
                 raise
-            await conn.exec_driver_sql("COMMIT")
 
     async def start(self, seed: bool = True) -> None:
         """Create missing tables and, if `seed` and there are no properties yet, load the sample data."""

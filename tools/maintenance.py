@@ -292,8 +292,8 @@ async def schedule_maintenance(args: ScheduleMaintenanceArgs, ctx: ToolContext) 
             idempotency_key=key,
         )
         session.add(request)
-        await _tell_the_team(session, request, prop)
         try:
+            await _tell_the_team(session, request, prop)  # flushes the request first: a duplicate key fails here
             await session.commit()
         except IntegrityError:
             # Another call with the same key committed first; its request is the answer.
