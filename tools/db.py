@@ -18,7 +18,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from sqlalchemy import event, func, insert, inspect, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -90,6 +90,7 @@ class Database:
         self._engine: AsyncEngine = create_async_engine(self._url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _configure_sqlite)
+            event.listen(self._engine.sync_engine, "handle_error", _drop_after_failed_commit)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
     @property
@@ -267,3 +268,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _drop_after_failed_commit(context: ExceptionContext) -> None:
+    """A COMMIT (or ROLLBACK) that failed on SQLite can leave its transaction open, and SQLAlchemy, which counts it
+    as ended, returns the connection to the pool without rolling back: the write lock stays held and every writer
+    of every process waits on it. Such a connection is closed instead (SQLite then rolls the transaction back)."""
+    if context.statement is None and context.connection is not None:
+        context.is_disconnect = True
