@@ -19,19 +19,10 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.support.databases import fresh_postgres_database, require_postgres
 from tests.support.processes import ROOT
+from tests.support.scripts import JANE
 from tools.db import Database
 from tools.tables import LIVE_LEASE_STATUSES, Lease
 
-JANE = {
-    "tenant_name": "Jane Doe",
-    "email": "jane.doe@example.com",
-    "phone": None,
-    "property_id": "P-1001",
-    "start_date": "2027-01-01",
-    "months": 12,
-    "monthly_rent": 2400,
-    "deposit": None,
-}
 JOHN = {**JANE, "tenant_name": "John Roe", "email": "john.roe@example.com", "start_date": "2027-03-01"}
 
 

@@ -23,22 +23,11 @@ from bot.types import (
 )
 from tests.support.fake_openai import call, calls, text, tool_results
 from tests.support.harness import MANAGER, STAFF, Harness
+from tests.support.scripts import JANE
 from tools.documents.db_store import DatabaseDocumentStore
 from tools.documents.notify import DeliveryReceipt, OutboundMessage
 from tools.documents.store import DocumentRef
 from tools.tables import Lease, Tenant, WorkflowRun
-
-JANE = {
-    "tenant_name": "Jane Doe",
-    "email": "jane.doe@example.com",
-    "phone": None,
-    "property_id": "P-1001",
-    "start_date": "2027-01-01",
-    "months": 12,
-    "monthly_rent": 2400,
-    "deposit": None,
-}
-
 
 PERMISSIONS = """\
 default_role: viewer

@@ -15,8 +15,9 @@ from tests.support.cards import has_buttons, posted_card
 from tests.support.fake_connector import StartTeams, execute, message
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
 from tests.support.fake_slack import MakeSlackBot, click, mention
+from tests.support.scripts import JANE
 from tests.support.waiting import eventually
-from tests.test_onboarding import JANE, RecordingNotifier
+from tests.test_onboarding import RecordingNotifier
 from tools.db import Database
 
 PERMISSIONS = """\

@@ -31,22 +31,13 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack import Call, FakeSlack
 from tests.support.fake_smtp import Mailbox, start_server
 from tests.support.processes import ROOT, free_port, propbot_env, read_log, start_propbot, stop
+from tests.support.scripts import JANE
 from tests.support.waiting import eventually
 from tools.db import Database
 from tools.tables import MaintenanceRequest, OutboxRow, WorkflowRun
 
 MAINT = "C0MAINT"
 SCHEDULE = {"property_id": "P-1001", "issue_type": "plumbing", "priority": "high", "description": "The sink leaks"}
-JANE = {
-    "tenant_name": "Jane Doe",
-    "email": "jane.doe@example.com",
-    "phone": None,
-    "property_id": "P-1001",
-    "start_date": "2027-01-01",
-    "months": 12,
-    "monthly_rent": 2400,
-    "deposit": None,
-}
 KEY = "approval-1"
 
 

@@ -40,6 +40,7 @@ from bot.types import (
     DecisionResult,
     Incoming,
 )
+from tests.faults.db_faults import DbFault, DbFaults
 from tests.faults.nodes import Node, Record
 from tests.faults.proxy import Fault, RedisFaultProxy
 from tests.support.fake_openai import FakeOpenAI, last_message, text, tool_results
@@ -115,6 +116,8 @@ class Flow:
     name = ""
     node_options: dict[str, Any] = {}
     worker_at_start = True
+    # The faulted node gets a database of its own (the same file), whose write boundaries can be faulted too.
+    own_database = False
 
     async def setup(self, run: Run) -> None:
         return None
@@ -386,12 +389,17 @@ async def check_history(run: Run, conversation: str) -> None:
 
 
 # -- one run -------------------------------------------------------------------------------------------------
-async def run_once(world: World, flow: Flow, fault: Fault | None) -> tuple[Run, int]:
-    """Run `flow` with `fault` (None: a dry run that counts the flow's commands); (the run, commands counted)."""
+async def run_once(
+    world: World, flow: Flow, fault: Fault | None, db_fault: DbFault | None = None, count_writes: bool = False
+) -> tuple[Run, int]:
+    """Run `flow` with `fault` at a Redis command, or `db_fault` at a database write (neither: a dry run that
+    counts the flow's commands, or with `count_writes` its database writes); (the run, boundaries counted)."""
     world.fake.default = answer
     world.fake.violations.clear()
     record_holder = Record()
-    node = await Node(world.proxy.url, world.fake, world.db, record_holder, **flow.node_options).start(
+    node_db = Database(world.db.url) if flow.own_database else world.db
+    writes = DbFaults(node_db) if flow.own_database else None
+    node = await Node(world.proxy.url, world.fake, node_db, record_holder, **flow.node_options).start(
         worker=flow.worker_at_start
     )
     run = Run(world, node, record=record_holder)
@@ -404,12 +412,26 @@ async def run_once(world: World, flow: Flow, fault: Fault | None) -> tuple[Run, 
             fault.stall = 1.5
             fault.on_kill = node.kill
         world.proxy.arm(fault)
+        if writes is not None:
+
+            def killed() -> None:
+                # The process is gone: its Redis connections with it, and every database statement it would still
+                # send is refused (DbFaults.dead). Its tasks are not cancelled here: a cancelled task could not
+                # finish the rollback that stands in for the operating system closing a dead process's files.
+                world.proxy.cut(OUTAGE)
+                node.dead = True
+
+            writes.on_kill = killed
+            writes.arm(db_fault)
         acting = node.spawn(flow.act(run))
         await asyncio.wait([acting], timeout=8.0)
         await until(lambda: flow.settled(run), within=3.0)
         await asyncio.sleep(0.2)
-        counted = world.proxy.count
-        if fault is not None and world.proxy.fired.is_set():
+        counted = writes.count if writes is not None and count_writes else world.proxy.count
+        if writes is not None:
+            writes.disarm()
+        down = (fault is not None and world.proxy.fired.is_set()) or (writes is not None and writes.dead)
+        if down:
             await asyncio.sleep(max(0.0, world.proxy._down_until - time.monotonic()) + 0.1)
         world.proxy.arm(None)
         fresh = await Node(world.direct_url, world.fake, world.db, run.record, **flow.node_options).start()
@@ -420,6 +442,8 @@ async def run_once(world: World, flow: Flow, fault: Fault | None) -> tuple[Run, 
         for each in (node, fresh):
             if each is not None:
                 await each.close()
+        if node_db is not world.db:
+            await node_db.close()
         await _close_direct(run)
 
 

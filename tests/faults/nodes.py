@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.app.runtime import Runtime
 from bot.core.permissions import parse_permissions
 from bot.core.port import LiveReply, unstreamed
+from bot.core.team_channels import TeamChannels
 from bot.ingress.dispatch import Dispatcher
 from bot.ingress.tasks import TaskTracker
 from bot.ingress.turn_queue import TurnQueue
@@ -27,6 +28,9 @@ from tests.faults.conftest import warm_scripts
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.harness import PERMISSIONS_YAML, start_process, stop_process, test_settings
 from tools.db import Database
+from tools.documents.mail_outbox import email_deliverer
+from tools.documents.notify import DeliveryReceipt, OutboundMessage
+from tools.outbox import EMAIL
 
 _card_ts = itertools.count(1)
 
@@ -51,6 +55,8 @@ class Record:
 
     posted: list[Posted] = field(default_factory=list)
     cards: dict[str, ApprovalStatus] = field(default_factory=dict)
+    noticed: list[str] = field(default_factory=list)  # the outbox delivery id of every notice posted
+    mails: list[str] = field(default_factory=list)  # the idempotency key of every e-mail a server took
 
     def texts_for(self, event_id: str) -> list[str]:
         return [t for p in self.posted if p.event_id == event_id for t in p.texts]
@@ -76,7 +82,22 @@ class RecordingResponder:
         self.node.record.cards[approval.id] = approval.status
 
     async def notify(self, channel: str, notice: TeamNotice, delivery: str, again: bool) -> str | None:
-        return None  # no maintenance channels are configured in the fault flows
+        """As Slack's responder: a retry finds the post an earlier attempt made (its metadata names `delivery`)."""
+        if again and delivery in self.node.record.noticed:
+            return "found"
+        self.node.record.noticed.append(delivery)
+        return f"posted-{len(self.node.record.noticed)}"
+
+
+class RecordingMail:
+    """A mail server that takes every message (a Notifier): what it took is in the record."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
+        self.record.mails.append(message.idempotency_key)
+        return DeliveryReceipt(message.idempotency_key, f"<{message.idempotency_key}@test>", True)
 
 
 class Node:
@@ -91,7 +112,11 @@ class Node:
         assert self.runtime.redis is not None
         self.queue = TurnQueue(self.runtime.redis, claim_idle=CLAIM_IDLE)
         self.tracker = TaskTracker()
-        self.dispatcher = Dispatcher(self.runtime.core, self.tracker, self.queue)
+        mail = RecordingMail(record)
+        self.runtime.desk.runner.services["notifier"] = mail
+        parts = replace(self.runtime.core, deliverers={**self.runtime.core.deliverers, EMAIL: email_deliverer(mail)})
+        channels = TeamChannels.parse(settings.maintenance_channels)
+        self.dispatcher = Dispatcher(parts, self.tracker, self.queue, team_channels=channels)
         responder = RecordingResponder(self)
         self.dispatcher.register("slack", responder)
         self.dispatcher.register("teams", responder)

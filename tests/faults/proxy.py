@@ -185,6 +185,12 @@ class RedisFaultProxy:
         self.fault = fault
         self.fired.clear()
 
+    def cut(self, down_for: float) -> None:
+        """Redis goes away now, for `down_for` seconds: every open connection is cut, new ones refused."""
+        self._down_until = time.monotonic() + down_for
+        for pair in list(self._pairs):
+            self._cut(pair)
+
     def _cut(self, pair: _Pair) -> None:
         for writer in (pair.client, pair.server):
             with contextlib.suppress(Exception):

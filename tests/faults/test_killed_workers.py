@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from bot.core import texts
@@ -132,7 +133,8 @@ async def _holder(web: Any, *workers: subprocess.Popen[bytes]) -> subprocess.Pop
     raise AssertionError(f"no worker owns consumer {consumer}")
 
 
-async def _answered_once_by_a_survivor(
+@pytest.mark.parametrize("when", ["before", "after"], ids=["before_slack_took_it", "after_slack_posted_it"])
+async def test_a_worker_killed_while_slack_holds_its_answer_is_answered_once_by_another(
     when: str,
     tmp_path: Path,
     redis_url: str,
@@ -185,29 +187,3 @@ async def _answered_once_by_a_survivor(
         stop(doomed)
         if survivor is not None:
             stop(survivor)
-
-
-async def test_a_worker_killed_before_slack_took_its_answer_is_answered_once_by_another(
-    tmp_path: Path,
-    redis_url: str,
-    fake_openai: FakeOpenAI,
-    fake_slack: FakeSlack,
-    slack_bots: MakeSlackBot,
-    sqlite_database: Database,
-) -> None:
-    await _answered_once_by_a_survivor(
-        "before", tmp_path, redis_url, fake_openai, fake_slack, slack_bots, sqlite_database
-    )
-
-
-async def test_a_worker_killed_after_slack_posted_its_answer_is_not_answered_twice(
-    tmp_path: Path,
-    redis_url: str,
-    fake_openai: FakeOpenAI,
-    fake_slack: FakeSlack,
-    slack_bots: MakeSlackBot,
-    sqlite_database: Database,
-) -> None:
-    await _answered_once_by_a_survivor(
-        "after", tmp_path, redis_url, fake_openai, fake_slack, slack_bots, sqlite_database
-    )

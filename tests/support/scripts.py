@@ -22,6 +22,19 @@ SCHEDULE = {
 }
 
 
+# The onboard_tenant arguments of the onboarding tests: Jane Doe to P-1001 for 2027.
+JANE = {
+    "tenant_name": "Jane Doe",
+    "email": "jane.doe@example.com",
+    "phone": None,
+    "property_id": "P-1001",
+    "start_date": "2027-01-01",
+    "months": 12,
+    "monthly_rent": 2400,
+    "deposit": None,
+}
+
+
 def schedule_then_report(request: dict[str, Any]) -> dict[str, Any]:
     """The model asks to schedule on a user message, and reports the latest tool outcome otherwise."""
     if last_message(request)["role"] == "user":
