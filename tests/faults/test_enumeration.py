@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.faults.db_faults import DB_KINDS, DbFault
-from tests.faults.flows import FLOWS, KINDS, Flow, World, run_once
+from tests.faults.flows import FLOWS, KINDS, Flow, World
 from tests.faults.outbox_flows import OUTBOX_FLOWS
 from tests.faults.proxy import Fault, RedisFaultProxy
+from tests.faults.runs import run_once
 from tests.support.fake_openai import FakeOpenAI
 from tools.db import Database
 
