@@ -26,6 +26,7 @@ class Scale:
     redis_turns: int = 40
     approvals: int = 20
     token_turns: int = 30
+    quick_run: bool = False
     burst_events: int = 500
     burst_channels: int = 50
     burst_in_flight: int = 50
@@ -42,6 +43,7 @@ class Scale:
             redis_turns=3,
             approvals=2,
             token_turns=30,
+            quick_run=True,
             burst_events=20,
             burst_channels=5,
             burst_in_flight=5,

@@ -121,7 +121,7 @@ async def approval_round_trip(
 
 
 async def prompt_token_figure(
-    target: Target, fakes: Fakes, scale: Scale, session: aiohttp.ClientSession
+    target: Target, fakes: Fakes, scale: Scale, session: aiohttp.ClientSession, turns: int | None = None
 ) -> dict[str, Any]:
     """A scripted conversation (one thread, tools on most turns) with every model request recorded,
     counted against the naive baseline (see bench.tokens)."""
@@ -131,7 +131,7 @@ async def prompt_token_figure(
     channel = f"CTOK{prefix}"
     answered = 0
     try:
-        for i, text in enumerate(conversation_script(scale.token_turns)):
+        for i, text in enumerate(conversation_script(turns or scale.token_turns)):
             # One conversation: the first mention starts a thread (CHANNEL_MEMORY=thread), the rest are in it.
             tag = f"{prefix}{i}"
             await send_one(session, target, tag, text, "UB002", channel, thread=f"{prefix}0" if i else None)

@@ -36,6 +36,7 @@ def required_paths() -> list[str]:
         paths += [f"ratios.{layout}.overhead_p50", f"ratios.{layout}.overhead_p99", f"ratios.{layout}.throughput"]
     paths += ["approval.p50_ms", "approval.p99_ms"]
     paths += ["tokens.propbot_per_turn", "tokens.naive_per_turn", "tokens.saving_pct"]
+    paths += ["tokens.cache.propbot.cacheable_pct_second_half", "tokens_80.cache.propbot.cacheable_pct_second_half"]
     return paths
 
 
@@ -186,6 +187,16 @@ def table(results: dict[str, Any]) -> str:
         ours, naive, saving = tokens["propbot_per_turn"], tokens["naive_per_turn"], tokens["saving_pct"]
         text = f"{ours:.0f} vs naive {naive:.0f} ({saving}% fewer)"
     lines.append(f"| prompt tokens per turn, 30-turn conversation | {text} |" + " |" * (len(layouts) - 1))
+    for name, turns in (("tokens", 30), ("tokens_80", 80)):
+        cache = (results.get(name) or {}).get("cache") or {}
+        ours, naive = cache.get("propbot") or {}, cache.get("naive") or {}
+        if is_number(ours.get("cacheable_pct_second_half")):
+            text = (
+                f"{ours['cacheable_pct_second_half']}% cacheable, {ours['effective_prompt_per_turn']:.0f} effective "
+                f"tokens/turn vs naive {naive['cacheable_pct_second_half']}%, {naive['effective_prompt_per_turn']:.0f}"
+            )
+            label = f"prompt cache, {turns}-turn conversation (second half; cached at 1/10)"
+            lines.append(f"| {label} | {text} |" + " |" * (len(layouts) - 1))
     return "\n".join(lines)
 
 

@@ -92,6 +92,9 @@ async def run_layout(
                 out["approval"] = await figures_state.approval_round_trip(target, fakes, scale, session)
                 say(f"[{layout}] prompt tokens")
                 out["tokens"] = await figures_state.prompt_token_figure(target, fakes, scale, session)
+                if not scale.quick_run:
+                    say(f"[{layout}] prompt tokens, 80 turns")
+                    out["tokens_80"] = await figures_state.prompt_token_figure(target, fakes, scale, session, 80)
             say(f"[{layout}] throughput")
             with profile.recording(target.procs, profile_dir, f"throughput-{layout}") as files:
                 out["throughput"] = await figures.throughput(target, fakes, scale)
@@ -144,7 +147,7 @@ async def run(
                 fakes = Fakes(fakes_url, session)
                 for layout in layouts:
                     figures_of = await run_layout(layout, scale, fakes, redis, workdir, profile_dir, launcher, only)
-                    for shared in ("approval", "tokens"):
+                    for shared in ("approval", "tokens", "tokens_80"):
                         if shared in figures_of:
                             results[shared] = figures_of.pop(shared)
                     results["layouts"][layout] = figures_of

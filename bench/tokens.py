@@ -77,6 +77,8 @@ def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000
     counter = TokenCounter()
     every_tool = registry.schemas(registry.names())
     seen: list[dict[str, Any]] = []
+    sent: list[list[Any]] = []  # each request as the provider's cache sees it: tools, then the messages
+    naive_sent: list[list[Any]] = []
     actual = naive = replayed = half_budget = compacted = 0
     trimmed_requests = 0
     for request in requests:
@@ -89,6 +91,8 @@ def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000
         seen.extend(rest[known:])
         actual += counter.messages(messages) + counter.tools(tools)
         naive += counter.messages([*system, *seen]) + counter.tools(every_tool)
+        sent.append([tools, *messages])
+        naive_sent.append([every_tool, *system, *seen])
         # The replay with today's settings should give `actual` back: it checks the reconstruction.
         same = prepare(seen, system[0], budget, counter, tools)
         replayed += counter.messages(same) + counter.tools(tools)
@@ -109,4 +113,42 @@ def prompt_tokens(requests: list[dict[str, Any]], turns: int, budget: int = 6000
         "replayed_per_turn": round(replayed / turns, 1),
         "what_if_budget_3000_saving_pct": saving(half_budget),
         "what_if_old_tool_results_300_chars_saving_pct": saving(compacted),
+        "cache": {"propbot": prompt_cache(sent, counter, turns), "naive": prompt_cache(naive_sent, counter, turns)},
+    }
+
+
+CACHE_MINIMUM, CACHE_STEP, CACHED_PRICE = 1024, 128, 0.1
+
+
+def prompt_cache(requests: list[list[Any]], counter: TokenCounter, turns: int) -> dict[str, Any]:
+    """What a provider's prompt cache (OpenAI's rules: an exact prefix of an earlier request, from 1,024 tokens, in
+    128-token steps; cached input at a tenth of the price) would serve of these requests: the cacheable share of
+    prompt tokens over the second half (a long conversation's steady state), and the prompt's effective cost per
+    turn in full-price tokens."""
+
+    def size(part: Any) -> int:
+        return counter.tools(part) if isinstance(part, list) else counter.message(part)
+
+    keys = [[json.dumps(part, sort_keys=True) for part in request] for request in requests]
+    sizes = [[size(part) for part in request] for request in requests]
+    cached_all, prompt_all, effective = [], [], 0.0
+    for i, request in enumerate(keys):
+        best = 0
+        for earlier in keys[:i]:
+            common = 0
+            for mine, theirs in zip(request, earlier, strict=False):
+                if mine != theirs:
+                    break
+                common += 1
+            best = max(best, sum(sizes[i][:common]))
+        cached = (best // CACHE_STEP) * CACHE_STEP if best >= CACHE_MINIMUM else 0
+        prompt = sum(sizes[i])
+        cached_all.append(cached)
+        prompt_all.append(prompt)
+        effective += prompt - cached + CACHED_PRICE * cached
+    half = len(requests) // 2
+    share = sum(cached_all[half:]) / max(sum(prompt_all[half:]), 1)
+    return {
+        "cacheable_pct_second_half": round(100 * share, 1),
+        "effective_prompt_per_turn": round(effective / turns, 1),
     }

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     openai_stream: bool = Field(
         default=True, description="true or false: stream answers (false for a server without stream=true)"
     )
+    openai_prompt_cache_key: bool | None = Field(
+        default=None,
+        description="true or false: send each conversation's prompt_cache_key (unset: only to OpenAI's own API)",
+    )
     circuit_failure_threshold: int = Field(
         default=5, ge=1, le=100, description="failed model calls in a row before calls pause (1 to 100)"
     )
@@ -58,11 +62,6 @@ class Settings(BaseSettings):
     approval_ttl: float = Field(default=3600.0, gt=0, description="seconds an approval stays open")
     allow_self_approval: bool = Field(default=False, description="true or false")
     max_message_chars: int = Field(default=4000, ge=100, description="a whole number, at least 100")
-    # The lock is kept alive by its turn's heartbeat (every LOCK_TTL/3), so a short TTL only bounds how long a
-    # dead worker's lock outlives it. LOCK_WAIT must exceed it: a turn taken over from a dead worker then
-    # always outwaits that worker's lock (`propbot serve` / `worker` refuse to start otherwise).
-    lock_ttl: float = Field(default=15.0, gt=0, description="seconds a conversation lock lives")
-    lock_wait: float = Field(default=30.0, ge=0, description="seconds to wait for a busy conversation")
     dedupe_ttl: float = Field(default=86400.0, gt=0, description="seconds a delivery id is remembered")
     history_ttl: float = Field(default=30 * 86400.0, gt=0, description="seconds an idle history is kept")
     durable_turns: bool = Field(
@@ -132,8 +131,9 @@ class Settings(BaseSettings):
 
     # -- platforms -------------------------------------------------------------------------------
     channel_memory: Literal["thread", "channel"] = Field(
-        default="thread",
-        description="thread (each Slack or Teams channel thread is a conversation) or channel (one per channel)",
+        default="channel",
+        description="channel (one conversation per channel, its threads included) or thread (each Slack or Teams "
+        "channel thread is a conversation of its own)",
     )
     slack_bot_token: str | None = Field(default=None, description="a Slack bot token (xoxb-...)")
     slack_signing_secret: str | None = Field(default=None, description="the Slack app's signing secret")

@@ -27,15 +27,6 @@ class StoreUnavailable(PropbotError):
     """The state store cannot be reached; the caller answers 'temporarily unavailable'."""
 
 
-class Busy(PropbotError):
-    """A conversation stayed locked by another turn for longer than we wait."""
-
-
-class LockLost(PropbotError):
-    """A turn's conversation lock expired while it ran and someone else may hold it now: the turn must not
-    save (its history would overwrite the other turn's) and ends without effect on the conversation."""
-
-
 class ModelFailure(StrEnum):
     """Why the model could not answer; each kind has its own words for the user (bot.core.texts)."""
 

@@ -109,7 +109,10 @@ class Incoming(BaseModel):
     text: str
     event_id: str  # the platform's delivery id, used to drop redeliveries
     user_name: str | None = None
+    # When the person sent it (the platform's timestamp where it gives one, else when it arrived), and their time
+    # zone as the platform says it (an IANA name; None: UTC): the model is told the date and time from these.
     received_at: float = Field(default_factory=time.time)
+    timezone: str | None = None
 
 
 class Suggestion(BaseModel):

@@ -7,10 +7,11 @@ import json
 import time
 from typing import Any
 
+from bot.store import keys
 from bot.types import ApprovalStatus, DecisionOutcome, TextReply
 from tests.support.fake_openai import text, tool_results
 from tests.support.harness import MANAGER, MANAGER2, STAFF, Harness
-from tests.support.peek import history_of, take_lock
+from tests.support.peek import history_of
 from tests.support.scripts import ask_for_approval, requests_with_key
 
 
@@ -158,16 +159,18 @@ async def test_a_recent_claim_is_left_to_the_process_running_it(make_harness: An
 
 
 async def test_a_decision_is_kept_when_its_conversation_cannot_be_continued(make_harness: Any) -> None:
-    h: Harness = await make_harness(lock_wait=0.3)
+    h: Harness = await make_harness()
     approval = (await ask_for_approval(h)).approval
-    held = await take_lock(h.store, approval.conversation.key, ttl=30)  # a long turn holds the channel
-    assert held is not None
+    # The conversation's state cannot be read: Redis answers its version key with an error (WRONGTYPE).
+    version = keys.version(approval.conversation.key)
+    await h.redis.delete(version)
+    await h.redis.rpush(version, "not a version")
     result = await h.decide(approval.id, MANAGER)
     assert result.outcome is DecisionOutcome.DONE and await requests_with_key(h.db, approval.id) == 1
     [note] = result.replies
     assert isinstance(note, TextReply) and note.is_error and note.text.startswith("Approved and done")
-    await h.store.release_lock(approval.conversation.key, held)
-    # Left unsettled: once the channel is free, the sweeper writes the follow-up the click could not.
+    await h.redis.delete(version)
+    # Left unsettled: once the conversation can be read again, the sweeper writes the follow-up the click could not.
     [announced] = await h.desk.expire_due(announce_after=0)
     assert announced.outcome is DecisionOutcome.DONE and announced.replies
     told = [m for m in await history_of(h.store, approval.conversation.key) if m.get("role") == "tool"]

@@ -58,11 +58,11 @@ async def test_a_worker_that_got_going_before_dying_is_started_again(tmp_path: P
 async def test_serve_stops_with_the_workers_error_when_its_worker_cannot_start(
     tmp_path: Path, redis_url: str, fake_openai: FakeOpenAI, fake_slack: FakeSlack
 ) -> None:
-    # Only the worker sees a LOCK_WAIT its queue refuses: sitecustomize runs with sys.argv already set.
+    # Only the worker sees a setting it refuses: sitecustomize runs with sys.argv already set.
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "import os, sys\nif 'worker' in sys.argv[1:]:\n    os.environ['LOCK_WAIT'] = '1'\n"
+        "import os, sys\nif 'worker' in sys.argv[1:]:\n    os.environ['TURN_CONCURRENCY'] = '0'\n"
     )
     env = propbot_env(tmp_path, redis_url, fake_openai, fake_slack, WEB_CONCURRENCY="2")
     env["PYTHONPATH"] = f"{site}:{ROOT}"
@@ -77,7 +77,7 @@ async def test_serve_stops_with_the_workers_error_when_its_worker_cannot_start(
     text = read_log(log)
     assert code == 1, text
     assert time.monotonic() - began < 30, text
-    worker_error = "propbot: configuration error: LOCK_WAIT (1s) should be longer than LOCK_TTL (15s)"
+    worker_error = "propbot: configuration error: TURN_CONCURRENCY"
     headline = (
         "propbot: a turn worker could not start (exited 3 times in a row within 15s of starting, last with code 1)"
     )

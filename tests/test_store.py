@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from bot.errors import LockLost, StoreUnavailable
+from bot.errors import StoreUnavailable
 from bot.store import keys
 from bot.store.base import Store
 from bot.store.factory import make_store
@@ -21,7 +21,7 @@ from bot.store.memory import MemoryStore
 from bot.store.redis import RedisStore
 from bot.store.redis._connection import MAX_CONNECTIONS
 from bot.types import Approval, ApprovalStatus, Conversation, Detail
-from tests.support.peek import history_of, take_lock
+from tests.support.peek import history_of
 from tests.support.redis_server import RedisClusterServer, RedisServer
 
 PENDING, APPROVED, DONE = ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.DONE
@@ -125,41 +125,14 @@ async def test_delivery_memory_expires(backend: Backend) -> None:
     assert await backend.store.first_delivery("Ev-short", ttl=0.05)
 
 
-# -- conversation lock ---------------------------------------------------------------------------
-async def test_lock_is_exclusive_and_released_only_by_owner(backend: Backend) -> None:
-    store, other = backend.store, backend.other()
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
-    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
-    assert await take_lock(other, CONVERSATION.key, ttl=30) is None
-    assert not await other.release_lock(CONVERSATION.key, "not-the-token")
-    assert not await other.extend_lock(CONVERSATION.key, "not-the-token", ttl=30)
-    assert await take_lock(other, CONVERSATION.key, ttl=30) is None
-    assert await store.release_lock(CONVERSATION.key, token)
-    assert not await store.release_lock(CONVERSATION.key, token)  # already released
-    second = await take_lock(other, CONVERSATION.key, ttl=30)
-    assert second is not None and second != token
-    # A different conversation has its own lock.
-    assert await take_lock(store, "slack:T1:C2", ttl=30) is not None
-
-
-async def test_lock_expires_and_extend_keeps_it(backend: Backend) -> None:
-    store = backend.store
-    stale = await take_lock(store, CONVERSATION.key, ttl=0.1)
-    assert stale is not None
-    await asyncio.sleep(0.2)
-    fresh = await take_lock(store, CONVERSATION.key, ttl=0.3)
-    assert fresh is not None
-    # The expired owner must not release or extend the new owner's lock.
-    assert not await store.release_lock(CONVERSATION.key, stale)
-    assert not await store.extend_lock(CONVERSATION.key, stale, ttl=30)
-    assert await store.extend_lock(CONVERSATION.key, fresh, ttl=30)
-    await asyncio.sleep(0.4)  # past the original 0.3 s
-    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
-    assert await store.release_lock(CONVERSATION.key, fresh)
-
-
 # -- history -------------------------------------------------------------------------------------
+async def append(store: Store, key: str, messages: list[dict[str, Any]], **finished: Any) -> Any:
+    """Read, then append `messages` at the version read (what a turn does), recording `finished` if given."""
+    loaded = await store.load_history(key)
+    done = (finished["delivery"], finished["outcome"], 60.0) if finished else None
+    return await store.append_history(key, [*loaded.history, *messages], loaded.version, done)
+
+
 async def test_history_round_trip(backend: Backend) -> None:
     store = backend.store
     assert await history_of(store, CONVERSATION.key) == []
@@ -168,7 +141,7 @@ async def test_history_round_trip(backend: Backend) -> None:
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
         {"role": "tool", "tool_call_id": "c1", "content": '{"free": true}'},
     ]
-    await store.save_history(CONVERSATION.key, messages)
+    assert (await append(store, CONVERSATION.key, messages)).written
     loaded = await history_of(backend.other(), CONVERSATION.key)
     assert loaded == messages
     loaded[0]["content"] = "mutated"
@@ -176,53 +149,33 @@ async def test_history_round_trip(backend: Backend) -> None:
     assert (await history_of(store, CONVERSATION.key))[0]["content"] == "Is 4B free? Ünïcode ✓"
     assert len(await history_of(store, CONVERSATION.key)) == 3
     assert await history_of(store, "slack:T1:C2") == []
-    await store.save_history(CONVERSATION.key, messages[:1])
-    assert await history_of(store, CONVERSATION.key) == messages[:1]
 
 
-async def test_save_history_releases_the_lock_in_the_same_call(backend: Backend) -> None:
-    store, other = backend.store, backend.other()
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
-    assert await history_of(other, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
-    owner = await take_lock(other, CONVERSATION.key, ttl=30)
-    assert owner is not None
-    # A stale token writes nothing (the new owner's turn would be overwritten) and leaves its lock alone.
-    with pytest.raises(LockLost):
-        await store.save_history(CONVERSATION.key, [], release_token=token)
-    assert await take_lock(store, CONVERSATION.key, ttl=30) is None
-    assert await other.release_lock(CONVERSATION.key, owner)
-    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
+async def test_an_append_is_a_compare_and_set_on_the_version_it_read(backend: Backend) -> None:
+    store, other, key = backend.store, backend.other(), CONVERSATION.key
+    first, second = await store.load_history(key), await other.load_history(key)
+    assert first.version == second.version == "0"
+    mine = [{"role": "user", "content": "first"}]
+    assert (await store.append_history(key, mine, first.version)).written
+    # The other turn read the same version: its write would drop the first exchange, so nothing is written.
+    stale = await other.append_history(key, [{"role": "user", "content": "second"}], second.version)
+    assert not stale.written and stale.finished is None
+    assert await history_of(store, key) == mine
+    again = await other.load_history(key)
+    assert again.version != first.version
+    assert await other.append_history(key, [*again.history, {"role": "user", "content": "second"}], again.version)
+    assert [m["content"] for m in await history_of(store, key)] == ["first", "second"]
 
 
-async def test_a_turns_outcome_is_saved_with_its_history_and_found_by_a_second_run(backend: Backend) -> None:
+async def test_a_turns_outcome_is_recorded_with_its_exchange_once(backend: Backend) -> None:
     store, key = backend.store, CONVERSATION.key
-    first = await store.lock_and_load(key, 30, "ev-1")
-    assert first.token is not None and first.finished is None
-    await store.save_history(
-        key, [{"role": "user", "content": "hi"}], release_token=first.token, finished=("ev-1", "s|[]", 60)
-    )
-    again = await backend.other().lock_and_load(key, 30, "ev-1")
-    assert again.token is not None and again.finished == "s|[]"
-    await store.release_lock(key, again.token)
-
-
-async def test_lock_and_load_takes_the_lock_and_returns_the_history(backend: Backend) -> None:
-    store = backend.store
-    key = CONVERSATION.key
-    token, history, _ = await store.lock_and_load(key, ttl=30)
-    assert token is not None and history == []  # a new conversation: the lock, an empty history
-    token, history, _ = await store.lock_and_load(key, ttl=30)
-    assert token is None and history == []  # held
-    first = await take_lock(store, "slack:T1:C-other", ttl=30)
-    assert first is not None
-    messages = [{"role": "user", "content": "remember me"}]
-    await store.save_history("slack:T1:C-other", messages, release_token=first)
-    token, history, _ = await backend.other().lock_and_load("slack:T1:C-other", ttl=30)
-    assert token is not None and history == messages
-    assert await take_lock(store, "slack:T1:C-other", ttl=30) is None
-    assert await store.release_lock("slack:T1:C-other", token)
+    assert (await append(store, key, [{"role": "user", "content": "hi"}], delivery="ev-1", outcome="s|[]")).written
+    assert (await backend.other().load_history(key, "ev-1")).finished == "s|[]"
+    # A second run of the same delivery (a worker thought dead) writes nothing and learns the first one's outcome.
+    twice = await append(backend.other(), key, [{"role": "user", "content": "hi"}], delivery="ev-1", outcome="s|[1]")
+    assert not twice.written and twice.finished == "s|[]"
+    assert await history_of(store, key) == [{"role": "user", "content": "hi"}]
+    assert (await store.load_history(key, "ev-2")).finished is None
 
 
 async def test_history_expires_after_inactivity(backend: Backend) -> None:
@@ -231,13 +184,15 @@ async def test_history_expires_after_inactivity(backend: Backend) -> None:
         store = RedisStore(backend.store.client, history_ttl=0.2)
     else:
         store = MemoryStore(history_ttl=0.2)
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}])
+    await append(store, CONVERSATION.key, [{"role": "user", "content": "hi"}])
     await asyncio.sleep(0.1)
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "again"}])  # renews
+    await append(store, CONVERSATION.key, [{"role": "user", "content": "again"}])  # renews
     await asyncio.sleep(0.15)
-    assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "again"}]
+    assert [m["content"] for m in await history_of(store, CONVERSATION.key)] == ["hi", "again"]
     await asyncio.sleep(0.2)
-    assert await history_of(store, CONVERSATION.key) == []
+    gone = await store.load_history(CONVERSATION.key)
+    assert gone.history == [] and gone.version == "0"  # the version expires with it: a new append starts over
+    assert (await append(store, CONVERSATION.key, [{"role": "user", "content": "new"}])).written
 
 
 # -- approvals -----------------------------------------------------------------------------------
@@ -410,47 +365,39 @@ async def command_calls(clients: list[Redis]) -> dict[str, int]:
     return totals
 
 
-async def test_save_and_release_is_one_script_call(redis_backend: Backend) -> None:
+async def test_an_append_with_its_outcome_is_one_script_call(redis_backend: Backend) -> None:
     backend = redis_backend
     store = redis_only(backend)
     clients = node_clients(backend)
     # Warm the script cache the way any earlier turn would; a cold cache costs a SCRIPT LOAD once.
-    warm = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert warm is not None
-    await store.save_history(CONVERSATION.key, [], release_token=warm)
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
+    await append(store, CONVERSATION.key, [])
+    loaded = await store.load_history(CONVERSATION.key)
     before = await command_calls(clients)
-    await store.save_history(
-        CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token, finished=("ev-1", "s|[]", 60)
+    await store.append_history(
+        CONVERSATION.key, [{"role": "user", "content": "hi"}], loaded.version, ("ev-1", "s|[]", 60)
     )
     after = await command_calls(clients)
     for client in clients:
         await client.aclose()
     delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
     ours = {name: n for name, n in delta.items() if n and name != "cmdstat_info"}
-    # One EVALSHA, and what the script runs server-side: the token check (GET), the history and the outcome
-    # (two SETs) and the release (DEL); nothing else, no SCRIPT EXISTS / LOAD, no second trip.
-    assert ours == {"cmdstat_evalsha": 1, "cmdstat_get": 1, "cmdstat_set": 2, "cmdstat_del": 1}
-    assert await take_lock(store, CONVERSATION.key, ttl=30) is not None
+    # One EVALSHA, and what the script runs server-side: the outcome and version checks (two GETs), the history,
+    # the version and the outcome (three SETs); nothing else, no SCRIPT EXISTS / LOAD, no second trip.
+    assert ours == {"cmdstat_evalsha": 1, "cmdstat_get": 2, "cmdstat_set": 3}
 
 
 async def test_scripts_survive_an_empty_script_cache(redis_backend: Backend) -> None:
     backend = redis_backend
     store = redis_only(backend)
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
+    loaded = await store.load_history(CONVERSATION.key)
     for client in node_clients(backend):
         await client.script_flush()
         await client.aclose()
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    assert (await store.append_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], loaded.version)).written
+    for client in node_clients(backend):
+        await client.script_flush()
+        await client.aclose()
     assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
-    for client in node_clients(backend):
-        await client.script_flush()
-        await client.aclose()
-    assert await store.release_lock(CONVERSATION.key, token)
 
 
 async def test_outage_raises_store_unavailable_and_recovers(redis_backend: Backend) -> None:
@@ -467,10 +414,8 @@ async def test_outage_raises_store_unavailable_and_recovers(redis_backend: Backe
         calls: list[Callable[[], Any]] = [
             lambda: store.first_delivery("Ev1", ttl=60),
             lambda: store.forget_delivery("Ev1"),
-            lambda: store.lock_and_load(CONVERSATION.key, ttl=30),
-            lambda: store.release_lock(CONVERSATION.key, "t"),
-            lambda: store.extend_lock(CONVERSATION.key, "t", ttl=30),
-            lambda: store.save_history(CONVERSATION.key, [], release_token="t"),
+            lambda: store.load_history(CONVERSATION.key, "Ev1"),
+            lambda: store.append_history(CONVERSATION.key, [], "0", ("Ev1", "s|[]", 60)),
             lambda: store.create_approval(new_approval(), keep_for=60),
             lambda: store.get_approval(approval.id),
             lambda: decide(store, approval.id, APPROVED),
@@ -487,9 +432,7 @@ async def test_outage_raises_store_unavailable_and_recovers(redis_backend: Backe
     assert await store.ping()
     assert await store.first_delivery("Ev1", ttl=60)
     assert await store.get_approval(approval.id) is None
-    token = await take_lock(store, CONVERSATION.key, ttl=30)
-    assert token is not None
-    await store.save_history(CONVERSATION.key, [{"role": "user", "content": "hi"}], release_token=token)
+    assert (await append(store, CONVERSATION.key, [{"role": "user", "content": "hi"}])).written
     assert await history_of(store, CONVERSATION.key) == [{"role": "user", "content": "hi"}]
 
 
@@ -520,7 +463,8 @@ async def test_from_url_and_factory_pick_the_client() -> None:
 
 def test_conversation_keys_share_one_hash_tag() -> None:
     assert keys.history("slack:T1:C1") == "pb:{slack:T1:C1}:history"
-    assert keys.lock("slack:T1:C1") == "pb:{slack:T1:C1}:lock"
+    assert keys.version("slack:T1:C1") == "pb:{slack:T1:C1}:version"
+    assert keys.finished("slack:T1:C1", "Ev1").startswith("pb:{slack:T1:C1}:")
     assert keys.dedupe("Ev1") == "pb:dedupe:{Ev1}"
     assert keys.approval("a1") == "pb:approval:{a1}"
     with pytest.raises(ValueError):
@@ -532,11 +476,15 @@ async def test_a_thousand_turns_at_once_share_a_bounded_set_of_connections(redis
     # running at once, every one past the hundredth was told the store was down. They wait for a connection.
     store = redis_only(redis_backend)
     conversations = [f"slack:T1:C1:{i}" for i in range(1000)]
-    held = await asyncio.gather(*(store.lock_and_load(key, 30, f"ev-{key}") for key in conversations))
-    assert all(hold.token is not None for hold in held)
-    await asyncio.gather(
-        *(store.save_history(key, [], release_token=hold.token) for key, hold in zip(conversations, held, strict=True))
+    read = await asyncio.gather(*(store.load_history(key, f"ev-{key}") for key in conversations))
+    assert all(loaded.finished is None for loaded in read)
+    written = await asyncio.gather(
+        *(
+            store.append_history(key, [], loaded.version, (f"ev-{key}", "s|[]", 60))
+            for key, loaded in zip(conversations, read, strict=True)
+        )
     )
+    assert all(w.written for w in written)
     if redis_backend.kind == "redis":
         clients: Any = await store.client.info("clients")
         assert clients["connected_clients"] <= MAX_CONNECTIONS + 1  # the pool's bound (+ this INFO's own)

@@ -15,4 +15,4 @@ class SlackConfig:
     streaming: bool = True  # answers streamed into threads where the workspace allows
     stream_interval: float = 0.5  # seconds between two updates of one streamed answer
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.
-    thread_memory: bool = True
+    thread_memory: bool = False

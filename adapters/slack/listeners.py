@@ -45,7 +45,7 @@ class SlackListeners:
         responder: SlackResponder,
         names: UserNames,
         surfaces: SlackSurfaces | None = None,
-        thread_memory: bool = True,
+        thread_memory: bool = False,
     ) -> None:
         self.core = core
         self.thread_memory = thread_memory
@@ -109,6 +109,8 @@ class SlackListeners:
             user_name=await self.names.quick(str(user)),
             text=text,
             event_id=str(body.get("event_id") or f"{channel}:{ts}"),
+            timezone=await self.names.zone(str(user)),
+            **sent_at(ts),
         )
         # Raising here answers Slack with a 500, so Slack delivers the event again later.
         await self.core.submit(msg)
@@ -185,3 +187,11 @@ class SlackListeners:
             for live in shown_in:
                 if not live.finished:
                     await live.abandon()
+
+
+def sent_at(ts: Any) -> dict[str, float]:
+    """When Slack says the message was sent (its ts is epoch seconds), for Incoming.received_at; {} if unreadable."""
+    try:
+        return {"received_at": float(ts)}
+    except (TypeError, ValueError):
+        return {}

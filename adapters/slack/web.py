@@ -83,23 +83,25 @@ class UserNames:
     def __init__(self, client: AsyncWebClient, ttl: float = NAME_TTL) -> None:
         self.client = client
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, str | None, str | None, str | None]] = {}
+        self._cache: dict[str, tuple[float, str | None, str | None, str | None, str | None]] = {}
 
-    async def _lookup(self, user: str) -> tuple[str | None, str | None, str | None]:
-        """(display name, Grid org, own team) of a user, each None when Slack does not say."""
+    async def _lookup(self, user: str) -> tuple[str | None, str | None, str | None, str | None]:
+        """(display name, Grid org, own team, time zone) of a user, each None when Slack does not say."""
         hit = self._cache.get(user)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2], hit[3]
+            return hit[1], hit[2], hit[3], hit[4]
         data = await call(self.client, "users.info", user=user)
         info: dict[str, Any] = (data or {}).get("user") or {}
         profile: dict[str, Any] = info.get("profile") or {}
         name = profile.get("display_name") or info.get("real_name") or info.get("name") or None
         org = (info.get("enterprise_user") or {}).get("enterprise_id")
         team = info.get("team_id")
+        zone = info.get("tz")
         found = (
             name if isinstance(name, str) else None,
             org if isinstance(org, str) and org else None,
             team if isinstance(team, str) and team else None,
+            zone if isinstance(zone, str) and zone else None,
         )
         # A failed lookup is cached briefly, so an outage does not add a call to every message.
         self._cache[user] = (time.monotonic() + (self.ttl if data else 60.0), *found)
@@ -119,6 +121,13 @@ class UserNames:
         Payloads do not carry it: an event names the user's workspace only."""
         try:
             return (await asyncio.wait_for(self._lookup(user), NAME_BUDGET))[1]
+        except TimeoutError:
+            return None
+
+    async def zone(self, user: str) -> str | None:
+        """The user's time zone as their Slack profile says (`tz`, an IANA name), from the same cached look-up."""
+        try:
+            return (await asyncio.wait_for(self._lookup(user), NAME_BUDGET))[3]
         except TimeoutError:
             return None
 

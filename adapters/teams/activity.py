@@ -3,6 +3,7 @@ botbuilder schema, so the route, the inbound turn and the tests share one readin
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Final, TypeGuard
 from urllib.parse import urlparse
@@ -87,7 +88,7 @@ def strip_bot_mention(activity: Activity) -> str:
     return re.sub(r"[ \t]+", " ", text).strip()
 
 
-def conversation_of(activity: Activity, thread_memory: bool = True) -> Conversation:
+def conversation_of(activity: Activity, thread_memory: bool = False) -> Conversation:
     """The activity's conversation; with `thread_memory` a channel thread is a conversation of its own."""
     full_id: str = activity.conversation.id
     root = _MESSAGE_ID.search(full_id)
@@ -109,3 +110,15 @@ def conversation_of(activity: Activity, thread_memory: bool = True) -> Conversat
 
 def invoke_body(body: Any, status: int = 200) -> dict[str, Any]:
     return {"statusCode": status, **body}
+
+
+def sent_from(activity: Activity) -> dict[str, Any]:
+    """When and in which time zone the person sent the message, for Incoming (the activity's `timestamp`, and
+    `time_zone_of`); {} for what Teams did not send."""
+    found: dict[str, Any] = {}
+    if isinstance(activity.timestamp, dt.datetime):
+        sent = activity.timestamp if activity.timestamp.tzinfo else activity.timestamp.replace(tzinfo=dt.UTC)
+        found["received_at"] = sent.timestamp()
+    if zone := time_zone_of(activity.local_timezone, activity.entities):
+        found["timezone"] = zone
+    return found

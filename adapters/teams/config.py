@@ -26,4 +26,4 @@ class TeamsConfig:
     # (PUBLIC_URL or DOCUMENT_LINK_SECRET unset), and a document is named in words only.
     document_link: Callable[[str], str] | None = None
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.
-    thread_memory: bool = True
+    thread_memory: bool = False

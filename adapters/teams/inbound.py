@@ -24,6 +24,7 @@ from adapters.teams.activity import (
     conversation_of,
     invoke_body,
     principal_of,
+    sent_from,
     strip_bot_mention,
     tenant_of,
 )
@@ -54,7 +55,7 @@ REFUSED: Final = "You are not allowed to use propbot in this workspace; nothing 
 
 class TeamsInbound:
     def __init__(
-        self, core: CorePort, responder: TeamsResponder, invoke_wait: float = INVOKE_WAIT, thread_memory: bool = True
+        self, core: CorePort, responder: TeamsResponder, invoke_wait: float = INVOKE_WAIT, thread_memory: bool = False
     ) -> None:
         self.core = core
         self.thread_memory = thread_memory
@@ -122,6 +123,7 @@ class TeamsInbound:
             user_name=activity.from_property.name,
             text=text,
             event_id="teams:" + (activity.id or str(uuid.uuid4())),
+            **sent_from(activity),
         )
 
     def _decision(self, activity: Activity, approval_id: Any, action: str) -> Decision | None:

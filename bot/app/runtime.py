@@ -20,7 +20,7 @@ from bot.core.rate_limit import RateLimiter
 from bot.core.surfaces import Surfaces
 from bot.core.tool_cache import ToolCache
 from bot.core.tool_runner import ToolRunner
-from bot.core.transcript import LockTimes, Transcript
+from bot.core.transcript import Transcript
 from bot.errors import ConfigError
 from bot.ingress.dispatch import CoreParts, Documents
 from bot.llm import ChatModel, ModelConfig, OpenAIChatModel
@@ -86,7 +86,16 @@ def model_config(settings: Settings) -> ModelConfig:
         stream=settings.openai_stream,
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown,
+        prompt_cache_key=_cache_key_wanted(settings),
     )
+
+
+def _cache_key_wanted(settings: Settings) -> bool:
+    """OPENAI_PROMPT_CACHE_KEY, or when unset: on for OpenAI's own API only (another server may refuse the field)."""
+    if settings.openai_prompt_cache_key is not None:
+        return settings.openai_prompt_cache_key
+    base = settings.openai_base_url
+    return base is None or base.rstrip("/").startswith("https://api.openai.com")
 
 
 def assemble(
@@ -120,12 +129,11 @@ def assemble(
         tool_slots=db.connections,
         services=services,
     )
-    transcript = Transcript(
-        store,
-        counter,
-        settings.history_token_budget,
-        LockTimes(ttl=settings.lock_ttl, wait=settings.lock_wait, outcome=settings.dedupe_ttl),
-    )
+    prompt = settings.system_prompt or DEFAULT_SYSTEM_PROMPT
+    # What of the budget the history may fill: a request also carries the system prompt and the tool schemas (at
+    # most all of them). Kept within this, the history is not trimmed again request by request.
+    fixed = counter.fixed({"role": "system", "content": prompt}) + counter.tools(registry.schemas(registry.names()))
+    transcript = Transcript(store, counter, max(settings.history_token_budget - fixed, 200), settings.dedupe_ttl)
     loop = ToolLoop(
         model,
         registry,
@@ -133,7 +141,7 @@ def assemble(
         runner,
         counter,
         LoopLimits(max_rounds=settings.max_tool_rounds, token_budget=settings.history_token_budget),
-        settings.system_prompt or DEFAULT_SYSTEM_PROMPT,
+        prompt,
     )
     limiter = RateLimiter(
         store,

@@ -71,12 +71,6 @@ def make_queue(runtime: Runtime) -> TurnQueue | None:
     settings = runtime.settings
     if not settings.durable_turns or runtime.redis is None:
         return None
-    if settings.lock_wait <= settings.lock_ttl:
-        # A turn taken over from a dead worker would give up behind that worker's lock before it expires.
-        raise ConfigError(
-            f"LOCK_WAIT ({settings.lock_wait:g}s) should be longer than LOCK_TTL ({settings.lock_ttl:g}s): "
-            "a turn taken over from a stopped worker must be able to outwait that worker's lock"
-        )
     return TurnQueue(runtime.redis, claim_idle=settings.turn_claim_idle, max_in_flight=settings.turn_concurrency)
 
 

@@ -8,13 +8,12 @@ from bot.core.approvals import ApprovalDesk
 from bot.core.loop import LoopLimits, ToolLoop
 from bot.core.permissions import Permissions, load_permissions, parse_permissions, same_person
 from bot.core.port import CorePort, Responder
-from bot.core.transcript import LockTimes, Transcript
+from bot.core.transcript import Transcript
 
 __all__ = [
     "Agent",
     "ApprovalDesk",
     "CorePort",
-    "LockTimes",
     "LoopLimits",
     "Permissions",
     "Responder",

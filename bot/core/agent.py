@@ -1,4 +1,4 @@
-"""The agent: one turn = de-duplicate, rate-limit, lock the conversation, run the tool loop, save, unlock."""
+"""The agent: one turn = de-duplicate, rate-limit, read the conversation, run the tool loop, append the exchange."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter
 
 from bot.core import texts
+from bot.core.clock import stamp
 from bot.core.loop import ToolLoop
 from bot.core.port import LiveReply
 from bot.core.rate_limit import RateLimiter
 from bot.core.transcript import Transcript
-from bot.errors import Busy, LockLost, PropbotError, StoreUnavailable
+from bot.errors import PropbotError, StoreUnavailable
 from bot.observability import metrics, tracing
 from bot.observability.logs import log_context
 from bot.store.base import Deliveries
@@ -24,11 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class TurnDeferred(PropbotError):
-    """The turn could not run now and nothing of it was saved; the message must be tried again."""
-
-    def __init__(self, *, busy: bool) -> None:
-        super().__init__("conversation busy" if busy else "state store unavailable")
-        self.busy = busy
+    """The turn could not run now (the state store failed) and nothing of it was saved; it must be tried again."""
 
 
 @dataclass
@@ -98,19 +95,17 @@ class Agent:
             log.info("dropped duplicate delivery %s", msg.event_id)
 
     async def run_turn(self, msg: Incoming, live: LiveReply | None = None) -> list[Reply]:
-        """The turn for an accepted message, run here and now: lock, load, loop, save, unlock. A busy
-        conversation or an unreachable store is answered in words, and the delivery is forgotten so the
-        platform's redelivery is accepted later."""
+        """The turn for an accepted message, run here and now: read, loop, append. An unreachable store is
+        answered in words, and the delivery is forgotten so the platform's redelivery is accepted later."""
         try:
             return (await self.take_turn(msg, live)).replies
-        except TurnDeferred as deferred:
+        except TurnDeferred:
             await self.forget(msg.event_id)
-            return [texts.busy() if deferred.busy else texts.unavailable()]
+            return [texts.unavailable()]
 
     async def take_turn(self, msg: Incoming, live: LiveReply | None = None) -> TurnResult:
         """The turn for an accepted message, shown on `live` as it runs. Raises TurnDeferred when it could not
-        run now (the conversation stayed busy, the store failed, the lock was lost) and nothing was saved: the
-        caller retries it."""
+        run now (the store failed) and nothing was saved: the caller retries it."""
         conversation = msg.conversation
         with (
             log_context(conversation.key, msg.event_id),
@@ -125,26 +120,28 @@ class Agent:
         platform = msg.conversation.platform
         text, cut = texts.bound_input(msg.text, self.limits.max_message_chars)
         try:
-            # Before the lock: a refused message must not queue behind, or delay, the others.
             if (refusal := await self.limiter.refuse(msg)) is not None:
                 return TurnResult([refusal])
-            async with self.transcript.locked(msg.conversation.key, msg.event_id) as hold:
-                if hold.finished is not None:
-                    # This delivery's turn already ran (its worker died before acknowledging it): never again.
-                    log.warning("turn %s had already run; not running it twice", msg.event_id)
-                    return _repeated(hold.finished)
-                content = f"{msg.user_name}: {text}" if msg.user_name else text
-                hold.history.append({"role": "user", "content": content})
-                out = await self.loop.run(msg.user, msg.user_name, msg.conversation, hold.history, hold=hold, live=live)
-                if cut:
-                    out.insert(0, TextReply(text=texts.input_cut_notice(self.limits.max_message_chars)))
-                await self.transcript.save(msg.conversation.key, hold, outcome=(msg.event_id, _encode(out)))
-        except Busy:
-            metrics.TURNS.labels(platform, "busy").inc()
-            raise TurnDeferred(busy=True) from None
-        except (StoreUnavailable, LockLost):
+            opened = await self.transcript.open(msg.conversation.key, msg.event_id)
+            if opened.finished is not None:
+                # This delivery's turn already ran (its worker died before acknowledging it): never again.
+                log.warning("turn %s had already run; not running it twice", msg.event_id)
+                return _repeated(opened.finished)
+            said = f"{msg.user_name}: {text}" if msg.user_name else text
+            content = f"{stamp(msg.received_at, msg.timezone)} {said}"
+            opened.history.append({"role": "user", "content": content})
+            out = await self.loop.run(msg.user, msg.user_name, msg.conversation, opened.history, live=live)
+            if cut:
+                out.insert(0, TextReply(text=texts.input_cut_notice(self.limits.max_message_chars)))
+            earlier = await self.transcript.append(msg.conversation.key, opened, outcome=(msg.event_id, _encode(out)))
+            if earlier is not None:
+                # Another run of this delivery (a worker that was thought dead) recorded its turn first: its
+                # answer is the one, and this run's is dropped unsaid.
+                log.warning("turn %s was recorded by another run; not answering it twice", msg.event_id)
+                return _repeated(earlier)
+        except StoreUnavailable:
             metrics.TURNS.labels(platform, "unavailable").inc()
-            raise TurnDeferred(busy=False) from None
+            raise TurnDeferred("state store unavailable") from None
         failed = any(isinstance(r, TextReply) and r.is_error for r in out)
         metrics.TURNS.labels(platform, "error" if failed else "ok").inc()
         return TurnResult(out)

@@ -7,9 +7,7 @@ from typing import Any
 
 from bot.types import Approval, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, DecisionResult
 
-NOT_CONTINUED = (
-    "{outcome} I could not add that to this conversation right now (propbot's state store is unavailable or busy)."
-)
+NOT_CONTINUED = "{outcome} I could not add that to this conversation right now (propbot's state store is unavailable)."
 
 
 @dataclass

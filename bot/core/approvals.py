@@ -27,7 +27,7 @@ from bot.core.loop import ToolLoop
 from bot.core.port import LiveReply
 from bot.core.tool_runner import ToolRunner
 from bot.core.transcript import Transcript
-from bot.errors import Busy, LockLost, ModelError, StoreUnavailable
+from bot.errors import ModelError, StoreUnavailable
 from bot.observability import metrics
 from bot.observability.audit import AuditEvent, AuditSink
 from bot.store.base import Approvals, Deliveries
@@ -327,7 +327,7 @@ class ApprovalDesk:
         """
         try:
             return await self._tell_model(approval, outcome, said, live)
-        except (StoreUnavailable, Busy, LockLost):
+        except StoreUnavailable:
             # The decision itself is recorded; only the follow-up could not be written. Say so plainly
             # rather than report the whole decision as failed.
             log.warning("approval %s decided, but its conversation could not be continued", approval.id)
@@ -340,44 +340,48 @@ class ApprovalDesk:
     ) -> list[Reply]:
         key = approval.conversation.key
         call_id = f"call_approval_{approval.id}"
-        async with self.transcript.locked(key) as hold:
-            if any(m.get("tool_call_id") == call_id for m in hold.history):
-                # A recovery of an outcome the conversation already has (the first run's record was lost).
-                return []
-            hold.history.append(
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": call_id,
-                            "type": "function",
-                            "function": {"name": approval.tool, "arguments": json.dumps(approval.arguments)},
-                        }
-                    ],
-                }
+
+        def told(history: list[dict[str, Any]]) -> bool:
+            return any(m.get("tool_call_id") == call_id for m in history)
+
+        opened = await self.transcript.open(key)
+        if told(opened.history):
+            # A recovery of an outcome the conversation already has (the first run's record was lost).
+            return []
+        opened.history.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": approval.tool, "arguments": json.dumps(approval.arguments)},
+                    }
+                ],
+            }
+        )
+        opened.history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
+        # No tools: the follow-up only reports the outcome. The newest message in a shared channel may be
+        # someone else's, and acting on it with the requester's tools would do things nobody asked for.
+        try:
+            replies = await self.loop.run(
+                approval.requested_by,
+                approval.requested_by_name,
+                approval.conversation,
+                opened.history,
+                may_act=False,
+                model_errors=True,
+                live=live,
             )
-            hold.history.append({"role": "tool", "tool_call_id": call_id, "content": json.dumps(outcome, default=str)})
-            # No tools: the follow-up only reports the outcome. The newest message in a shared channel may be
-            # someone else's, and acting on it with the requester's tools would do things nobody asked for.
-            try:
-                replies = await self.loop.run(
-                    approval.requested_by,
-                    approval.requested_by_name,
-                    approval.conversation,
-                    hold.history,
-                    may_act=False,
-                    hold=hold,
-                    model_errors=True,
-                    live=live,
-                )
-            except ModelError as exc:
-                # The outcome stands and is kept in the history; only the model's words are missing.
-                replies = [texts.outcome_without_model(said, exc)]
-            for reply in replies:
-                if isinstance(reply, TextReply) and not reply.tools:
-                    reply.tools.append(approval.tool)  # the follow-up is about the approved call
-            await self.transcript.save(key, hold)
+        except ModelError as exc:
+            # The outcome stands and is kept in the history; only the model's words are missing.
+            replies = [texts.outcome_without_model(said, exc)]
+        for reply in replies:
+            if isinstance(reply, TextReply) and not reply.tools:
+                reply.tools.append(approval.tool)  # the follow-up is about the approved call
+        # After whatever the conversation said meanwhile; not at all if another run of this outcome got there.
+        await self.transcript.append(key, opened, already=told)
         return replies
 
     async def _already(self, approval: Approval) -> DecisionResult:

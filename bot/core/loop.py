@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,6 @@ from bot.core.history import Message, TokenCounter, prepare
 from bot.core.next_steps import merge_sources, next_steps
 from bot.core.port import LiveReply
 from bot.core.tool_runner import CallOutcome, ToolRunner, TurnScope
-from bot.core.transcript import Hold
 from bot.errors import ModelError
 from bot.llm import ChatModel
 from bot.types import (
@@ -33,8 +33,15 @@ their chat. You look up properties and maintenance requests and act on them with
 - Scheduling or cancelling maintenance needs a person's approval. Call the tool when asked; the system \
 asks for approval. Never claim it is done until a tool result says so.
 - If a tool result reports an error, fix the arguments or explain the problem plainly.
-- Several people may write in one channel; messages start with the writer's name.
+- Several people may write in one channel; each message starts with when it was sent, in the writer's time \
+zone ([Weekday YYYY-MM-DD HH:MM Area/City]), then the writer's name. Work out dates such as "tomorrow" \
+from that date.
 - Be brief. Use short Markdown lists. Always include ids."""
+
+
+def cache_key_of(conversation: Conversation) -> str:
+    """The provider's prompt-cache key for a conversation: a hash, so no workspace or channel id leaves propbot."""
+    return hashlib.sha256(conversation.key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -70,15 +77,13 @@ class ToolLoop:
         history: list[Message],
         *,
         may_act: bool = True,
-        hold: Hold | None = None,
         model_errors: bool = False,
         live: LiveReply | None = None,
     ) -> list[Reply]:
         """The replies for the user. `history` is extended in place and stays a valid request at every step.
 
         With `may_act=False` the model is offered no tools (it may only answer in words), and any call it
-        makes anyway is answered unrun. With `hold`, the loop stops (LockLost) as soon as the conversation's
-        lock is lost, before another model call or tool run. A model failure is answered in words, or raised
+        makes anyway is answered unrun. A model failure is answered in words, or raised
         with `model_errors=True` for a caller that has more to say about it."""
         allowed = self.gate.tools_for(user) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
@@ -88,11 +93,11 @@ class ToolLoop:
         sources: list[Source] = []
         spoken = _Spoken(live)
         for _ in range(self.limits.max_rounds):
-            if hold is not None:
-                hold.check()
             prompt = prepare(history, self.system, self.limits.token_budget, self.counter, schemas)
             try:
-                answer = await self.model.complete(prompt, schemas, spoken.sink if live is not None else None)
+                answer = await self.model.complete(
+                    prompt, schemas, spoken.sink if live is not None else None, cache_key=cache_key_of(conversation)
+                )
             except ModelError as exc:
                 if model_errors:
                     raise
@@ -109,8 +114,6 @@ class ToolLoop:
                 return [
                     TextReply(text=text, presentations=presentations, tools=used, sources=sources, suggestions=steps)
                 ]
-            if hold is not None:
-                hold.check()
             if not may_act:
                 outcomes = _unrun(answer.tool_calls)
             else:

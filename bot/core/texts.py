@@ -30,19 +30,8 @@ def not_admitted() -> TextReply:
     return TextReply(text="You are not allowed to use propbot in this workspace; nothing was changed.", is_error=True)
 
 
-def busy() -> TextReply:
-    return TextReply(
-        text="I'm still working on an earlier message in this conversation. Please try again in a moment.",
-        is_error=True,
-    )
-
-
-def gave_up(*, busy: bool) -> TextReply:
-    why = (
-        "this conversation stayed busy with earlier messages for too long"
-        if busy
-        else "propbot kept failing to process it (its state store was unreachable, or an error repeated)"
-    )
+def gave_up() -> TextReply:
+    why = "propbot kept failing to process it (its state store was unreachable, or an error repeated)"
     return TextReply(text=f"I could not answer your message: {why}. Please send it again.", is_error=True)
 
 

@@ -187,7 +187,7 @@ class Dispatcher:
             log.warning("could not tell %s that propbot is unavailable", msg.conversation.key)
 
     async def run_turn(self, msg: Incoming) -> None:
-        """A turn run in this process, not queued: a busy conversation or a store outage is answered in words
+        """A turn run in this process, not queued: a store outage is answered in words
         and the delivery forgotten, so the platform's redelivery (or the user's resend) is accepted."""
         responder = self.responders[msg.conversation.platform]
         conversation_var.set(msg.conversation.key)
@@ -215,11 +215,11 @@ class Dispatcher:
                 if not last:
                     log.info("turn %s deferred (%s); it stays queued", msg.event_id, deferred)
                     return False
-                return await self._give_up(responder, msg, deferred.busy)
+                return await self._give_up(responder, msg)
             except Exception:
                 # A bug, not an outage: run it again a few times (it may pass), never forever.
                 log.exception("turn %s failed (run %d)", msg.event_id, attempt)
-                return await self._give_up(responder, msg, False) if last else False
+                return await self._give_up(responder, msg) if last else False
             if result.repeated and result.delivered:
                 return True
             answers = result.replies
@@ -235,9 +235,9 @@ class Dispatcher:
                 return last
         return True  # the queue records the delivery with the acknowledgement
 
-    async def _give_up(self, responder: Responder, msg: Incoming, busy: bool) -> bool:
+    async def _give_up(self, responder: Responder, msg: Incoming) -> bool:
         log.warning("turn %s could not run after the last attempt; telling the user", msg.event_id)
-        note = replies.gave_up(busy=busy)
+        note = replies.gave_up()
         try:
             await responder.deliver(msg, [note])
         except Exception:

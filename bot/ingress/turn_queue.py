@@ -5,7 +5,7 @@ Once Slack or Teams has had its 200 it never sends the event again, so a process
 not lose the request: its entry stays pending in the group, and another worker reclaims it with
 XAUTOCLAIM once it has been idle for `claim_idle` seconds. Workers refresh the idle time of the entries
 they still own (and only those: an entry taken over while this process was paused is let go), so a slow
-model never makes a live turn look dead. A turn that could not run now (its conversation stayed busy, the
+model never makes a live turn look dead. A turn that could not run now (the
 store failed) is left pending and so comes back after `claim_idle`, up to `max_attempts` runs.
 
 De-duplication and the write are one script: a delivery is marked seen exactly when it is queued, so a

@@ -22,7 +22,7 @@ from tenacity import (
 
 from bot.errors import ModelError, ModelFailure
 from bot.llm.circuit import CircuitBreaker, CircuitOpen
-from bot.llm.model import ModelReply, TextSink, Usage
+from bot.llm.model import ModelReply, TextSink, Usage, usage_of
 from bot.llm.streaming import StreamAssembler
 from bot.observability import metrics, tracing
 
@@ -43,6 +43,7 @@ class ModelConfig:
     stream: bool = True  # stream=true when the caller wants the text as it comes
     failure_threshold: int = 5
     cooldown: float = 30.0
+    prompt_cache_key: bool = False  # send each conversation's cache key (OpenAI's prompt_cache_key)
 
 
 # A server asking for a longer pause than this is treated as down: the user should not wait minutes.
@@ -123,23 +124,32 @@ class OpenAIChatModel:
         await self._client.close()
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_text: TextSink | None = None,
+        cache_key: str | None = None,
     ) -> ModelReply:
         with tracing.span("propbot.model_call", model=self.config.model) as span:
             try:
-                reply = await self._complete(messages, tools, on_text)
+                reply = await self._complete(messages, tools, on_text, cache_key)
             except ModelError as exc:
                 span.set(error=exc.kind, attempts=exc.attempts)
                 raise
             span.set(
                 attempts=reply.attempts,
                 prompt_tokens=reply.usage.prompt_tokens,
+                cached_tokens=reply.usage.cached_tokens,
                 completion_tokens=reply.usage.completion_tokens,
             )
             return reply
 
     async def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink | None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        on_text: TextSink | None,
+        cache_key: str | None,
     ) -> ModelReply:
         try:
             self.breaker.before_call()
@@ -159,10 +169,11 @@ class OpenAIChatModel:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
+                    body = self._body(messages, tools, cache_key)
                     if on_text is None or not self.config.stream:
-                        out, usage = _parsed(await self._create(messages, tools))
+                        out, usage = _parsed(await self._create(body))
                     else:
-                        out, usage = await self._stream(messages, tools, on_text, shown)
+                        out, usage = await self._stream(body, on_text, shown)
         except Exception as exc:
             self.breaker.record_failure()
             error = _classify(exc)
@@ -177,15 +188,17 @@ class OpenAIChatModel:
         if on_text is not None and not self.config.stream and out["content"]:
             await on_text(out["content"])  # streaming is off: the whole text, once
         metrics.MODEL_TOKENS.labels("prompt").inc(usage.prompt_tokens)
+        metrics.PROMPT_TOKENS.labels("true").inc(usage.cached_tokens)
+        metrics.PROMPT_TOKENS.labels("false").inc(max(0, usage.prompt_tokens - usage.cached_tokens))
         metrics.MODEL_TOKENS.labels("completion").inc(usage.completion_tokens)
         latency = time.perf_counter() - started
         metrics.MODEL_LATENCY.observe(latency)
         return ModelReply(out, usage, latency, attempts)
 
     async def _stream(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_text: TextSink, shown: list[str]
+        self, request: dict[str, Any], on_text: TextSink, shown: list[str]
     ) -> tuple[dict[str, Any], Usage]:
-        body = {**self._body(messages, tools), "stream": True, "stream_options": {"include_usage": True}}
+        body = {**request, "stream": True, "stream_options": {"include_usage": True}}
         stream = await self._client.post(
             "/chat/completions",
             cast_to=ChatCompletion,
@@ -203,14 +216,19 @@ class OpenAIChatModel:
             await on_text(assembler.message()["content"])
         return assembler.message(), assembler.usage
 
-    async def _create(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Any:
+    async def _create(self, body: dict[str, Any]) -> Any:
         # The client's public `post` rather than `chat.completions.create`: `create` walks every message
         # and tool schema through its type-driven transform on each call (17% of a busy process's CPU in
         # bench/), and ours are already plain wire-format dicts. Same endpoint, same parsed response.
-        return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=self._body(messages, tools))
+        return await self._client.post("/chat/completions", cast_to=ChatCompletion, body=body)
 
-    def _body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    def _body(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], cache_key: str | None = None
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        if cache_key and self.config.prompt_cache_key:
+            # Requests of one conversation share a long prefix: the key routes them to the same cache.
+            kwargs["prompt_cache_key"] = cache_key
         if tools:
             kwargs["tools"] = tools
             kwargs["tool_choice"] = "auto"
@@ -235,7 +253,4 @@ def _parsed(response: ChatCompletion) -> tuple[dict[str, Any], Usage]:
             for call in message.tool_calls
             if call.type == "function"
         ]
-    usage = Usage()
-    if response.usage is not None:
-        usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens)
-    return out, usage
+    return out, usage_of(response.usage) if response.usage is not None else Usage()

@@ -74,7 +74,11 @@ class ScriptedModel:
         self.script.extend(steps)
 
     async def complete(
-        self, messages: list[Message], tools: list[dict[str, Any]], on_text: TextSink | None = None
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        on_text: TextSink | None = None,
+        cache_key: str | None = None,
     ) -> ModelReply:
         # Copies: the caller keeps extending its history, and a test reads what was sent at the time.
         request = ScriptedRequest(json.loads(json.dumps(messages)), json.loads(json.dumps(tools)))

@@ -8,7 +8,7 @@ from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
 
-from bot.llm.model import Usage
+from bot.llm.model import Usage, usage_of
 
 
 @dataclass
@@ -31,7 +31,7 @@ class StreamAssembler:
     def add(self, chunk: ChatCompletionChunk) -> str:
         """Take one chunk; returns the text it adds to the answer ("" for none)."""
         if chunk.usage is not None:
-            self.usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            self.usage = usage_of(chunk.usage)
         text = ""
         for choice in chunk.choices:
             if choice.index != 0:

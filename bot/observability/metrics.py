@@ -11,6 +11,9 @@ MODEL_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
 )
 MODEL_TOKENS = Counter("propbot_model_tokens_total", "Tokens reported by the model's usage", ["kind"])
+PROMPT_TOKENS = Counter(
+    "propbot_prompt_tokens_total", "Prompt tokens, by whether the provider served them from its cache", ["cached"]
+)
 TOOL_CALLS = Counter("propbot_tool_calls_total", "Tool calls by tool and outcome", ["tool", "outcome"])
 TOOL_LATENCY = Histogram(
     "propbot_tool_latency_seconds",

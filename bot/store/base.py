@@ -13,38 +13,36 @@ from typing import Any, NamedTuple, Protocol
 from bot.types import Approval, ApprovalStatus
 
 
-class Locked(NamedTuple):
-    token: str | None  # the lock's owner token; None when another turn holds the lock
-    history: list[dict[str, Any]]  # the stored messages, oldest first ([] when new or not locked)
+class Loaded(NamedTuple):
+    history: list[dict[str, Any]]  # the stored messages, oldest first
+    version: str  # what `append_history` compares: the history as read here has this version
     # When the delivery asked about already had its turn: "s|<replies JSON>" (saved, maybe not delivered) or
     # "d" (delivered). A turn taken over from a dead worker finds it and must not run again.
     finished: str | None = None
 
 
+class Appended(NamedTuple):
+    written: bool  # False: the history changed since it was read (read it again), or the delivery had finished
+    finished: str | None = None  # the delivery's recorded outcome, when another run of it recorded first
+
+
 class Conversations(Protocol):
-    """A conversation's history and its lock (one turn at a time, across processes)."""
+    """A conversation's history: read, then appended to by compare-and-set, so turns of one conversation may
+    overlap and each lands whole."""
 
-    async def lock_and_load(self, conversation: str, ttl: float, delivery: str | None = None) -> Locked:
-        """Take the conversation's lock and read its history (and what `delivery`'s turn answered, if it
-        already ran) in one round trip."""
+    async def load_history(self, conversation: str, delivery: str | None = None) -> Loaded:
+        """The history, its version, and what `delivery`'s turn answered if it already ran, in one round trip."""
 
-    async def release_lock(self, conversation: str, token: str) -> bool:
-        """Release only if `token` still owns the lock (compare-and-delete)."""
-
-    async def extend_lock(self, conversation: str, token: str, ttl: float) -> bool:
-        """Push the lock's expiry out while a long turn runs; False when the lock was lost."""
-
-    async def save_history(
+    async def append_history(
         self,
         conversation: str,
         messages: list[dict[str, Any]],
-        *,
-        release_token: str | None = None,
+        version: str,
         finished: tuple[str, str, float] | None = None,
-    ) -> None:
-        """Replace the history in one write. With `release_token`: only while that token owns the lock
-        (else LockLost, and nothing is written), releasing it in the same step. With `finished` =
-        (delivery, replies JSON, seconds to keep): also record that delivery's outcome, in the same step."""
+    ) -> Appended:
+        """Replace the history with `messages` (what was read at `version`, with this turn's exchange appended)
+        only while it is still at `version`, and record `finished` = (delivery, replies JSON, seconds to keep) in
+        the same step; nothing is written when the delivery already has an outcome (a second run of it)."""
 
 
 class Deliveries(Protocol):

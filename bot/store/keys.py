@@ -5,7 +5,8 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
 
     pb:{<conversation>}:history   string, JSON array of Chat Completions messages; expires after
                                   `history_ttl` seconds without a save
-    pb:{<conversation>}:lock      string, the owner token of the conversation lock (PX ttl)
+    pb:{<conversation>}:version   string, a counter bumped by every write of the history (same expiry): an
+                                  append is a compare-and-set on it, so turns that overlap both land whole
     pb:{<conversation>}:done:<delivery>
                                   string, the outcome of that delivery's turn, saved in the same script as
                                   the history: `s|<replies JSON>` until the replies were delivered, then
@@ -36,7 +37,7 @@ Every key starts with `pb:`. Braces mark the Redis Cluster hash tag: only the te
     pb:audit                      stream, the audit trail (see bot.observability.audit_stream)
 
 `<conversation>` is `Conversation.key` (`slack:T1:C1`), which starts with the platform name, so the
-tag is never empty and history + lock always land in the same slot (a `}` inside the key would
+tag is never empty and history + version + outcome always land in the same slot (a `}` inside the key would
 shorten the tag, but identically for both keys). The approval and dedupe keys are tagged only so
 that ids containing `:` keep all of their text in the slot choice; they are never combined with other
 keys in one command.
@@ -62,8 +63,8 @@ def history(conversation: str) -> str:
     return f"{PREFIX}{_tag(conversation)}:history"
 
 
-def lock(conversation: str) -> str:
-    return f"{PREFIX}{_tag(conversation)}:lock"
+def version(conversation: str) -> str:
+    return f"{PREFIX}{_tag(conversation)}:version"
 
 
 def finished(conversation: str, delivery: str) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.errors import LockLost
 from bot.store._codec import encode_changes
-from bot.store.base import Locked
+from bot.store.base import Appended, Loaded
 from bot.types import Approval, ApprovalStatus
 
 # Expired dedupe / history entries are dropped lazily; sweep the whole dict only once it grows past this.
@@ -34,7 +32,7 @@ class MemoryStore:
         self._history_ttl = history_ttl
         self._deliveries: dict[str, float] = {}
         self._notes: dict[str, tuple[str, float]] = {}
-        self._locks: dict[str, tuple[str, float]] = {}
+        self._versions: dict[str, str] = {}  # expires with its history: an absent history is version "0"
         # conversation -> (JSON text, monotonic deadline or inf)
         self._histories: dict[str, tuple[str, float]] = {}
         # (conversation, delivery) -> (the delivery's recorded outcome, monotonic deadline)
@@ -85,78 +83,53 @@ class MemoryStore:
         found = self._notes.get(key)
         return found[0] if found is not None and found[1] > self._now() else None
 
-    # -- conversation lock -----------------------------------------------------------------------
-    def _owner(self, conversation: str) -> str | None:
-        held = self._locks.get(conversation)
-        if held is None:
-            return None
-        if held[1] <= self._now():
-            del self._locks[conversation]
-            return None
-        return held[0]
+    # -- history ---------------------------------------------------------------------------------
+    async def load_history(self, conversation: str, delivery: str | None = None) -> Loaded:
+        history = self._load(conversation)
+        version = self._versions.get(conversation, "0") if conversation in self._histories else "0"  # as Redis
+        return Loaded(history, version, self._finished_of(conversation, delivery))
 
-    def _acquire(self, conversation: str, ttl: float) -> str | None:
-        if self._owner(conversation) is not None:
-            return None
-        token = secrets.token_hex(16)
-        self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
-        return token
-
-    async def lock_and_load(self, conversation: str, ttl: float, delivery: str | None = None) -> Locked:
-        token = self._acquire(conversation, ttl)
-        if not token:
-            return Locked(None, [])
-        return Locked(token, self._load(conversation), self._finished_of(conversation, delivery))
+    async def append_history(
+        self,
+        conversation: str,
+        messages: list[dict[str, Any]],
+        version: str,
+        finished: tuple[str, str, float] | None = None,
+    ) -> Appended:
+        if finished is not None and (done := self._finished_of(conversation, finished[0])) is not None:
+            return Appended(False, done)
+        self._load(conversation)  # drops an expired history, and its version with it
+        current = self._versions.get(conversation, "0") if conversation in self._histories else "0"
+        if current != version:
+            return Appended(False)
+        if len(self._histories) > _SWEEP_AT:
+            now = self._now()
+            self._histories = {k: held for k, held in self._histories.items() if held[1] > now}
+            self._versions = {k: v for k, v in self._versions.items() if k in self._histories}
+            self._finished = {k: held for k, held in self._finished.items() if held[1] > now}
+        deadline = math.inf if self._history_ttl is None else self._now() + _ms(self._history_ttl) / 1000
+        # JSON text, like Redis: a copy the caller can't touch, and non-serialisable data fails here too.
+        self._histories[conversation] = (json.dumps(messages), deadline)
+        self._versions[conversation] = str(int(version) + 1)
+        if finished is not None:
+            delivery, outcome, keep = finished
+            self._finished[(conversation, delivery)] = (outcome, self._now() + _ms(keep) / 1000)
+        return Appended(True)
 
     def _finished_of(self, conversation: str, delivery: str | None) -> str | None:
         held = self._finished.get((conversation, delivery or "-"))
         return held[0] if held is not None and held[1] > self._now() else None
 
-    async def release_lock(self, conversation: str, token: str) -> bool:
-        if self._owner(conversation) != token:
-            return False
-        del self._locks[conversation]
-        return True
-
-    async def extend_lock(self, conversation: str, token: str, ttl: float) -> bool:
-        if self._owner(conversation) != token:
-            return False
-        self._locks[conversation] = (token, self._now() + _ms(ttl) / 1000)
-        return True
-
-    # -- history ---------------------------------------------------------------------------------
     def _load(self, conversation: str) -> list[dict[str, Any]]:
         held = self._histories.get(conversation)
         if held is None:
             return []
         if held[1] <= self._now():
             del self._histories[conversation]
+            self._versions.pop(conversation, None)
             return []
         messages: list[dict[str, Any]] = json.loads(held[0])
         return messages
-
-    async def save_history(
-        self,
-        conversation: str,
-        messages: list[dict[str, Any]],
-        *,
-        release_token: str | None = None,
-        finished: tuple[str, str, float] | None = None,
-    ) -> None:
-        if release_token is not None and self._owner(conversation) != release_token:
-            raise LockLost(conversation)  # as in Redis: a lost lock writes nothing
-        # JSON text, like Redis: a copy the caller can't touch, and non-serialisable data fails here too.
-        if len(self._histories) > _SWEEP_AT:
-            now = self._now()
-            self._histories = {k: held for k, held in self._histories.items() if held[1] > now}
-            self._finished = {k: held for k, held in self._finished.items() if held[1] > now}
-        deadline = math.inf if self._history_ttl is None else self._now() + _ms(self._history_ttl) / 1000
-        self._histories[conversation] = (json.dumps(messages), deadline)
-        if finished is not None and release_token is not None:
-            delivery, outcome, keep = finished
-            self._finished[(conversation, delivery)] = (outcome, self._now() + _ms(keep) / 1000)
-        if release_token is not None:
-            await self.release_lock(conversation, release_token)
 
     # -- approvals -------------------------------------------------------------------------------
     def _record(self, approval_id: str) -> dict[str, Any] | None:

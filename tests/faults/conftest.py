@@ -43,7 +43,7 @@ def _sha(script: str) -> bytes:
 
 
 # The lock keeper's refresh and the queue's heartbeat, by script: they run on timers.
-_HEARTBEATS = (_sha(_scripts.EXTEND), _sha(turn_queue._KEEP_OWNED))
+_HEARTBEATS = (_sha(turn_queue._KEEP_OWNED),)
 
 
 def heartbeat(name: str, command: bytes) -> bool:

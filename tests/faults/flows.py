@@ -66,6 +66,7 @@ class Run:
     node: Node
     record: Record = field(default_factory=Record)
     msg: Incoming | None = None
+    also: list[Incoming] = field(default_factory=list)  # more messages of the same conversation, at the same time
     approval: Approval | None = None
     acked: bool = True
     results: list[DecisionResult] = field(default_factory=list)
@@ -306,15 +307,8 @@ async def approval_now(run: Run) -> Approval:
 
 # -- invariants ----------------------------------------------------------------------------------------------
 async def settled_history(run: Run, conversation: str) -> list[dict[str, Any]]:
-    """The history once no turn holds the conversation (a killed process's lock lives out its TTL)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        got = await run.store.lock_and_load(conversation, 5.0)
-        if got.token is not None:
-            await run.store.release_lock(conversation, got.token)
-            return got.history
-        assert time.monotonic() < deadline, f"{conversation} stayed locked"
-        await asyncio.sleep(0.1)
+    """The history as the next turn would read it."""
+    return (await run.store.load_history(conversation)).history
 
 
 async def check_message(run: Run, msg: Incoming) -> None:

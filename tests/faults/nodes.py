@@ -34,9 +34,8 @@ from tools.outbox import EMAIL
 
 _card_ts = itertools.count(1)
 
-# Quick timings, so each run takes seconds: the relations between them are the defaults' (LOCK_WAIT > LOCK_TTL,
-# a heartbeat every third of each).
-TIMINGS: dict[str, Any] = {"lock_ttl": 1.5, "lock_wait": 4.0, "openai_timeout": 3.0, "openai_deadline": 5.0}
+# Quick timings, so each run takes seconds.
+TIMINGS: dict[str, Any] = {"openai_timeout": 3.0, "openai_deadline": 5.0}
 CLAIM_IDLE = 0.5
 
 

@@ -1,4 +1,4 @@
-"""Every command boundary of eight flows, faulted one at a time (connection dropped, reply lost, reply stalled
+"""Every command boundary of nine flows, faulted one at a time (connection dropped, reply lost, reply stalled
 past the client's timeout, process killed), then recovered and checked (tests/faults/flows.py says how). The two
 flows whose effects leave through the outbox (tests/faults/outbox_flows.py) are also faulted at every database
 write boundary (the statement fails, or the process is killed there).
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.faults.channel_flow import OverlapFlow
 from tests.faults.db_faults import DB_KINDS, DbFault
 from tests.faults.flows import FLOWS, KINDS, Flow, World
 from tests.faults.outbox_flows import OUTBOX_FLOWS
@@ -56,7 +57,7 @@ async def enumerate_flow(
 async def enumerate_all(world: World, every_kind: bool) -> None:
     table: list[tuple[str, int, int, int]] = []
     violations: list[str] = []
-    plan = [(flow, False) for flow in [*FLOWS, *OUTBOX_FLOWS]] + [(flow, True) for flow in OUTBOX_FLOWS]
+    plan = [(flow, False) for flow in [*FLOWS, OverlapFlow(), *OUTBOX_FLOWS]] + [(flow, True) for flow in OUTBOX_FLOWS]
     for flow, writes in plan:
         started = time.monotonic()
         boundaries, runs, found = await enumerate_flow(world, flow, every_kind, writes)

@@ -43,7 +43,7 @@ async def test_row_4_a_worker_killed_after_answering_but_before_acknowledging_is
 ) -> None:
     fake_openai.default = lambda request: text("the one answer")
     web = await slack_bots(sqlite_database, in_process_worker=False)
-    quick = {"TURN_CLAIM_IDLE": "1.5", "LOCK_TTL": "3", "LOCK_WAIT": "6"}
+    quick = {"TURN_CLAIM_IDLE": "1.5"}
     log = tmp_path / "workers.log"
     # The doomed worker reaches Redis through the proxy, which kills it as it sends its acknowledgement (the
     # batch that also marks the outcome delivered; the mark, ahead of it, goes through): the answer is saved
@@ -155,7 +155,7 @@ async def test_a_worker_killed_while_slack_holds_its_answer_is_answered_once_by_
 
     fake_slack.holds["chat.postMessage"] = (when, hang)
     front = await slack_bots(sqlite_database, in_process_worker=False)
-    quick = {"TURN_CLAIM_IDLE": "1.5", "LOCK_TTL": "3", "LOCK_WAIT": "6"}
+    quick = {"TURN_CLAIM_IDLE": "1.5"}
     env = _worker_env(tmp_path, redis_url, fake_openai, fake_slack, sqlite_database, **quick)
     log = tmp_path / "workers.log"
     doomed = start_propbot("worker", env, tmp_path, log)

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.support.prompt_cache import PromptCache, segments, tokens
+
 Request = dict[str, Any]
 Message = dict[str, Any]
 Responder = Callable[[Request], "Message | Fault | Awaitable[Message | Fault]"]
@@ -113,6 +115,7 @@ class FakeOpenAI:
         # What GET /v1/models lists, and the one key it accepts when set (None: any key).
         self.models = ["fake-model"]
         self.api_key: str | None = None
+        self.cache = PromptCache()  # what the provider's prompt cache would serve; reported in usage
 
     def push(self, *items: Message | Fault | Responder) -> None:
         self.script.extend(items)
@@ -163,16 +166,19 @@ class FakeOpenAI:
             answer = await answer
         if isinstance(answer, Fault):
             return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        cached = self.cache.serve(body)
         if body.get("stream"):
-            return await self._stream(http, body, answer)
-        return web.json_response(_completion(body, answer))
+            return await self._stream(http, body, answer, cached)
+        return web.json_response(_completion(body, answer, cached))
 
-    async def _stream(self, http: web.Request, request: Request, message: Message) -> web.StreamResponse:
+    async def _stream(
+        self, http: web.Request, request: Request, message: Message, cached: int = 0
+    ) -> web.StreamResponse:
         """Server-sent events as the API sends them: `data: <chunk>` lines, then `data: [DONE]`."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(http)
         cut, self.cut_stream_after = self.cut_stream_after, None
-        for i, chunk in enumerate(stream_chunks(request, message)):
+        for i, chunk in enumerate(stream_chunks(request, message, cached)):
             if i and self.token_delay:
                 await asyncio.sleep(self.token_delay)
             if cut is not None and i == cut:
@@ -185,8 +191,8 @@ class FakeOpenAI:
         return response
 
 
-def _completion(request: Request, message: Message) -> dict[str, Any]:
-    prompt = sum(len(json.dumps(m)) for m in request["messages"]) // 4
+def _completion(request: Request, message: Message, cached: int = 0) -> dict[str, Any]:
+    prompt = tokens(segments(request))
     return {
         "id": f"chatcmpl-{next(_ids)}",
         "object": "chat.completion",
@@ -199,11 +205,16 @@ def _completion(request: Request, message: Message) -> dict[str, Any]:
                 "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
             }
         ],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": 10, "total_tokens": prompt + 10},
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": 10,
+            "total_tokens": prompt + 10,
+            "prompt_tokens_details": {"cached_tokens": min(cached, prompt)},
+        },
     }
 
 
-def stream_chunks(request: Request, message: Message) -> list[dict[str, Any]]:
+def stream_chunks(request: Request, message: Message, cached: int = 0) -> list[dict[str, Any]]:
     """`message` as Chat Completions stream chunks: the role, the content a few characters at a time, each tool
     call named in one chunk and its arguments in pieces, the finish reason, then usage (include_usage)."""
     base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": int(time.time())}
@@ -226,7 +237,7 @@ def stream_chunks(request: Request, message: Message) -> list[dict[str, Any]]:
     if message.get("refusal"):
         out.append(chunk({"refusal": message["refusal"]}))
     out.append(chunk({}, "tool_calls" if message.get("tool_calls") else "stop"))
-    usage = _completion(request, message)["usage"]
+    usage = _completion(request, message, cached)["usage"]
     if (request.get("stream_options") or {}).get("include_usage"):
         out.append({**base, "choices": [], "usage": usage})
     return out

@@ -80,6 +80,8 @@ class FakeSlack(AISurfaces, FileUploads):
         self.orgs: dict[str, str] = {}
         # A user's own workspace, as users.info names it (`team_id`); TEAM unless set.
         self.teams: dict[str, str] = {}
+        # A user's time zone, as users.info names it (`tz`); left out unless set, as for a profile without one.
+        self.zones: dict[str, str] = {}
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.reactions: set[tuple[str, str, str]] = set()
         self.injected: dict[str, list[Injected]] = {}
@@ -216,6 +218,8 @@ class FakeSlack(AISurfaces, FileUploads):
             "real_name": name,
             "profile": {},
         }
+        if user in self.zones:
+            info["tz"] = self.zones[user]
         if org is not None:
             info["enterprise_user"] = {"id": user, "enterprise_id": org, "enterprise_name": org, "teams": []}
         return {"ok": True, "user": info}

@@ -7,31 +7,24 @@ single server and on Redis Cluster alike. Numbers cross the Lua boundary as stri
 
 from __future__ import annotations
 
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+# KEYS: history, version, the delivery's outcome. Returns {history or false, version or false, outcome or false}.
+LOAD_HISTORY = """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
 """
 
-# KEYS: lock, history, the delivery's outcome. Returns {0} when held; else {1, history or false, outcome or false}.
-LOCK_AND_LOAD = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-return {1, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
-"""
-
-# KEYS: lock, history, the delivery's outcome. ARGV: token, history, history ttl ms, outcome ('' for none),
-# outcome ttl ms. A compare-and-set on the lock: a turn whose lock expired while it ran (and that someone else
-# may hold now) writes nothing, so it can never overwrite the other turn's exchange.
-SAVE_TURN = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+# KEYS: history, version, the delivery's outcome. ARGV: the version read, history, history ttl ms, outcome ('' for
+# none), outcome ttl ms. Returns {1} written; {0} the history moved on since it was read; {2, outcome} this
+# delivery already has an outcome (another run of it recorded first), and nothing is written.
+APPEND_HISTORY = """
+if ARGV[4] ~= '' then
+  local done = redis.call('GET', KEYS[3])
+  if done then return {2, done} end
+end
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], string.format('%d', tonumber(ARGV[1]) + 1), 'PX', ARGV[3])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-
-EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+return {1}
 """
 
 # ARGV: expected, new, now, tx token, then field/value pairs to set on a win.
