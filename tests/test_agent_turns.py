@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.core.history import TokenCounter
 from bot.types import ApprovalRequest, TextReply
-from tests.support.fake_openai import Fault, call, calls, last_message, offered_tools, text, tool_results
+from tests.support.fake_openai import Fault, call, calls, last_message, offered_tools, text, tool_results, unstamped
 from tests.support.harness import MANAGER, STAFF, VIEWER, Harness
 
 AUSTIN_2BR = {
@@ -45,7 +45,7 @@ async def test_scripted_turn_runs_search_on_the_database_and_remembers_it(make_h
 
     h.fake.push(text("You asked about Austin."))
     await h.say(MANAGER, "What did I ask before?")
-    contents = [m.get("content") for m in h.fake.requests[-1]["messages"]]
+    contents = [unstamped(m.get("content")) for m in h.fake.requests[-1]["messages"]]
     assert "Find 2-bedroom places in Austin" in contents
     assert answer in contents
     assert h.fake.violations == []

@@ -11,21 +11,21 @@ import asyncio
 from typing import Any
 
 from tests.support.fake_connector import TENANT, StartTeams, message
-from tests.support.fake_openai import FakeOpenAI, last_message, text
+from tests.support.fake_openai import FakeOpenAI, last_message, text, unstamped
 from tests.support.fake_slack import TEAM, MakeSlackBot, mention
 from tests.support.peek import history_of
 from tools.db import Database
 
 
 def questions(request: dict[str, Any]) -> list[str]:
-    return [m["content"] for m in request["messages"] if m["role"] == "user"]
+    return [unstamped(m["content"]) for m in request["messages"] if m["role"] == "user"]
 
 
 async def test_a_second_top_level_mention_sees_the_first_question_and_its_answer(
     slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
 ) -> None:
     bot = await slack_bots(sqlite_database)  # the default: one memory per channel
-    fake_openai.default = lambda request: text("Answer to: " + last_message(request)["content"])
+    fake_openai.default = lambda request: text("Answer to: " + unstamped(last_message(request)["content"]))
     first = mention("USTAFF", "List open requests for P-1001")
     await bot.send_event(first)
     await bot.slack.wait_for("chat.postMessage")
@@ -33,7 +33,7 @@ async def test_a_second_top_level_mention_sees_the_first_question_and_its_answer
     await bot.send_event(second)
     await bot.slack.wait_for("chat.postMessage", 2)
     asked = fake_openai.requests[1]["messages"]
-    assert [m["content"] for m in asked if m["role"] in ("user", "assistant")] == [
+    assert [unstamped(m["content"]) for m in asked if m["role"] in ("user", "assistant")] == [
         "Sam Staff: List open requests for P-1001",
         "Answer to: Sam Staff: List open requests for P-1001",
         "Maria Manager: Cancel the second one",
@@ -60,7 +60,7 @@ async def test_ten_mentions_in_one_channel_run_at_once_and_each_lands_whole(
             waited.append(True)
         except TimeoutError:
             waited.append(False)
-        return text("Answer to: " + last_message(request)["content"])
+        return text("Answer to: " + unstamped(last_message(request)["content"]))
 
     fake_openai.default = answer
     mentions = [mention("USTAFF", f"question {n}") for n in range(10)]
@@ -72,8 +72,10 @@ async def test_ten_mentions_in_one_channel_run_at_once_and_each_lands_whole(
     assert len(history) == 20
     # Whole units, in the order they finished: each question directly followed by its own answer.
     for asked, answered in zip(history[::2], history[1::2], strict=True):
-        assert asked["role"] == "user" and answered["content"] == "Answer to: " + asked["content"]
-    assert sorted(m["content"] for m in history[::2]) == sorted(f"Sam Staff: question {n}" for n in range(10))
+        assert asked["role"] == "user" and answered["content"] == "Answer to: " + unstamped(asked["content"])
+    assert sorted(unstamped(m["content"]) for m in history[::2]) == sorted(
+        f"Sam Staff: question {n}" for n in range(10)
+    )
     assert fake_openai.violations == []
 
 
@@ -81,7 +83,7 @@ async def test_channel_memory_thread_makes_each_thread_a_conversation_of_its_own
     slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
 ) -> None:
     bot = await slack_bots(sqlite_database, channel_memory="thread")
-    fake_openai.default = lambda request: text("Answer to: " + last_message(request)["content"])
+    fake_openai.default = lambda request: text("Answer to: " + unstamped(last_message(request)["content"]))
     first, second = mention("USTAFF", "Which homes are free in Austin?"), mention("UMANAGER", "What is open at P-1002?")
     await bot.send_event(first)
     await bot.slack.wait_for("chat.postMessage")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
+from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results, unstamped
 from tests.support.harness import PERMISSIONS_YAML, TEST_OPENAI_KEY
 from tests.support.processes import run_command
 
@@ -65,7 +65,7 @@ async def test_chat_asks_for_approval_and_the_approver_decides(tmp_path: Path, f
 
 
 async def test_an_empty_line_does_not_quit_and_ctrl_d_ends_the_line(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    fake_openai.default = lambda request: text(f"echo: {last_message(request)['content']}")
+    fake_openai.default = lambda request: text(f"echo: {unstamped(last_message(request)['content'])}")
     code, out, err = await run_chat(tmp_path, fake_openai, "\n   \nhello\n", "--user", "slack:T1:USTAFF")
     assert code == 0, err
     assert "bot> echo: hello" in out and len(fake_openai.requests) == 1

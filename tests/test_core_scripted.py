@@ -31,6 +31,7 @@ from bot.types import (
     Incoming,
     TextReply,
 )
+from tests.support.fake_openai import unstamped
 from tests.support.harness import MANAGER, PERMISSIONS_YAML, STAFF, VIEWER
 from tests.support.scripts import SCHEDULE, requests_with_key
 from tools import builtin_tools
@@ -86,7 +87,7 @@ async def test_a_text_answer_is_the_reply(core: Core) -> None:
     core.model.push(say("hello there"))
     [reply] = await core.say(VIEWER, "hi")
     assert isinstance(reply, TextReply) and reply.text == "hello there"
-    assert core.model.requests[0].last["content"] == "hi"
+    assert unstamped(core.model.requests[0].last["content"]) == "hi"
 
 
 async def test_a_tool_result_goes_back_to_the_model_and_its_presentation_to_the_user(core: Core) -> None:

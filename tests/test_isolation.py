@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.slack.blocks import APPROVE_ACTION
 from bot.types import ApprovalRequest, ApprovalStatus, Decision, DecisionAction, DecisionOutcome, TextReply
-from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
+from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, unstamped
 from tests.support.fake_slack import MakeSlackBot, click
 from tests.support.harness import MANAGER, STAFF, Harness
 from tests.support.peek import history_of
@@ -91,6 +91,6 @@ async def test_long_input_is_cut_with_a_notice_and_the_model_sees_only_the_cut(m
     assert isinstance(replies[0], TextReply) and "longer than 100 characters" in replies[0].text
     assert isinstance(replies[1], TextReply) and replies[1].text == "read it"
     [user_message] = [m for m in h.fake.requests[0]["messages"] if m["role"] == "user"]
-    assert user_message["content"] == "A" * 100
+    assert unstamped(user_message["content"]) == "A" * 100
     history = await history_of(h.store, h.conversation().key)
     assert "B" not in json.dumps(history)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.cards import has_buttons, posted_card
-from tests.support.fake_openai import FakeOpenAI, last_message, text
+from tests.support.fake_openai import FakeOpenAI, last_message, text, unstamped
 from tests.support.fake_slack import TEAM, MakeSlackBot, click, direct_message, message_ts
 from tests.support.peek import history_of
 from tests.support.scripts import requests_with_key, schedule_then_report
@@ -52,7 +52,7 @@ async def test_a_panel_thread_streams_sets_and_clears_status_and_keeps_its_own_h
     seen: list[list[str]] = []
 
     def answer(request: dict[str, Any]) -> dict[str, Any]:
-        seen.append([m["content"] for m in request["messages"] if m["role"] == "user"])
+        seen.append([unstamped(m["content"]) for m in request["messages"] if m["role"] == "user"])
         return text("Answer to: " + last_message(request)["content"])
 
     fake_openai.default = answer

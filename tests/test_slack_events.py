@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_openai import call, calls, text
+from tests.support.fake_openai import call, calls, text, unstamped
 from tests.support.fake_slack import (
     BOT_TOKEN,
     BOT_USER,
@@ -52,7 +52,7 @@ async def test_mention_gets_one_threaded_reply_with_search_results_as_blocks(
     assert "@channel" not in rendered and "@channel" not in reply.args["text"]
     # The model saw the user's words without the bot mention, and with the user's display name.
     first = fake_openai.requests[0]["messages"][-1]["content"]
-    assert first == "Sam Staff: find 2 bed homes in Austin"
+    assert unstamped(first) == "Sam Staff: find 2 bed homes in Austin"
     # The working indicator came and went on the user's message.
     await bot.slack.wait_for("reactions.remove")
     assert [c.args["timestamp"] for c in bot.slack.calls_to("reactions.add")] == [event["ts"]]

@@ -80,7 +80,7 @@ async def test_streamed_text_is_defused_and_the_history_keeps_the_model_s_words(
     await bot.slack.wait_for("chat.stopStream")
     shown = streamed_text(bot.slack)
     assert "@channel" not in shown and "<!here>" not in shown and "see you" in shown
-    history = await history_of(bot.runtime.store, f"slack:T1:C1:{event['ts']}")
+    history = await history_of(bot.runtime.store, "slack:T1:C1")  # the channel's memory
     assert history[-1] == {"role": "assistant", "content": "Done, @channel <!here> see you"}
 
 

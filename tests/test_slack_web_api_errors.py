@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_openai import text
+from tests.support.fake_openai import text, unstamped
 from tests.support.fake_slack import BOT_TOKEN, MakeSlackBot, mention
 from tests.support.waiting import eventually
 from tools.db import Database
@@ -31,7 +31,7 @@ async def test_a_plain_text_users_info_answer_still_lets_the_mention_through(
     [reply] = await bot.slack.wait_for("chat.postMessage")
     assert "answered without a name" in str(reply.args["blocks"])
     # The model saw the words without a display name: the lookup failed and the turn went on.
-    assert fake_openai.requests[0]["messages"][-1]["content"] == "hello"
+    assert unstamped(fake_openai.requests[0]["messages"][-1]["content"]) == "hello"
     assert "slack users.info failed: HTTP 403" in caplog.text
     assert BOT_TOKEN not in caplog.text
 

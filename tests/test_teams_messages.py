@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.support.fake_connector import TENANT, StartTeams, message
-from tests.support.fake_openai import call, calls, last_message, text
+from tests.support.fake_openai import call, calls, last_message, text, unstamped
 from tests.support.peek import history_of
 
 ADDRESS = "1208 S Congress Ave"  # P-1001 in the sample data; only the tool knows it
@@ -35,7 +35,7 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
     assert reply.cards[0]["version"] == "1.5"
     assert reply.authorization is None  # anonymous local mode sends no token
     # The model saw who wrote, and the bot's turn ran as the permissions-file principal.
-    assert last_message(fake.requests[0])["content"] == "Mona Manager: what about P-1001?"
+    assert unstamped(last_message(fake.requests[0])["content"]) == "Mona Manager: what about P-1001?"
     history = await history_of(rig.harness.store, f"teams:{TENANT}:{conversation}")
     assert history and history[-1]["content"] == "Here is P-1001."
     await asyncio.sleep(0.3)
@@ -70,11 +70,11 @@ async def test_channel_mention_is_stripped_and_answered_in_the_thread(start_team
     assert reply.body["text"] == "Hello channel"
     assert reply.kind == "reply" and reply.activity_id == "1700000000001"  # in the thread under the root post
     assert reply.conversation_id == threaded
-    assert last_message(fake.requests[0])["content"] == "Mona Manager: hello"  # no <at>propbot</at>
-    # The channel thread is the conversation (CHANNEL_MEMORY=thread): the key is the channel without its
-    # ;messageid= part, then the thread's root.
-    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}:1700000000001")
-    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}") == []
+    assert unstamped(last_message(fake.requests[0])["content"]) == "Mona Manager: hello"  # no <at>propbot</at>
+    # The channel is the conversation (CHANNEL_MEMORY=channel, the default): the key is the channel without its
+    # ;messageid= part, whichever thread the message was in.
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}")
+    assert await history_of(rig.harness.store, f"teams:{TENANT}:{channel}:1700000000001") == []
     assert await history_of(rig.harness.store, f"teams:{TENANT}:{threaded}") == []
 
 

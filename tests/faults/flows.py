@@ -42,7 +42,7 @@ from bot.types import (
 )
 from tests.faults.nodes import Node, Record
 from tests.faults.proxy import RedisFaultProxy
-from tests.support.fake_openai import FakeOpenAI, last_message, text, tool_results
+from tests.support.fake_openai import FakeOpenAI, last_message, text, tool_results, unstamped
 from tests.support.scripts import requests_with_key, schedule_then_report
 from tools.db import Database
 
@@ -86,7 +86,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
         return schedule_then_report(request)
     if last["role"] == "tool":
         return text("outcome: " + json.dumps(tool_results(request)[-1]))
-    return text(f"answer to {last['content']}")
+    return text(f"answer to {unstamped(last['content'])}")
 
 
 def incoming(platform: str) -> Incoming:
@@ -321,7 +321,7 @@ async def check_message(run: Run, msg: Incoming) -> None:
     elif answers > 1 + copies:
         run.violations.append(f"answered {answers} times ({copies} marked as copies)")
     stored = await settled_history(run, msg.conversation.key)
-    asked = [m for m in stored if m.get("role") == "user" and m.get("content") == msg.text]
+    asked = [m for m in stored if m.get("role") == "user" and unstamped(m.get("content")) == msg.text]
     if answers and len(asked) != 1:
         run.violations.append(f"the message is {len(asked)} times in the history")
     await check_history(run, msg.conversation.key)

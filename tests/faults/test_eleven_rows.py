@@ -27,7 +27,7 @@ from bot.types import (
 from tests.faults.conftest import MakeFaulty
 from tests.faults.proxy import Fault, RedisFaultProxy, command, script
 from tests.support.fake_openai import Fault as ModelFault
-from tests.support.fake_openai import text
+from tests.support.fake_openai import text, unstamped
 from tests.support.harness import MANAGER, MANAGER2
 from tests.support.peek import history_of
 from tests.support.recording import RecordingResponder
@@ -89,7 +89,7 @@ async def test_row_3_a_turn_that_ran_beside_another_never_overwrites_its_exchang
     slow = asyncio.Event()
 
     async def model(request: dict[str, Any]) -> dict[str, Any]:
-        asked = request["messages"][-1]["content"]
+        asked = unstamped(request["messages"][-1]["content"])
         if asked == "first question":
             await slow.wait()
         return text("answer to " + asked)
@@ -104,7 +104,7 @@ async def test_row_3_a_turn_that_ran_beside_another_never_overwrites_its_exchang
     assert proxy.fired.is_set()
     assert [r.text for r in second if isinstance(r, TextReply)] == ["answer to second question"]
     assert [r.text for r in said_first if isinstance(r, TextReply)] == ["answer to first question"]
-    contents = [m.get("content") for m in await history_of(h.store, "slack:T1:C1")]
+    contents = [unstamped(m.get("content")) for m in await history_of(h.store, "slack:T1:C1")]
     assert contents == ["second question", "answer to second question", "first question", "answer to first question"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,6 +53,15 @@ def calls(*tool_calls: dict[str, Any], content: str | None = None) -> Message:
 def last_message(request: Request) -> Message:
     messages: list[Message] = request["messages"]
     return messages[-1]
+
+
+_STAMP = re.compile(r"^\[[A-Z][a-z]+day \d{4}-\d\d-\d\d \d\d:\d\d [^\]]+\] ")
+
+
+def unstamped(content: Any) -> str:
+    """A user message's text without the date and time propbot puts at its head (`[Monday 2026-12-07 11:30 UTC] `):
+    what the person wrote (after their name, where there is one)."""
+    return _STAMP.sub("", str(content), count=1)
 
 
 def tool_results(request: Request) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.types import ApprovalRequest
-from tests.support.fake_openai import call, calls, last_message, text, tool_results
+from tests.support.fake_openai import call, calls, last_message, text, tool_results, unstamped
 from tests.support.harness import STAFF, Harness
 from tools.db import Database
 from tools.tables import MaintenanceRequest
@@ -57,7 +57,7 @@ def call_what_the_user_asks(request: dict[str, Any]) -> dict[str, Any]:
     """The user message is `{"tool": ..., "args": ...}`: call it, then echo the results as JSON text."""
     last = last_message(request)
     if last["role"] == "user":
-        wanted = json.loads(last["content"])
+        wanted = json.loads(unstamped(last["content"]))
         return calls(call(wanted["tool"], wanted["args"]))
     return text(json.dumps(tool_results(request)))
 
