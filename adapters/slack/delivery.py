@@ -33,25 +33,24 @@ def part(reply: int, message: int) -> str:
 async def find_posted(client: AsyncWebClient, conversation: Conversation, delivery: str) -> dict[str, str] | None:
     """The parts of `delivery`'s answer already in the conversation (part -> ts), or None when Slack will not say
     (no history scope, an outage): then whatever was posted may be posted again."""
-    if conversation.thread:
-        data = await call(
-            client,
-            "conversations.replies",
-            channel=conversation.channel,
-            ts=conversation.thread,
-            limit=_LOOK_BACK,
-            include_all_metadata=True,
-        )
-    else:
-        data = await call(
-            client, "conversations.history", channel=conversation.channel, limit=_LOOK_BACK, include_all_metadata=True
-        )
+    return await posted_with(client, conversation.channel, conversation.thread, REPLY_EVENT, delivery, _LOOK_BACK)
+
+
+async def posted_with(
+    client: AsyncWebClient, channel: str, thread: str | None, event_type: str, delivery: str, look_back: int
+) -> dict[str, str] | None:
+    """The messages among the last `look_back` of a thread (or of the channel's top level) whose metadata names
+    `event_type` and `delivery`, as their part ("" for a message of one part) -> ts; None when the history cannot
+    be read (no history scope, an outage)."""
+    where = {"ts": thread} if thread else {}
+    method = "conversations.replies" if thread else "conversations.history"
+    data = await call(client, method, channel=channel, limit=look_back, include_all_metadata=True, **where)
     if data is None:
         return None
     found: dict[str, str] = {}
     for message in data.get("messages") or []:
         metadata = message.get("metadata") or {}
         payload = metadata.get("event_payload") or {}
-        if metadata.get("event_type") == REPLY_EVENT and payload.get("delivery") == delivery:
-            found[str(payload.get("part"))] = str(message.get("ts"))
+        if metadata.get("event_type") == event_type and payload.get("delivery") == delivery:
+            found[str(payload.get("part") or "")] = str(message.get("ts"))
     return found

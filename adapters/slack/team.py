@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack import format as fmt
+from adapters.slack.delivery import posted_with
 from adapters.slack.door import Ephemeral, caller
 from adapters.slack.identity import click_channel, installation
 from adapters.slack.web import attempt, call
@@ -58,15 +59,8 @@ async def post_notice(client: AsyncWebClient, channel: str, notice: TeamNotice, 
 async def _posted(client: AsyncWebClient, channel: str, delivery: str) -> str | None:
     """The ts of the notice `delivery` already posted in the channel's recent history, if it is there. When the
     history cannot be read (no channels:history scope), None: the notice goes again (at least once)."""
-    history = await call(client, "conversations.history", channel=channel, limit=_LOOK_BACK, include_all_metadata=True)
-    for message in (history or {}).get("messages") or []:
-        metadata = message.get("metadata") or {}
-        if (
-            metadata.get("event_type") == NOTICE_EVENT
-            and (metadata.get("event_payload") or {}).get("delivery") == delivery
-        ):
-            return str(message.get("ts"))
-    return None
+    found = await posted_with(client, channel, None, NOTICE_EVENT, delivery, _LOOK_BACK)
+    return (found or {}).get("")
 
 
 def notice_card(notice: TeamNotice, note: str = "", by: str = "") -> dict[str, Any]:
