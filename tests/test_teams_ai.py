@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 from prometheus_client import REGISTRY
 
 from tests.support.cards import ask
@@ -32,7 +33,9 @@ async def test_a_personal_chat_answer_streams_progress_then_text_then_a_final_me
     fake.token_delay = 0.05  # ~20 chunks over a second: more than one update
     fake.push(calls(call("get_property", {"property_id": "P-1001"})), text(ANSWER))
     assert (await rig.post(message(rig.connector, "tell me about P-1001")))[0] == 200
-    [final] = await rig.connector.wait_for(rig.connector.messages, within=15)
+    # The answer offers next steps, and Teams shows none on a message with attachments: the card goes out while
+    # the stream is open, and the words with the next steps end it.
+    [card, final] = await rig.connector.wait_for(rig.connector.messages, 2, within=15)
 
     updates = [c for c in rig.connector.typing() if stream_of(c) is not None]
     kinds = [stream_of(c)["streamType"] for c in updates]  # type: ignore[index]
@@ -48,17 +51,18 @@ async def test_a_personal_chat_answer_streams_progress_then_text_then_a_final_me
     stream_id = updates[0].returned_id
     assert info["streamId"] == stream_id and all(stream_of(c)["streamId"] == stream_id for c in updates[1:])  # type: ignore[index]
     assert final.body["text"].replace(" [1]", "") == ANSWER  # the model's words, with the citation marker
-    assert "1208 S Congress Ave" in json.dumps(final.cards)  # the presentation, in the final message only
+    assert "1208 S Congress Ave" in json.dumps(card.cards) and stream_of(card) is None and final.cards == []
+    assert final.body["suggestedActions"]["actions"]  # the next steps, on the message without attachments
     assert rig.connector.streams[stream_id].final is not None
     assert rig.connector.violations == [] and fake.violations == []
 
 
-async def test_a_group_chat_gets_one_message_and_no_stream(start_teams: StartTeams) -> None:
+async def test_a_group_chat_gets_whole_messages_and_no_stream(start_teams: StartTeams) -> None:
     rig = await start_teams()
     rig.harness.fake.push(calls(call("get_property", {"property_id": "P-1001"})), text(ANSWER))
     body = message(rig.connector, "P-1001?", conversation="19:group@unq.gbl.spaces", conversation_type="groupChat")
     assert (await rig.post(body))[0] == 200
-    [reply] = await rig.connector.wait_for(rig.connector.messages)
+    [_card, reply] = await rig.connector.wait_for(rig.connector.messages, 2)
     assert reply.body["text"].replace(" [1]", "") == ANSWER
     assert all(stream_of(c) is None for c in rig.connector.calls)
     assert rig.connector.streams == {}
@@ -89,9 +93,9 @@ async def test_next_steps_are_offered_only_as_the_role_permits(start_teams: Star
         text("Here is P-1001."),
     )
     await rig.post(message(rig.connector, "P-1001?", user="aad-staff", name="Sam Staff", conversation="a:staff"))
-    [staff] = await rig.connector.wait_for(rig.connector.messages)
+    [_, staff] = await rig.connector.wait_for(rig.connector.messages, 2)
     await rig.post(message(rig.connector, "P-1001?", user="aad-viewer", name="Vic Viewer", conversation="a:viewer"))
-    [_, viewer] = await rig.connector.wait_for(rig.connector.messages, 2)
+    [*_, viewer] = await rig.connector.wait_for(rig.connector.messages, 4)
     offered = staff.body["suggestedActions"]
     assert [(a["type"], a["title"], a["value"]) for a in offered["actions"]] == [
         ("imBack", "List its maintenance requests", "List the maintenance requests for P-1001"),
@@ -113,7 +117,7 @@ async def test_feedback_from_the_feedback_loop_is_audited_and_counted_by_tool(st
     before = REGISTRY.get_sample_value("propbot_feedback_total", labels) or 0.0
     rig.harness.fake.push(calls(call("get_property", {"property_id": "P-1001"})), text("Here is P-1001."))
     await rig.post(message(rig.connector, "P-1001?", conversation_type="groupChat", conversation="19:g@unq"))
-    [answer] = await rig.connector.wait_for(rig.connector.messages)
+    [_card, answer] = await rig.connector.wait_for(rig.connector.messages, 2)
     await eventually(lambda: any(e.kind == "tool_call" for e in audit))
     invoke = message(
         rig.connector, "", conversation_type="groupChat", conversation="19:g@unq", reply_to=answer.returned_id
@@ -185,3 +189,55 @@ async def test_feedback_invokes_with_missing_or_null_fields_are_answered_and_rec
     await eventually(lambda: any(e.kind == "feedback" for e in audit))
     [entry] = [e for e in audit if e.kind == "feedback"]
     assert (entry.outcome, entry.tool, entry.detail) == ("bad", "none", "")
+
+
+async def test_next_steps_beside_a_card_come_on_the_words_after_it_in_channels_and_group_chats(
+    start_teams: StartTeams,
+) -> None:
+    # Teams shows no suggested actions on a message with attachments, and in a channel shows such a message's
+    # text as "Invalid message" (Microsoft 365 Agents Playground): the card first, then the words with the steps.
+    rig = await start_teams()
+    places = [
+        ("19:team-channel@thread.tacv2;messageid=77", "channel", True),
+        ("19:g2@unq.gbl.spaces", "groupChat", False),
+    ]
+    for conversation, kind, mention in places:
+        rig.harness.fake.push(calls(call("get_property", {"property_id": "P-1001"})), text("Here is P-1001."))
+        body = message(rig.connector, "P-1001?", conversation=conversation, conversation_type=kind, mention=mention)
+        assert (await rig.post(body))[0] == 200
+        sent = await rig.connector.wait_for(
+            lambda c=conversation: [m for m in rig.connector.messages() if m.conversation_id == c], 2
+        )
+        card, words = sent
+        assert card.cards and "suggestedActions" not in card.body and not card.body.get("text")
+        assert words.body["text"].replace(" [1]", "") == "Here is P-1001." and not words.body.get("attachments")
+        assert words.body["suggestedActions"]["actions"][0]["title"] == "List its maintenance requests"
+    assert rig.connector.violations == [] and rig.connector.refused == 0
+
+
+async def test_an_answer_with_a_card_and_no_next_steps_is_one_message(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    # A search result's card offers no next step (the steps follow a single property or request).
+    rig.harness.fake.push(calls(call("search_properties", {"location": "Austin, TX"})), text("Two houses."))
+    assert (await rig.post(message(rig.connector, "houses in Austin", conversation_type="groupChat")))[0] == 200
+    [answer] = await rig.connector.wait_for(rig.connector.messages)
+    assert answer.cards and answer.body["text"].startswith("Two houses. [1]") and "suggestedActions" not in answer.body
+
+
+async def test_the_fake_connector_refuses_suggested_actions_beside_attachments(start_teams: StartTeams) -> None:
+    # The rule above holds only while the connector enforces it: an activity carrying both is refused, as Teams
+    # would fail to show it.
+    rig = await start_teams()
+    both = {
+        "type": "message",
+        "text": "Here is P-1001.",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": {}}],
+        "suggestedActions": {"actions": [{"type": "imBack", "title": "More", "value": "more"}]},
+    }
+    async with aiohttp.ClientSession() as session:
+        url = f"{rig.connector.service_url}v3/conversations/a:x/activities"
+        async with session.post(url, json=both) as refused:
+            assert refused.status == 400
+        async with session.post(url, json={**both, "attachments": []}) as accepted:
+            assert accepted.status == 200
+    assert rig.connector.violations == ["suggested actions beside 1 attachment(s)"]

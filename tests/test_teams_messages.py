@@ -20,10 +20,12 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
     fake = rig.harness.fake
     fake.push(calls(call("get_property", {"property_id": "P-1001"})), text("Here is P-1001."))
     conversation = f"19:{conversation_type}-chat@unq.gbl.spaces"
-    status, _ = await rig.post(message(rig.connector, "what about P-1001?", conversation=conversation))
+    body = message(rig.connector, "what about P-1001?", conversation=conversation, conversation_type=conversation_type)
+    status, _ = await rig.post(body)
     assert status == 200
 
-    [reply] = await rig.connector.wait_for(rig.connector.messages)
+    # The answer offers next steps, which Teams shows only on a message without attachments: the card, then the words.
+    [card, reply] = await rig.connector.wait_for(rig.connector.messages, 2)
     assert reply.kind == "send" and reply.conversation_id == conversation
     assert reply.body["text"] == "Here is P-1001 [1]."  # the record it rests on, cited
     [label] = [e for e in reply.body["entities"] if e["type"] == "https://schema.org/Message"]
@@ -31,15 +33,15 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
     [claim] = label["citation"]
     assert claim["position"] == 1 and claim["appearance"]["name"].startswith("P-1001 · 1208 S Congress Ave")
     assert reply.body["channelData"]["feedbackLoopEnabled"] is True
-    assert ADDRESS in json.dumps(reply.cards), reply.cards  # the presentation, as an Adaptive Card
-    assert reply.cards[0]["version"] == "1.5"
+    assert ADDRESS in json.dumps(card.cards), card.cards  # the presentation, as an Adaptive Card
+    assert card.cards[0]["version"] == "1.5" and reply.body["suggestedActions"]["actions"]
     assert reply.authorization is None  # anonymous local mode sends no token
     # The model saw who wrote, and the bot's turn ran as the permissions-file principal.
     assert unstamped(last_message(fake.requests[0])["content"]) == "Mona Manager: what about P-1001?"
     history = await history_of(rig.harness.store, f"teams:{TENANT}:{conversation}")
     assert history and history[-1]["content"] == "Here is P-1001."
     await asyncio.sleep(0.3)
-    assert len(rig.connector.messages()) == 1
+    assert len(rig.connector.messages()) == 2
 
 
 async def test_typing_indicator_is_sent_while_the_model_works(start_teams: StartTeams) -> None:

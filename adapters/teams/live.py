@@ -53,7 +53,7 @@ class StreamHost(Protocol):
 
     async def send(self, ctx: TurnContext, activity: Activity) -> str | None: ...
 
-    def text_activity(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> Activity | None: ...
+    def text_activities(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> list[Activity]: ...
 
     async def post_card(
         self, ctx: TurnContext, conversation: Conversation, approval: Approval, ends: OpenEntity | None = None
@@ -159,10 +159,14 @@ class TeamsLive:
             if isinstance(reply, ApprovalRequest):
                 await self.responder.post_card(ctx, conversation, reply.approval, ends)
                 return
-            activity = self.responder.text_activity(ctx, conversation, reply)
-            if activity is not None:
-                activity.entities = [*(activity.entities or []), ends]
+            # The cards shown before the answer's words (when it offers next steps) go out while the stream is
+            # open; the words end it, so Teams replaces the streamed text with them.
+            *before, answer = self.responder.text_activities(ctx, conversation, reply) or [None]
+            for activity in before:
                 await self.responder.send(ctx, activity)
+            if answer is not None:
+                answer.entities = [*(answer.entities or []), ends]
+                await self.responder.send(ctx, answer)
 
         try:
             await self.responder.continue_in(self.reference, logic)

@@ -146,9 +146,11 @@ class TeamsResponder:
         async def logic(ctx: TurnContext) -> None:
             for reply in replies:
                 if isinstance(reply, TextReply):
-                    activity = self.text_activity(ctx, conversation, reply)
-                    if activity is not None:
-                        self.answered(reply, await self.send(ctx, activity))
+                    *before, answer = self.text_activities(ctx, conversation, reply) or [None]
+                    for activity in before:
+                        await self.send(ctx, activity)
+                    if answer is not None:
+                        self.answered(reply, await self.send(ctx, answer))
                 elif isinstance(reply, ApprovalRequest):
                     await self.post_card(ctx, conversation, reply.approval)
 
@@ -162,31 +164,44 @@ class TeamsResponder:
         if activity_id and reply.tools and not reply.is_error:
             self.core.spawn(self.core.surfaces.answered(activity_id, reply.tools), name="teams:answered")
 
-    def text_activity(
-        self, ctx: TurnContext, conversation: Conversation, reply: TextReply, kind: str = ActivityTypes.message
-    ) -> Activity | None:
+    def text_activities(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> list[Activity]:
         """An answer as Teams shows an AI app's: labelled AI-generated, its records cited, 👍/👎 under it, and
-        next steps as suggested actions for the person who asked."""
+        next steps as suggested actions for the person who asked. Teams shows no suggested actions on a message
+        that carries attachments (and in a channel renders its text as "Invalid message"), so an answer with both
+        cards and next steps is two messages: the cards, then the words with the next steps. The answer is last."""
         attachments = [cards.attachment(cards.presentation_card(p)) for p in reply.presentations[:MAX_CARDS]]
         if not reply.text and not attachments:
-            return None
+            return []
         text, claims = cited(reply.text, reply.sources) if reply.text else ("", [])
         text = f"⚠️ {text}" if reply.is_error and text else text
+        user = (conversation.reference.get("user") or {}).get("id")
+        offered = None if reply.is_error else suggested(reply.suggestions, user)
+        split = offered is not None and bool(attachments) and bool(text)
+        shown_first = [self._cards_activity(ctx, conversation, attachments)] if split else []
         activity = self.outgoing(
             ctx,
-            kind,
+            ActivityTypes.message,
             conversation.thread,
             text=text or None,
             text_format="markdown",
-            attachments=attachments or None,
-            attachment_layout="list" if attachments else None,
+            attachments=None if split else attachments or None,
+            attachment_layout="list" if attachments and not split else None,
             entities=[ai_label(claims)],
         )
         if not reply.is_error:
             activity.channel_data = dict(FEEDBACK_ON)
-            user = (conversation.reference.get("user") or {}).get("id")
-            activity.suggested_actions = suggested(reply.suggestions, user)
-        return activity
+            activity.suggested_actions = None if activity.attachments else offered
+        return [*shown_first, activity]
+
+    def _cards_activity(self, ctx: TurnContext, conversation: Conversation, attachments: list[Any]) -> Activity:
+        return self.outgoing(
+            ctx,
+            ActivityTypes.message,
+            conversation.thread,
+            attachments=attachments,
+            attachment_layout="list",
+            entities=[ai_label()],
+        )
 
     async def post_card(
         self, ctx: TurnContext, conversation: Conversation, approval: Approval, ends: OpenEntity | None = None

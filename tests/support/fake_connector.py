@@ -138,12 +138,26 @@ class FakeConnector:
             stream.texts.append(body["text"])
         return 0, "", str(stream_id)
 
+    def _suggestions_problem(self, body: dict[str, Any]) -> tuple[int, str]:
+        """Suggested actions "aren't supported for chat bots with attachments for any conversation type"
+        (Microsoft's suggested-actions page): Teams drops them, and in a channel shows the text as "Invalid
+        message". Refused here, so an activity that carries both cannot go unnoticed."""
+        actions = (body.get("suggestedActions") or {}).get("actions")
+        if actions and body.get("attachments"):
+            self.violations.append(f"suggested actions beside {len(body['attachments'])} attachment(s)")
+            return 400, "BadRequest"
+        return 0, ""
+
     async def _record(self, request: web.Request, kind: str) -> web.Response:
         body = await request.json()
-        status, code, stream_id = self._stream_problem(body, request.match_info["conversation"])
+        status, code = self._suggestions_problem(body)
+        stream_id = None
+        if not status:
+            status, code, stream_id = self._stream_problem(body, request.match_info["conversation"])
         if status:
             self.refused += 1
-            error = {"code": code, "message": "Content stream is not allowed"}
+            words = "Content stream is not allowed" if code == "ContentStreamNotAllowed" else "Bad request"
+            error = {"code": code, "message": words}
             return web.json_response({"error": error}, status=status)
         returned = body.get("id") if kind == "update" else stream_id or f"bot-activity-{next(self._ids)}"
         self.calls.append(
