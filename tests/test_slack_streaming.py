@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 from tests.support.cards import has_buttons, posted_card
-from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text
+from tests.support.fake_openai import FakeOpenAI, Fault, call, calls, last_message, text
 from tests.support.fake_slack import FakeSlack, MakeSlackBot, click, mention
 from tests.support.peek import history_of
 from tests.support.scripts import SCHEDULE, requests_with_key
+from tests.support.state import settle
 from tests.support.waiting import eventually
 from tools.db import Database
 
@@ -213,3 +214,37 @@ async def test_task_titles_outputs_and_the_panel_status_are_defused(
     assert "Austin" in shown and "here" in shown  # the words stay, defused
     for loud_part in ("<!channel>", "<@U0ADMIN>", "<!here>", "@here"):
         assert loud_part not in json.loads(json.dumps(shown)), loud_part
+
+
+async def test_a_turn_stopped_at_the_tool_step_limit_ends_its_streamed_message_with_the_notice(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(sqlite_database, max_tool_rounds=2)
+    bot.slack.streaming = True
+    lookup = calls(call("get_property", {"property_id": "P-1001"}))
+    fake_openai.push(lookup, calls(call("get_property", {"property_id": "P-1002"})))
+    await bot.send_event(mention("USTAFF", "look everything up"))
+    [stop] = await bot.slack.wait_for("chat.stopStream")
+    notice = [c["text"] for c in stop.args["chunks"] if c["type"] == "markdown_text"]
+    assert notice == ["⚠️ I stopped after 2 tool steps without reaching an answer. Could you narrow the request down?"]
+    assert "P-1002" in json.dumps(stop.args["blocks"])  # what the steps found, in the same message
+    assert all(b["type"] != "context_actions" for b in stop.args["blocks"])  # no feedback on a notice
+    await settle(bot.runtime.settings.redis_url or "", bot.dispatcher.tasks)  # the turn's delivery is done
+    assert bot.slack.calls_to("chat.postMessage") == []  # one turn, one message
+    assert len(bot.slack.replies("C1")) == 1
+
+
+async def test_a_model_failure_after_streamed_steps_ends_the_streamed_message_with_the_notice(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    bot = await slack_bots(sqlite_database)
+    bot.slack.streaming = True
+    refused = {"error": {"message": "context too long", "type": "invalid_request_error"}}
+    fake_openai.push(calls(call("get_property", {"property_id": "P-1001"})), Fault(400, body=refused))
+    await bot.send_event(mention("USTAFF", "P-1001?"))
+    [stop] = await bot.slack.wait_for("chat.stopStream")
+    [notice] = [c["text"] for c in stop.args["chunks"] if c["type"] == "markdown_text"]
+    assert notice.startswith("⚠️ The AI service could not process this conversation.")
+    await settle(bot.runtime.settings.redis_url or "", bot.dispatcher.tasks)  # the turn's delivery is done
+    assert bot.slack.calls_to("chat.postMessage") == []
+    assert len(bot.slack.replies("C1")) == 1

@@ -137,9 +137,12 @@ class SlackLive:
         if self.ts is None:
             await self.poster.post_answer(self.conversation, numbered, main, self.tags)
         else:
-            at = next((i for i, r in numbered if r is main), len(replies))
-            await self._close(main, at)
-            rest = [(i, r) for i, r in numbered if r is not main]
+            # One turn, one message: a notice that ends the turn (the tool-step limit, a model failure after steps
+            # were shown) ends the streamed message, as an answer would.
+            ending = main or next((r for r in replies if isinstance(r, TextReply) and r.is_error and r.text), None)
+            at = next((i for i, r in numbered if r is ending), len(replies))
+            await self._close(ending, at)
+            rest = [(i, r) for i, r in numbered if r is not ending]
             await self.poster.post_answer(self.conversation, rest, None, self.tags)
         await self.clear_status()
 
@@ -246,12 +249,15 @@ class SlackLive:
         return next((r for r in reversed(texts) if not r.is_error and r.text.strip()), None)
 
     async def _close(self, main: TextReply | None, at: int) -> None:
-        """End the streamed message as the answer (reply `at` of the turn), then post what does not fit in it."""
+        """End the streamed message as the answer or the notice that ends the turn (reply `at` of the turn), then
+        post what does not fit in it."""
         assert self.ts is not None
         channel = self.target.channel
         tagged = {"metadata": self.tags.metadata(part(at, 0))} if self.tags is not None else {}
         if not self.broken:
             tail, changed = self._take_text(), [self._tasks[i] for i in self._changed]
+            if main is not None and main.is_error:
+                tail += ("\n\n" if self.sent.strip() else "") + "⚠️ " + fmt.defuse_markdown(main.text)
             self._changed = []
             extra = blocks.answer_extras(main) if main is not None else []
             first = extra[0].blocks if extra else None
