@@ -184,6 +184,8 @@ class Approval(BaseModel):
     decided_by_name: str | None = None
     decided_at: float | None = None
     result: dict[str, Any] | None = None
+    # The records the approved call made or changed (the MR-… it scheduled): cited in its follow-up as answers are.
+    sources: list[Source] = Field(default_factory=list)
     # Where the adapter posted the card (Slack channel + ts, Teams activity id), so any process can
     # replace it later, e.g. when it expires.
     card_ref: dict[str, Any] = Field(default_factory=dict)

@@ -241,3 +241,41 @@ async def test_the_fake_connector_refuses_suggested_actions_beside_attachments(s
         async with session.post(url, json={**both, "attachments": []}) as accepted:
             assert accepted.status == 200
     assert rig.connector.violations == ["suggested actions beside 1 attachment(s)"]
+
+
+async def test_feedback_without_reply_to_id_is_about_the_conversation_s_latest_answer(start_teams: StartTeams) -> None:
+    # Microsoft 365 Agents Playground sends the feedback invoke with no replyToId.
+    audit: list[Any] = []
+
+    class Trail:
+        async def record(self, event: Any) -> None:
+            audit.append(event)
+
+    rig = await start_teams(audit=Trail())
+    rig.harness.fake.push(
+        calls(call("search_properties", {"location": "Austin, TX"})),
+        text("Several homes."),
+        calls(call("get_property", {"property_id": "P-1001"})),
+        text("Here is P-1001."),
+    )
+    where = {"conversation_type": "groupChat", "conversation": "19:fb@unq"}
+    await rig.post(message(rig.connector, "houses in Austin?", **where))
+    await rig.connector.wait_for(rig.connector.messages)
+    await rig.post(message(rig.connector, "P-1001?", **where))
+    await rig.connector.wait_for(rig.connector.messages, 3)
+    await eventually(lambda: sum(e.kind == "tool_call" for e in audit) == 2)
+    invoke = message(rig.connector, "", **where)
+    del invoke["text"]
+    action = {"actionName": "feedback", "actionValue": {"reaction": "dislike", "feedback": "{}"}}
+    invoke.update(type="invoke", name="message/submitAction", value=action)
+    assert "replyToId" not in invoke
+    latest = "answer:latest:teams:tenant-1:19:fb@unq"
+    await eventually(lambda: _noted(rig, latest, "get_property"))  # written beside the answer's send
+    assert (await rig.post(invoke))[0] == 200
+    await eventually(lambda: any(e.kind == "feedback" for e in audit))
+    [entry] = [e for e in audit if e.kind == "feedback"]
+    assert (entry.outcome, entry.tool) == ("bad", "get_property")  # the latest answer's, not the search's
+
+
+async def _noted(rig: Any, key: str, value: str) -> bool:
+    return await rig.harness.store.get_note(key) == value

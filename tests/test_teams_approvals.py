@@ -246,3 +246,18 @@ async def test_a_fast_decision_in_a_group_chat_updates_the_card_for_everyone(sta
     assert "actions" not in card and "Approved and done by Mona Manager" in json.dumps(card)
     assert "AIGeneratedContent" in json.dumps(update.body["entities"])  # the label stays on the updated card
     assert await requests_with_key(rig.harness.db, approval_id) == 1
+
+
+async def test_the_follow_up_cites_the_request_the_approved_call_made(start_teams: StartTeams) -> None:
+    rig = await start_teams()
+    approval_id, posted = await ask(rig)
+    await rig.post(execute(rig.connector, APPROVE_VERB, approval_id, card_id=posted.returned_id))
+    [follow_up] = await rig.connector.wait_for(lambda: [m for m in rig.connector.messages() if not m.cards])
+    stored = await rig.harness.store.get_approval(approval_id)
+    assert stored is not None and stored.result is not None
+    request_id = stored.result["data"]["request_id"]
+    [label] = [e for e in follow_up.body["entities"] if e["type"] == "https://schema.org/Message"]
+    [claim] = label["citation"]
+    assert claim["appearance"]["name"].startswith(f"{request_id} · ")
+    assert f"{request_id} [1]" in follow_up.body["text"]  # marked where the answer names it
+    assert [s.id for s in stored.sources] == [request_id]  # kept with the approval, for a later announcement

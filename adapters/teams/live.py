@@ -61,7 +61,7 @@ class StreamHost(Protocol):
 
     async def post(self, conversation: Conversation, replies: list[Reply]) -> None: ...
 
-    def answered(self, reply: TextReply, activity_id: str | None) -> None: ...
+    def answered(self, conversation: Conversation, reply: TextReply, activity_id: str | None) -> None: ...
 
 
 class TeamsLive:
@@ -175,7 +175,7 @@ class TeamsLive:
             log.warning("teams stream %s could not be ended (%s); the answer is posted whole", self.stream_id, code)
             return False
         if isinstance(reply, TextReply):
-            self.responder.answered(reply, self.stream_id)
+            self.responder.answered(conversation, reply, self.stream_id)
         return True
 
     async def _send(self, kind: str, text: str, info: Any) -> str | None:

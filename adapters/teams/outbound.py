@@ -150,7 +150,7 @@ class TeamsResponder:
                     for activity in before:
                         await self.send(ctx, activity)
                     if answer is not None:
-                        self.answered(reply, await self.send(ctx, answer))
+                        self.answered(conversation, reply, await self.send(ctx, answer))
                 elif isinstance(reply, ApprovalRequest):
                     await self.post_card(ctx, conversation, reply.approval)
 
@@ -159,10 +159,11 @@ class TeamsResponder:
             return
         await self.continue_in(conversation.reference, logic)
 
-    def answered(self, reply: TextReply, activity_id: str | None) -> None:
+    def answered(self, conversation: Conversation, reply: TextReply, activity_id: str | None) -> None:
         """Remember the tools an answer used, for the feedback Teams sends about it (it names the message only)."""
         if activity_id and reply.tools and not reply.is_error:
-            self.core.spawn(self.core.surfaces.answered(activity_id, reply.tools), name="teams:answered")
+            noted = self.core.surfaces.answered(activity_id, reply.tools, conversation.key)
+            self.core.spawn(noted, name="teams:answered")
 
     def text_activities(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> list[Activity]:
         """An answer as Teams shows an AI app's: labelled AI-generated, its records cited, 👍/👎 under it, and

@@ -166,6 +166,7 @@ class ApprovalDesk:
         if not recovered:
             await self._audit("approved", approval, approval.decided_by or "")
         extra: dict[str, Any] = {}
+        changes: dict[str, Any] = {}  # what the run leaves on the approval, with its new status
         runnable = runnable_call(self.registry.get(approval.tool), approval, self.gate)
         if isinstance(runnable, str):
             await self._audit("refused", approval, approval.decided_by or "", f"at execution: {runnable}")
@@ -188,6 +189,7 @@ class ApprovalDesk:
                 return await self._unknown(approval, executed.result.error or "")
             result_data = json.loads(executed.result.for_model())
             extra = {"documents": executed.result.documents}
+            changes["sources"] = executed.result.sources
             if live is not None:
                 state = ProgressState.DONE if executed.result.ok else ProgressState.FAILED
                 detail = executed.result.summary or executed.result.error or ""
@@ -195,10 +197,9 @@ class ApprovalDesk:
         stage.at = "ran"
         stage.result = result_data
         status = ApprovalStatus.DONE if result_data.get("ok") else ApprovalStatus.FAILED
-        _, final = await self.approvals.transition(
-            approval.id, ApprovalStatus.APPROVED, status, time.time(), {"result": result_data}
-        )
-        final = final or approval.model_copy(update={"status": status, "result": result_data})
+        changes["result"] = result_data
+        _, final = await self.approvals.transition(approval.id, ApprovalStatus.APPROVED, status, time.time(), changes)
+        final = final or approval.model_copy(update={"status": status, **changes})
         # A click's outcome is settled here; the sweeper's once its card was updated (Dispatcher.sweep_expired).
         announced = await self._announce(final, settle=not recovered, live=live)
         return announced.model_copy(update=extra)
@@ -380,6 +381,8 @@ class ApprovalDesk:
         for reply in replies:
             if isinstance(reply, TextReply) and not reply.tools:
                 reply.tools.append(approval.tool)  # the follow-up is about the approved call
+            if isinstance(reply, TextReply) and not reply.sources:
+                reply.sources.extend(approval.sources)  # and names what it made or changed
         # After whatever the conversation said meanwhile; not at all if another run of this outcome got there.
         await self.transcript.append(key, opened, already=told)
         return replies

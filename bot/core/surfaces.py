@@ -232,11 +232,15 @@ class Surfaces:
         """Who the permissions file names as able to decide this approval."""
         return self.gate.approvers(approval)
 
-    async def answered(self, answer: str, tools: list[str]) -> None:
-        """Remember which tools an answer (by its platform id) used, for feedback that cannot carry them."""
+    async def answered(self, answer: str, tools: list[str], conversation: str) -> None:
+        """Remember which tools an answer (by its platform id) used, for feedback that cannot carry them, and
+        as the conversation's latest answer, for feedback that does not say which answer it is about (the Agents
+        Playground sends no `replyToId`)."""
         if self.notes is not None and tools:
+            used = ",".join(tools)
             with contextlib.suppress(StoreUnavailable):
-                await self.notes.put_note(f"answer:{answer}", ",".join(tools), ANSWER_NOTE_TTL)
+                await self.notes.put_note(f"answer:{answer}", used, ANSWER_NOTE_TTL)
+                await self.notes.put_note(f"answer:latest:{conversation}", used, ANSWER_NOTE_TTL)
 
     async def feedback(self, caller: Caller, feedback: Feedback) -> str:
         """Record a 👍/👎 on an answer: the audit trail and a counter by tool and way. Someone the gate does not
@@ -246,9 +250,10 @@ class Surfaces:
             return NOT_ADMITTED
         way = "good" if feedback.positive else "bad"
         named = list(feedback.tools)
-        if not named and feedback.answer and self.notes is not None:
+        if not named and self.notes is not None:
+            which = feedback.answer or f"latest:{feedback.conversation}"
             with contextlib.suppress(StoreUnavailable):
-                named = (await self.notes.get_note(f"answer:{feedback.answer}") or "").split(",")
+                named = (await self.notes.get_note(f"answer:{which}") or "").split(",")
         tools = [t for t in dict.fromkeys(named) if t and self.registry.get(t) is not None] or ["none"]
         for tool in tools:
             metrics.FEEDBACK.labels(tool, way).inc()
