@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -278,3 +279,15 @@ async def test_cli_needs_redis_and_checks_its_arguments(tmp_path: Path) -> None:
         assert code == 2 and "REDIS_URL is not set" in err and "Traceback" not in err
     code, _, err = await run_cli(tmp_path, "redis://127.0.0.1:1", "audit", "--since", "yesterday-ish")
     assert code == 2 and "not a duration" in err
+
+
+async def test_without_redis_the_log_line_carries_a_feedback_comment_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="propbot.audit")
+    comment = "wrong house\nuser=teams:evil outcome=good"  # a newline must not forge a second line
+    event = AuditEvent(kind="feedback", user="teams:t:u", conversation="c", tool="get_property", outcome="bad")
+    await LogAudit().record(event.model_copy(update={"detail": comment}))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "propbot.audit"]
+    assert line.startswith("audit feedback tool=get_property user=teams:t:u outcome=bad comment=")
+    assert "wrong house" in line and "\n" not in line

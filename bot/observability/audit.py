@@ -43,9 +43,12 @@ class LogAudit:
     """Audit to the log only: used when there is no Redis to keep a trail in."""
 
     async def record(self, event: AuditEvent) -> None:
+        # A feedback comment is what the person wrote for whoever reads the trail; without Redis this line is the
+        # trail, so it carries the comment (quoted: one log line, whatever they typed).
+        said = f" comment={shorten(event.detail, 500)!r}" if event.kind == "feedback" and event.detail else ""
         log.info(
-            "audit %s tool=%s user=%s outcome=%s%s",
-            *(event.kind, event.tool, event.user, event.outcome, f" {event.result}" if event.result else ""),
+            "audit %s tool=%s user=%s outcome=%s%s%s",
+            *(event.kind, event.tool, event.user, event.outcome, f" {event.result}" if event.result else "", said),
         )
 
 
