@@ -33,9 +33,9 @@ async def test_a_personal_chat_answer_streams_progress_then_text_then_a_final_me
     fake.token_delay = 0.05  # ~20 chunks over a second: more than one update
     fake.push(calls(call("get_property", {"property_id": "P-1001"})), text(ANSWER))
     assert (await rig.post(message(rig.connector, "tell me about P-1001")))[0] == 200
-    # The answer offers next steps, and Teams shows none on a message with attachments: the card goes out while
-    # the stream is open, and the words with the next steps end it.
-    [card, final] = await rig.connector.wait_for(rig.connector.messages, 2, within=15)
+    # The answer offers next steps, which Teams shows only on the latest message and never on one with attachments:
+    # the words and the card end the stream (where it began), and a short message after it carries the steps.
+    [final, steps] = await rig.connector.wait_for(rig.connector.messages, 2, within=15)
 
     updates = [c for c in rig.connector.typing() if stream_of(c) is not None]
     kinds = [stream_of(c)["streamType"] for c in updates]  # type: ignore[index]
@@ -51,8 +51,9 @@ async def test_a_personal_chat_answer_streams_progress_then_text_then_a_final_me
     stream_id = updates[0].returned_id
     assert info["streamId"] == stream_id and all(stream_of(c)["streamId"] == stream_id for c in updates[1:])  # type: ignore[index]
     assert final.body["text"].replace(" [1]", "") == ANSWER  # the model's words, with the citation marker
-    assert "1208 S Congress Ave" in json.dumps(card.cards) and stream_of(card) is None and final.cards == []
-    assert final.body["suggestedActions"]["actions"]  # the next steps, on the message without attachments
+    assert "1208 S Congress Ave" in json.dumps(final.cards) and "suggestedActions" not in final.body
+    assert stream_of(steps) is None and not steps.body.get("attachments")
+    assert [a["title"] for a in steps.body["suggestedActions"]["actions"]][:1] == ["List its maintenance requests"]
     assert rig.connector.streams[stream_id].final is not None
     assert rig.connector.violations == [] and fake.violations == []
 

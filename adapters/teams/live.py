@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from botbuilder.core import TurnContext
@@ -44,6 +45,15 @@ def error_code(exc: Exception) -> str:
     return str(code) if code else type(exc).__name__
 
 
+@dataclass
+class Shown:
+    """An answer's activities: `answer` carries the feedback (and ends a stream); the others go before or after."""
+
+    answer: Activity
+    before: list[Activity] = field(default_factory=list)
+    after: list[Activity] = field(default_factory=list)
+
+
 class StreamHost(Protocol):
     """What a streamed answer uses of the Teams responder (adapters.teams.outbound.TeamsResponder)."""
 
@@ -53,7 +63,9 @@ class StreamHost(Protocol):
 
     async def send(self, ctx: TurnContext, activity: Activity) -> str | None: ...
 
-    def text_activities(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> list[Activity]: ...
+    def answer_activities(
+        self, ctx: TurnContext, conversation: Conversation, reply: TextReply, streamed: bool = False
+    ) -> Shown | None: ...
 
     async def post_card(
         self, ctx: TurnContext, conversation: Conversation, approval: Approval, ends: OpenEntity | None = None
@@ -159,14 +171,14 @@ class TeamsLive:
             if isinstance(reply, ApprovalRequest):
                 await self.responder.post_card(ctx, conversation, reply.approval, ends)
                 return
-            # The cards shown before the answer's words (when it offers next steps) go out while the stream is
-            # open; the words end it, so Teams replaces the streamed text with them.
-            *before, answer = self.responder.text_activities(ctx, conversation, reply) or [None]
-            for activity in before:
-                await self.responder.send(ctx, activity)
-            if answer is not None:
-                answer.entities = [*(answer.entities or []), ends]
-                await self.responder.send(ctx, answer)
+            parts = self.responder.answer_activities(ctx, conversation, reply, streamed=True)
+            if parts is not None:
+                for activity in parts.before:
+                    await self.responder.send(ctx, activity)
+                parts.answer.entities = [*(parts.answer.entities or []), ends]
+                await self.responder.send(ctx, parts.answer)
+                for activity in parts.after:
+                    await self.responder.send(ctx, activity)
 
         try:
             await self.responder.continue_in(self.reference, logic)

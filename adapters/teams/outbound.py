@@ -18,7 +18,7 @@ from botbuilder.schema import Activity, ActivityTypes, ConversationReference
 from adapters.stream_support import StreamSupport
 from adapters.teams import cards, team
 from adapters.teams.ai import FEEDBACK_ON, OpenEntity, ai_label, cited, suggested
-from adapters.teams.live import STREAM_INTERVAL, TeamsLive, shown, teams_streaming
+from adapters.teams.live import STREAM_INTERVAL, Shown, TeamsLive, shown, teams_streaming
 from bot.core.port import CorePort, LiveReply
 from bot.types import (
     Approval,
@@ -35,6 +35,7 @@ from bot.types import (
 log = logging.getLogger(__name__)
 
 TYPING_EVERY: Final = 3.0
+NEXT_STEPS: Final = "Next steps:"
 MAX_CARDS: Final = 10
 ROSTER_PAGES: Final = 5  # of 200 members each: who may see an approval card's buttons is looked up here
 _MESSAGE_ID: Final = re.compile(r";messageid=[^;]+", re.IGNORECASE)
@@ -145,12 +146,12 @@ class TeamsResponder:
     async def post(self, conversation: Conversation, replies: list[Reply]) -> None:
         async def logic(ctx: TurnContext) -> None:
             for reply in replies:
-                if isinstance(reply, TextReply):
-                    *before, answer = self.text_activities(ctx, conversation, reply) or [None]
-                    for activity in before:
+                if isinstance(reply, TextReply) and (parts := self.answer_activities(ctx, conversation, reply)):
+                    for activity in parts.before:
                         await self.send(ctx, activity)
-                    if answer is not None:
-                        self.answered(conversation, reply, await self.send(ctx, answer))
+                    self.answered(conversation, reply, await self.send(ctx, parts.answer))
+                    for activity in parts.after:
+                        await self.send(ctx, activity)
                 elif isinstance(reply, ApprovalRequest):
                     await self.post_card(ctx, conversation, reply.approval)
 
@@ -165,43 +166,59 @@ class TeamsResponder:
             noted = self.core.surfaces.answered(activity_id, reply.tools, conversation.key)
             self.core.spawn(noted, name="teams:answered")
 
-    def text_activities(self, ctx: TurnContext, conversation: Conversation, reply: TextReply) -> list[Activity]:
+    def answer_activities(
+        self, ctx: TurnContext, conversation: Conversation, reply: TextReply, streamed: bool = False
+    ) -> Shown | None:
         """An answer as Teams shows an AI app's: labelled AI-generated, its records cited, 👍/👎 under it, and
-        next steps as suggested actions for the person who asked. Teams shows no suggested actions on a message
-        that carries attachments (and in a channel renders its text as "Invalid message"), so an answer with both
-        cards and next steps is two messages: the cards, then the words with the next steps. The answer is last."""
+        next steps as suggested actions for the person who asked.
+
+        Teams shows no suggested actions on a message that carries attachments (and in a channel shows its text
+        as "Invalid message"), and shows them only under the latest message. So an answer with cards and next
+        steps is the cards, then the words with the next steps; streamed, the words stay where the stream began
+        (above anything sent meanwhile), so the stream ends with the words and cards and a short message after it
+        carries the next steps."""
         attachments = [cards.attachment(cards.presentation_card(p)) for p in reply.presentations[:MAX_CARDS]]
         if not reply.text and not attachments:
-            return []
+            return None
         text, claims = cited(reply.text, reply.sources) if reply.text else ("", [])
         text = f"⚠️ {text}" if reply.is_error and text else text
         user = (conversation.reference.get("user") or {}).get("id")
         offered = None if reply.is_error else suggested(reply.suggestions, user)
-        split = offered is not None and bool(attachments) and bool(text)
-        shown_first = [self._cards_activity(ctx, conversation, attachments)] if split else []
-        activity = self.outgoing(
-            ctx,
-            ActivityTypes.message,
-            conversation.thread,
-            text=text or None,
-            text_format="markdown",
-            attachments=None if split else attachments or None,
-            attachment_layout="list" if attachments and not split else None,
-            entities=[ai_label(claims)],
-        )
+        parts = Shown(self._message(ctx, conversation, text, attachments, claims))
         if not reply.is_error:
-            activity.channel_data = dict(FEEDBACK_ON)
-            activity.suggested_actions = None if activity.attachments else offered
-        return [*shown_first, activity]
+            parts.answer.channel_data = dict(FEEDBACK_ON)
+        if offered is None or (attachments and not text):
+            return parts  # nothing to offer, or a card is the whole answer
+        if not attachments:
+            parts.answer.suggested_actions = offered
+        elif streamed:
+            steps = self.outgoing(ctx, ActivityTypes.message, conversation.thread, text=NEXT_STEPS)
+            steps.suggested_actions = offered
+            parts.after.append(steps)
+        else:
+            parts.before.append(self._message(ctx, conversation, "", attachments, []))
+            parts.answer = self._message(ctx, conversation, text, [], claims)
+            parts.answer.channel_data = dict(FEEDBACK_ON)
+            parts.answer.suggested_actions = offered
+        return parts
 
-    def _cards_activity(self, ctx: TurnContext, conversation: Conversation, attachments: list[Any]) -> Activity:
+    def _message(
+        self,
+        ctx: TurnContext,
+        conversation: Conversation,
+        text: str,
+        attachments: list[Any],
+        claims: list[dict[str, Any]],
+    ) -> Activity:
         return self.outgoing(
             ctx,
             ActivityTypes.message,
             conversation.thread,
-            attachments=attachments,
-            attachment_layout="list",
-            entities=[ai_label()],
+            text=text or None,
+            text_format="markdown" if text else None,
+            attachments=attachments or None,
+            attachment_layout="list" if attachments else None,
+            entities=[ai_label(claims)],
         )
 
     async def post_card(
