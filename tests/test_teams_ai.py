@@ -206,9 +206,11 @@ async def test_next_steps_beside_a_card_come_on_the_words_after_it_in_channels_a
         rig.harness.fake.push(calls(call("get_property", {"property_id": "P-1001"})), text("Here is P-1001."))
         body = message(rig.connector, "P-1001?", conversation=conversation, conversation_type=kind, mention=mention)
         assert (await rig.post(body))[0] == 200
-        sent = await rig.connector.wait_for(
-            lambda c=conversation: [m for m in rig.connector.messages() if m.conversation_id == c], 2
-        )
+
+        def here(c: str = conversation) -> list[ConnectorCall]:
+            return [m for m in rig.connector.messages() if m.conversation_id == c]
+
+        sent = await rig.connector.wait_for(here, 2)
         card, words = sent
         assert card.cards and "suggestedActions" not in card.body and not card.body.get("text")
         assert words.body["text"].replace(" [1]", "") == "Here is P-1001." and not words.body.get("attachments")
@@ -259,7 +261,7 @@ async def test_feedback_without_reply_to_id_is_about_the_conversation_s_latest_a
         calls(call("get_property", {"property_id": "P-1001"})),
         text("Here is P-1001."),
     )
-    where = {"conversation_type": "groupChat", "conversation": "19:fb@unq"}
+    where: dict[str, Any] = {"conversation_type": "groupChat", "conversation": "19:fb@unq"}
     await rig.post(message(rig.connector, "houses in Austin?", **where))
     await rig.connector.wait_for(rig.connector.messages)
     await rig.post(message(rig.connector, "P-1001?", **where))
@@ -279,4 +281,5 @@ async def test_feedback_without_reply_to_id_is_about_the_conversation_s_latest_a
 
 
 async def _noted(rig: Any, key: str, value: str) -> bool:
-    return await rig.harness.store.get_note(key) == value
+    found: str | None = await rig.harness.store.get_note(key)
+    return found == value
