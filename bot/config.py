@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # Unset: ./permissions.yml when it exists, else trial mode. Set: that file must exist (fail closed).
     permissions_file: Path | None = Field(default=None, description="a path to a YAML file")
     tool_modules: str = Field(default="", description="comma-separated module:registry names of extra tool registries")
+    permissions_reload: float = Field(
+        default=2.0, ge=0, le=3600, description="seconds between checks of the permissions file for changes (0: never)"
+    )
+    directory_max_age: float = Field(
+        default=300.0, gt=0, le=86400, description="seconds a directory group or e-mail membership may be relied on"
+    )
 
     # -- behaviour -------------------------------------------------------------------------------
     port: int = Field(default=3000, ge=1, le=65535, description="a TCP port number")
@@ -151,6 +157,14 @@ class Settings(BaseSettings):
         default="MultiTenant", description="MultiTenant, SingleTenant or UserAssignedMSI"
     )
     microsoft_app_tenant_id: str = Field(default="", description="the Azure tenant id (SingleTenant)")
+    graph_client_id: str = Field(default="", description="the app id Graph look-ups use (unset: MICROSOFT_APP_ID)")
+    graph_client_secret: str = Field(default="", description="its client secret (unset: MICROSOFT_APP_PASSWORD)")
+    graph_base_url: str = Field(
+        default="https://graph.microsoft.com/v1.0", description="the Microsoft Graph API for Entra ID group look-ups"
+    )
+    graph_authority: str = Field(
+        default="https://login.microsoftonline.com", description="the Entra ID token authority for Graph look-ups"
+    )
     teams_local_mode: bool = Field(
         default=False, description="true or false: serve Teams without authentication, to loopback peers only"
     )

@@ -7,6 +7,7 @@ never sees a platform payload and never imports a platform SDK.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "DocumentLink",
     "Feedback",
     "Incoming",
+    "Membership",
     "Platform",
     "Presentation",
     "PresentationItem",
@@ -163,6 +165,15 @@ class ApprovalStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What a platform's directory says a person belongs to, for the permissions file's `groups:` entries: group
+    entries ("slack:T1:usergroup:S1", "teams:<tenant>:group:<id>") and their verified e-mail address."""
+
+    groups: frozenset[str] = frozenset()
+    email: str | None = None
 
 
 class Approval(BaseModel):

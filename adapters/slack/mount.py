@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.config import SlackConfig
 from adapters.slack.door import SlackDirectory, SlackDoor
+from adapters.slack.groups import SlackGroups
 from adapters.slack.http import events_handler, on_bolt_error, on_rate_limited
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.live import slack_streaming
@@ -63,7 +64,8 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     client = web_client(config, session)
     responder = SlackResponder(client, core, slack_streaming(config.streaming), config.stream_interval)
     names = UserNames(client)
-    core.register("slack", responder, SlackDirectory(client, names))
+    groups = SlackGroups(client)
+    core.register("slack", responder, SlackDirectory(client, names), groups)
     bolt = build_bolt(config, client)
     bolt.error(on_bolt_error)
     bolt.middleware(on_rate_limited)
@@ -73,6 +75,7 @@ async def _mount(app: web.Application, core: CorePort, config: SlackConfig) -> C
     surfaces = SlackSurfaces(core, responder, names, tab)
     surfaces.register(bolt)
     TeamButtons(core, client, responder.ephemeral).register(bolt)  # before the listeners' catch-all for unknown buttons
+    groups.register(bolt, core.directory_changed)  # before their catch-all for other events
     SlackListeners(core, responder, names, surfaces, config.thread_memory).register(bolt)
     app[BOLT] = bolt  # what the server serves, for whoever needs to read its listeners (the door test)
     stop_socket: Callable[[], Awaitable[None]] | None = None

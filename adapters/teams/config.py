@@ -27,3 +27,8 @@ class TeamsConfig:
     document_link: Callable[[str], str] | None = None
     # A channel thread is a conversation of its own (its own history and turn order); false: one per channel.
     thread_memory: bool = False
+    # Microsoft Graph, for Entra ID group and e-mail entries of the permissions file (no client id: not asked).
+    graph_client_id: str = ""
+    graph_client_secret: str = ""
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    graph_authority: str = "https://login.microsoftonline.com"

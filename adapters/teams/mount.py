@@ -11,6 +11,7 @@ from adapters.teams.auth import (
     AUTH_TIMEOUT,
 )
 from adapters.teams.config import TeamsConfig
+from adapters.teams.graph import GraphGroups
 from adapters.teams.inbound import INVOKE_WAIT, TeamsInbound
 from adapters.teams.route import TeamsRoute
 from bot.core.port import CorePort
@@ -45,9 +46,20 @@ def mount(
                 config.app_id,
                 ", ".join(sorted(config.allowed_tenants)),
             )
-        core.register("teams", bot.responder)
+        graph = None
+        if config.graph_client_id and config.graph_client_secret:
+            graph = GraphGroups(
+                config.graph_client_id, config.graph_client_secret, config.graph_base_url, config.graph_authority
+            )
+        core.register("teams", bot.responder, groups=graph)
         app.router.add_post("/api/messages", bot.on_http)
         app[INBOUND] = bot.turn
-        return bot.close
+
+        async def close() -> None:
+            await bot.close()
+            if graph is not None:
+                await graph.close()
+
+        return close
 
     return mount_with

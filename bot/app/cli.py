@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the agent in this terminal")
     chat.add_argument("--user", required=True, help="who you are, as in the permissions file (slack:T1:U1)")
     chat.add_argument("--approver", help="who decides approvals (default: --user)")
-    sub.add_parser("check", help="validate configuration, Redis, database and permissions, and print what was found")
+    check = sub.add_parser(
+        "check", help="validate configuration, Redis, database and permissions, and print what was found"
+    )
+    check.add_argument("--who", help="show how one person's roles resolve instead (slack:T1:U1, teams:<tenant>:<id>)")
     package = sub.add_parser("teams-package", help="write the Teams app zip with MICROSOFT_APP_ID filled in")
     package.add_argument("--out", default="propbot-teams.zip", help="where to write the zip")
     package.add_argument("--domain", help="the bot's public host name, for the manifest's validDomains")
@@ -101,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.pop("SLACK_BOT_TOKEN", None)
     setup_logging(_log_level(args.command, settings), settings.log_format, _secrets(settings))
     try:
+        if args.command == "check" and args.who:
+            from bot.app.who import explain
+
+            return asyncio.run(explain(settings, args.who, sys.stdout))
         if args.command == "check":
             from bot.app.check import run_check
 

@@ -52,6 +52,10 @@ def teams_config(settings: Settings) -> TeamsConfig:
         stream_interval=settings.teams_stream_interval,
         thread_memory=settings.channel_memory == "thread",
         document_link=document_links(settings),
+        graph_client_id=settings.graph_client_id or settings.microsoft_app_id,
+        graph_client_secret=settings.graph_client_secret or settings.microsoft_app_password,
+        graph_base_url=settings.graph_base_url,
+        graph_authority=settings.graph_authority,
     )
 
 

@@ -12,6 +12,7 @@ from bot.app.services import tool_services
 from bot.config import Settings
 from bot.core.agent import Agent, TurnLimits
 from bot.core.approvals import ApprovalDesk
+from bot.core.directory import Memberships
 from bot.core.gate import Gate
 from bot.core.history import TokenCounter
 from bot.core.loop import DEFAULT_SYSTEM_PROMPT, LoopLimits, ToolLoop
@@ -116,6 +117,7 @@ def assemble(
         registry.names,
         {"slack": settings.allowed_slack_teams, "teams": settings.allowed_tenants},
     )
+    gate.memberships = Memberships(store, lambda: gate.permissions, settings.directory_max_age)
     services = tool_services(settings, db, audit)
     runner = ToolRunner(
         registry,

@@ -16,6 +16,7 @@ from bot.app import describe
 from bot.app.documents import document_route
 from bot.app.platforms import Mount, enabled_mounts
 from bot.app.processes import WorkerProcesses, WorkerStartFailed, default_processes
+from bot.app.reload import PermissionsReloader
 from bot.app.runtime import Runtime, build_runtime, permissions_path
 from bot.config import Settings
 from bot.core.team_channels import TeamChannels
@@ -32,6 +33,7 @@ TASKS = web.AppKey("tasks", TaskTracker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # False in `propbot worker`: adapters register their responders but must not open Socket Mode etc.
 SERVES_HTTP = web.AppKey("serves_http", bool)
+RELOADER = web.AppKey("permissions_reloader", PermissionsReloader)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -44,6 +46,10 @@ async def healthz(request: web.Request) -> web.Response:
         "database": "ok" if db_ok else "unreachable",
         "in_flight": request.app[TASKS].in_flight,
     }
+    reloader = request.app[RELOADER]
+    if reloader.path is not None:
+        # Still serving with the rules in force: an edit that did not apply is news, not an outage.
+        body["permissions"] = reloader.problem or "ok"
     return web.json_response(body, status=200 if redis_ok and db_ok else 503)
 
 
@@ -65,6 +71,17 @@ async def sweep_forever(dispatcher: Dispatcher, interval: float) -> None:
             log.warning("approval sweep skipped: state store unreachable")
         except Exception:
             log.exception("approval sweep failed")
+
+
+def permissions_reloader(runtime: Runtime) -> PermissionsReloader:
+    settings = runtime.settings
+    # Trial mode (no file) has nothing to watch: the reloader is idle.
+    return PermissionsReloader(
+        permissions_path(settings),
+        runtime.gate,
+        allow_self_approval=settings.allow_self_approval,
+        interval=settings.permissions_reload,
+    )
 
 
 def make_queue(runtime: Runtime) -> TurnQueue | None:
@@ -119,6 +136,7 @@ async def create_app(
     app[TASKS] = tasks
     app[DISPATCHER] = dispatcher
     app[SERVES_HTTP] = serve_http
+    app[RELOADER] = reloader = permissions_reloader(runtime)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/documents/{document_id}", document_route(runtime.settings, dispatcher))
@@ -134,6 +152,8 @@ async def create_app(
     async def on_startup(_: web.Application) -> None:
         background.append(asyncio.create_task(sweep_forever(dispatcher, sweep_interval)))
         background.append(asyncio.create_task(dispatcher.courier.run(stop)))
+        if reloader.path is not None and reloader.interval:
+            background.append(asyncio.create_task(reloader.run(stop)))
         if queue is not None and worker:
             background.append(asyncio.create_task(queue.run(dispatcher.run_queued, stop)))
 

@@ -167,7 +167,7 @@ class ApprovalDesk:
             await self._audit("approved", approval, approval.decided_by or "")
         extra: dict[str, Any] = {}
         changes: dict[str, Any] = {}  # what the run leaves on the approval, with its new status
-        runnable = runnable_call(self.registry.get(approval.tool), approval, self.gate)
+        runnable = await runnable_call(self.registry.get(approval.tool), approval, self.gate)
         if isinstance(runnable, str):
             await self._audit("refused", approval, approval.decided_by or "", f"at execution: {runnable}")
             result_data: dict[str, Any] = {"ok": False, "error": runnable, "executed": False}

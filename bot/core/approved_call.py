@@ -13,12 +13,12 @@ from bot.types import Approval, Progress, ProgressState
 from tools.registry import StepSink, ToolSpec
 
 
-def runnable_call(spec: ToolSpec | None, approval: Approval, gate: Gate) -> tuple[ToolSpec, BaseModel] | str:
+async def runnable_call(spec: ToolSpec | None, approval: Approval, gate: Gate) -> tuple[ToolSpec, BaseModel] | str:
     """The approved call as it may run now (the installed tool and the stored arguments, validated for it), or
     why it may not: the tool is gone, the requester's role lost it, or a deploy changed its arguments."""
     if spec is None:
         return f"The tool {approval.tool} is no longer installed."
-    if (reason := gate.no_longer_allowed(approval)) is not None:
+    if (reason := await gate.no_longer_allowed(approval)) is not None:
         return reason
     checked = checked_arguments(spec, approval)
     return checked if isinstance(checked, str) else (spec, checked)

@@ -5,9 +5,11 @@ It answers four questions, always in this order:
 1. **Who is asking, and are they let in at all?** (`admit`) The person's own team or tenant must be the
    installation's, or one of the allow-lists (SLACK_ALLOWED_TEAMS, TEAMS_ALLOWED_TENANTS), or, on Slack, be in a
    Grid org the platform's directory says they belong to. A person who names no team is let in nowhere.
-2. **May they use tool T?** (`may_use`, `tools_for`): their role, from the permissions file.
+2. **May they use tool T?** (`may_use`, `tools_for`): their roles, from the permissions file: their own user
+   entry, else the directory groups and e-mail entries they belong to (`admit` looks the membership up; see
+   bot/core/directory.py), else their workspace's `*`, else the default role.
 3. **May they decide approval A?** (`may_decide`): an approver's role, never one's own request (withdrawing it
-   is always fine), and at execution time again (`no_longer_allowed`).
+   is always fine), and at execution time again (`no_longer_allowed`, which looks memberships up afresh).
 4. **May they see record R?** (`may_see_approval`, `may_see`): a record of their own workspace or tenant only;
    an approval also only from its own conversation, or by its requester or someone who may decide it.
 """
@@ -19,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from bot.core.permissions import Permissions, same_person
+from bot.core.directory import Memberships
+from bot.core.permissions import Membership, Permissions, same_person
 from bot.types import Approval, Caller, DecisionAction, Platform
 
 log = logging.getLogger(__name__)
@@ -69,10 +72,14 @@ class Gate:
         """`allowed`: per platform, the teams or tenants besides the installation's own whose people are let in
         (`*`: anyone). A platform not named lets in only its installation's own people (Slack) or nobody
         (Teams, whose every person comes from a tenant that must be listed)."""
-        self.permissions = permissions
+        self.permissions = permissions  # replaced whole when the file is read again (bot/app/reload.py)
         self._tool_names = tool_names
         self.allowed = dict(allowed or {})
         self.directories: dict[str, Directory] = {}
+        self.memberships = Memberships(None, lambda: self.permissions)
+
+    def _of(self, user: str) -> Membership:
+        return self.memberships.known(user)
 
     def register(self, platform: Platform, directory: Directory) -> None:
         self.directories[platform] = directory
@@ -83,6 +90,8 @@ class Gate:
         if not admitted:
             listing = _ALLOW_LISTS.get(caller.platform, "an allow-list")
             log.info("the gate refused %s: %s is not in %s", caller.platform, caller.user, listing)
+        elif caller.platform != "console":
+            await self.memberships.refresh(caller.user)  # what the checks of this request then see
         return Person(caller.user, caller.platform, caller.workspace, admitted, caller.name)
 
     async def _admitted(self, caller: Caller) -> bool:
@@ -109,30 +118,32 @@ class Gate:
 
     # -- 2. tools -----------------------------------------------------------------------------------------------
     def tools_for(self, user: str) -> list[str]:
-        return self.permissions.allowed_tools(user, self._tool_names())
+        return self.permissions.allowed_tools(user, self._tool_names(), self._of(user))
 
     def may_use(self, user: str, tool: str) -> bool:
-        return self.permissions.may_use(user, tool)
+        return self.permissions.may_use(user, tool, self._of(user))
 
     # -- 3. approvals ---------------------------------------------------------------------------------------
     def may_decide(self, user: str, approval: Approval, action: DecisionAction) -> tuple[bool, str]:
         """(allowed, why not in plain words). Withdrawing one's own request is always allowed."""
         if action is DecisionAction.CANCEL and same_person(user, approval.requested_by):
             return True, ""
-        return self.permissions.may_approve(user, approval.tool, approval.requested_by)
+        return self.permissions.may_approve(user, approval.tool, approval.requested_by, self._of(user))
 
-    def no_longer_allowed(self, approval: Approval) -> str | None:
+    async def no_longer_allowed(self, approval: Approval) -> str | None:
         """Why an approved call may not run now, in plain words; None when it may.
 
         Roles can change while a request waits (up to APPROVAL_TTL, across restarts), and a call left `approved`
         by a dead process runs later still: the requester must still be allowed the tool and the approver still
-        allowed to approve it, against the permissions in force when it runs."""
+        allowed to approve it, against the permissions and directory memberships in force when it runs."""
         what = approval.tool.replace("_", " ")
+        for person in {approval.requested_by, approval.decided_by or ""} - {""}:
+            await self.memberships.refresh(person)
         if not self.may_use(approval.requested_by, approval.tool):
             name = approval.requested_by_name or approval.requested_by
             return f"{name} is no longer allowed to use {what}; nothing was done."
         approver = approval.decided_by or ""
-        if not (approver and self.permissions.may_approve(approver, approval.tool, approval.requested_by)[0]):
+        if not (approver and self.may_decide(approver, approval, DecisionAction.APPROVE)[0]):
             name = approval.decided_by_name or approver or "the approver"
             return f"{name} is no longer allowed to approve {what}; nothing was done."
         return None
@@ -157,7 +168,9 @@ class Gate:
         where = approval.conversation
         if not person.admitted or (where.platform, where.workspace) != (person.platform, person.workspace):
             return ""
-        if self.permissions.may_approve(person.principal, approval.tool, approval.requested_by)[0]:
+        if self.permissions.may_approve(
+            person.principal, approval.tool, approval.requested_by, self._of(person.principal)
+        )[0]:
             return APPROVER  # a requester too, where ALLOW_SELF_APPROVAL lets them
         if same_person(person.principal, approval.requested_by):
             return REQUESTER

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import PermissionsError
-from bot.types import same_person
+from bot.types import Membership, same_person
 
-__all__ = ["WILDCARD", "Permissions", "PermissionsFile", "Role", "load_permissions", "parse_permissions", "same_person"]
+__all__ = [
+    "NO_MEMBERSHIP",
+    "WILDCARD",
+    "Membership",
+    "Permissions",
+    "PermissionsFile",
+    "Role",
+    "load_permissions",
+    "parse_permissions",
+    "same_person",
+]
 
 WILDCARD = "*"
 
@@ -36,16 +46,51 @@ class PermissionsFile(BaseModel):
     default_role: str | None = None
     roles: dict[str, Role]
     users: dict[str, str] = Field(default_factory=dict)
+    # Directory entries: "slack:<team>:usergroup:<id>", "teams:<tenant>:group:<Entra object id>", "email:<address>"
+    # and "email:*@<domain>" (bot/core/directory.py says who is in them).
+    groups: dict[str, str] = Field(default_factory=dict)
 
     def dangling_roles(self) -> list[tuple[list[str], str]]:
-        """(location, problem) for every role named but not defined."""
+        """(location, problem) for every role named but not defined, and every group entry of no known kind."""
         found: list[tuple[list[str], str]] = []
         if self.default_role is not None and self.default_role not in self.roles:
             found.append((["default_role"], f"default_role {self.default_role!r} is not one of the roles"))
-        for user, role in self.users.items():
-            if role not in self.roles:
-                found.append((["users", user], f"user {user!r} has role {role!r}, which is not defined under roles"))
+        for section, entries in (("users", self.users), ("groups", self.groups)):
+            for who, role in entries.items():
+                if role not in self.roles:
+                    problem = f"{section[:-1]} {who!r} has role {role!r}, which is not defined under roles"
+                    found.append(([section, who], problem))
+        for entry in self.groups:
+            if group_kind(entry) is None:
+                problem = (
+                    f"group {entry!r} is not 'slack:<team>:usergroup:<id>', 'teams:<tenant>:group:<id>', "
+                    "'email:<address>' or 'email:*@<domain>'"
+                )
+                found.append((["groups", entry], problem))
         return found
+
+
+def group_kind(entry: str) -> str | None:
+    """ "usergroup", "group" or "email" for a well-formed directory entry; None otherwise."""
+    parts = entry.split(":")
+    if len(parts) == 4 and parts[0] == "slack" and parts[2] == "usergroup" and parts[1] and parts[3]:
+        return "usergroup"
+    if len(parts) == 4 and parts[0] == "teams" and parts[2] == "group" and parts[1] and parts[3]:
+        return "group"
+    if len(parts) == 2 and parts[0] == "email" and "@" in parts[1] and not parts[1].startswith("@"):
+        return "email"
+    return None
+
+
+def email_matches(pattern: str, address: str) -> bool:
+    """`pattern` is an `email:` entry's address or `*@domain`; addresses compare without case."""
+    pattern, address = pattern.lower(), address.lower()
+    if pattern.startswith("*@"):
+        return address.endswith(pattern[1:]) and address.count("@") == 1
+    return pattern == address
+
+
+NO_MEMBERSHIP: Final = Membership()
 
 
 class Permissions:
@@ -59,41 +104,76 @@ class Permissions:
         role = Role(tools=[WILDCARD], approves=[WILDCARD])
         return cls(PermissionsFile(default_role="all", roles={"all": role}), allow_self_approval=allow_self_approval)
 
-    def role_of(self, user: str) -> str | None:
+    def roles_of(self, user: str, member_of: Membership | None = None) -> list[str]:
+        """The roles `user` has, in this order: their own user entry alone; else every group and e-mail entry
+        `member_of` matches (the union); else their workspace's or tenant's `*`; else `default_role`."""
         if user in self.spec.users:
-            return self.spec.users[user]
+            return [self.spec.users[user]]
         platform, _, rest = user.partition(":")
         if platform == "teams" and rest.count(":") == 1:
             legacy = f"teams:{rest.split(':', 1)[1]}"
             if legacy in self.spec.users:
-                return self.spec.users[legacy]
+                return [self.spec.users[legacy]]
+        if member_of is not None and (found := self._by_directory(member_of)):
+            return found
         workspace = user.rsplit(":", 1)[0] + ":" + WILDCARD
         if workspace in self.spec.users:
-            return self.spec.users[workspace]
-        return self.spec.default_role
+            return [self.spec.users[workspace]]
+        return [self.spec.default_role] if self.spec.default_role else []
+
+    def role_of(self, user: str, member_of: Membership | None = None) -> str | None:
+        """The roles of `user` as one line ("manager, staff"), for logs and `propbot check`."""
+        return ", ".join(self.roles_of(user, member_of)) or None
+
+    def _by_directory(self, member_of: Membership) -> list[str]:
+        roles: list[str] = []
+        for entry, role in self.spec.groups.items():
+            kind = group_kind(entry)
+            if kind == "email":
+                hit = member_of.email is not None and email_matches(entry.split(":", 1)[1], member_of.email)
+            else:
+                hit = entry in member_of.groups
+            if hit and role not in roles:
+                roles.append(role)
+        return roles
+
+    def directory_entries(self, platform: str) -> list[str]:
+        """The group entries of `platform` ("slack", "teams"), and whether e-mail entries exist ("email")."""
+        return [g for g in self.spec.groups if g.startswith(platform + ":")]
+
+    @property
+    def uses_email(self) -> bool:
+        return any(group_kind(g) == "email" for g in self.spec.groups)
 
     def legacy_teams_entries(self) -> list[str]:
         """`teams:<aad id>` entries: they name no tenant, so they match that id in every allowed tenant."""
         return sorted(u for u in self.spec.users if u.startswith("teams:") and u.count(":") == 1)
 
-    def _role(self, user: str) -> Role | None:
-        name = self.role_of(user)
-        return self.spec.roles.get(name) if name else None
+    def _role(self, user: str, member_of: Membership | None = None) -> Role:
+        """Every tool and approval the person's roles give, as one role (the union)."""
+        tools: list[str] = []
+        approves: list[str] = []
+        for name in self.roles_of(user, member_of):
+            role = self.spec.roles.get(name)
+            if role is not None:
+                tools += role.tools
+                approves += role.approves
+        return Role(tools=tools, approves=approves)
 
-    def allowed_tools(self, user: str, available: Iterable[str]) -> list[str]:
-        role = self._role(user)
-        if role is None:
-            return []
+    def allowed_tools(self, user: str, available: Iterable[str], member_of: Membership | None = None) -> list[str]:
+        role = self._role(user, member_of)
         return sorted(t for t in available if WILDCARD in role.tools or t in role.tools)
 
-    def may_use(self, user: str, tool: str) -> bool:
-        role = self._role(user)
-        return role is not None and (WILDCARD in role.tools or tool in role.tools)
+    def may_use(self, user: str, tool: str, member_of: Membership | None = None) -> bool:
+        role = self._role(user, member_of)
+        return WILDCARD in role.tools or tool in role.tools
 
-    def may_approve(self, user: str, tool: str, requested_by: str) -> tuple[bool, str]:
+    def may_approve(
+        self, user: str, tool: str, requested_by: str, member_of: Membership | None = None
+    ) -> tuple[bool, str]:
         """(allowed, reason in plain words when not)."""
-        role = self._role(user)
-        if role is None or not (WILDCARD in role.approves or tool in role.approves):
+        role = self._role(user, member_of)
+        if not (WILDCARD in role.approves or tool in role.approves):
             return False, self._not_an_approver(tool)
         if same_person(user, requested_by) and not self.allow_self_approval:
             return False, "You cannot approve your own request; ask another approver."

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
+from bot.core.directory import GroupSource
 from bot.core.gate import APPROVER, MEMBER, REQUESTER, Directory
 from bot.core.surfaces import Home, Marked, Surfaces
 from bot.types import Approval, Caller, Decision, DecisionResult, Incoming, Platform, Progress, Reply, TeamNotice
@@ -82,9 +83,18 @@ class CorePort(Protocol):
     use, decide and see. An adapter reads the payload into a principal (`platform:<own team>:<user>`) and the
     workspace it came through, and never decides any of that itself."""
 
-    def register(self, platform: Platform, responder: Responder, directory: Directory | None = None) -> None:
+    def register(
+        self,
+        platform: Platform,
+        responder: Responder,
+        directory: Directory | None = None,
+        groups: GroupSource | None = None,
+    ) -> None:
         """The adapter's way back, for turns and closed approvals of its platform (from any process), and what its
-        platform's directory says about people, for the gate."""
+        platform's directory says about people (their orgs; their groups and e-mail), for the gate."""
+
+    async def directory_changed(self, principals: list[str]) -> None:
+        """The platform says these people's groups changed: their memberships are looked up again."""
 
     async def submit(self, msg: Incoming) -> None:
         """Accept a verified message before the platform gets its ack; the turn runs in the background. A person

@@ -232,7 +232,7 @@ class ToolRunner:
                 "The approval behind this is no longer on record (approvals are kept a week after they close); "
                 "nothing was done. Please ask for it again."
             )
-        return self.gate.no_longer_allowed(approval)
+        return await self.gate.no_longer_allowed(approval)
 
     async def _request_approval(self, scope: TurnScope, spec: ToolSpec, call_id: str, args: BaseModel) -> Approval:
         ctx = ToolContext(db=self.db, user=scope.user, conversation_key=scope.conversation.key)

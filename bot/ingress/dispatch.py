@@ -14,6 +14,7 @@ from typing import Any
 from bot.core import texts as replies
 from bot.core.agent import Agent, TurnDeferred
 from bot.core.approvals import ApprovalDesk
+from bot.core.directory import GroupSource
 from bot.core.gate import NOT_ADMITTED, Directory, Gate
 from bot.core.port import LiveReply, Responder
 from bot.core.surfaces import Surfaces
@@ -90,10 +91,21 @@ class Dispatcher:
         self.courier = Courier(parts.outbox, self.responders, self._surfaces, self.team_channels, parts.deliverers)
         self._told: dict[str, float] = {}  # delivery ids already told "temporarily unavailable"
 
-    def register(self, platform: Platform, responder: Responder, directory: Directory | None = None) -> None:
+    def register(
+        self,
+        platform: Platform,
+        responder: Responder,
+        directory: Directory | None = None,
+        groups: GroupSource | None = None,
+    ) -> None:
         self.responders[platform] = responder
         if directory is not None:
             self.gate.register(platform, directory)
+        if groups is not None:
+            self.gate.memberships.add_source(platform, groups)
+
+    async def directory_changed(self, principals: list[str]) -> None:
+        await self.gate.memberships.forget(principals)
 
     # -- what adapters call (CorePort) ---------------------------------------------------------------------
     async def answer(self, msg: Incoming) -> list[Reply]:
