@@ -9,5 +9,6 @@ pytest_plugins = [
     "tests.support.fake_slack",
     "tests.support.fake_socket_mode",
     "tests.support.fake_identity",
+    "tests.support.fake_graph",
     "tests.support.log_guard",
 ]

@@ -13,7 +13,7 @@ from typing import Any, Final
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.web import call
+from adapters.slack.web import attempt, call
 from bot.types import Membership
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,14 @@ class SlackGroups:
         cached = self._members.get(group)
         if cached is not None and time.monotonic() - cached[1] < self.ttl:
             return cached[0]
-        data = await call(self.client, "usergroups.users.list", usergroup=group, team_id=team)
-        if data is None:
-            raise LookupError(f"Slack did not list the members of user group {group}")
+        data, error = await attempt(self.client, "usergroups.users.list", usergroup=group, team_id=team)
+        if error == "no_such_subteam":
+            # Slack answered: the group does not exist (deleted, or a typo in the file). It gives no one anything,
+            # and the other entries still count.
+            log.warning("Slack user group %s does not exist: its entry in the permissions file gives no role", group)
+            data = {}
+        elif data is None:
+            raise LookupError(f"Slack did not list the members of user group {group} ({error})")
         users = data.get("users")
         members = frozenset(u for u in users if isinstance(u, str)) if isinstance(users, list) else frozenset()
         self._members[group] = (members, time.monotonic())

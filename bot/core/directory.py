@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE: Final = 300.0
 REFRESH_SHARE: Final = 0.2  # looked up again after this share of max_age
+RETRY_SHARE: Final = 0.05  # after a failed look-up, not asked again for this share of max_age
 
 
 class GroupSource(Protocol):
@@ -53,6 +54,7 @@ class Memberships:
         self.clock = clock
         self.sources: dict[str, GroupSource] = {}
         self._known: dict[str, tuple[Membership, float]] = {}  # this process's view: membership, looked up at
+        self._failed_at: dict[str, float] = {}  # when a look-up last failed, per person
 
     def add_source(self, platform: str, source: GroupSource) -> None:
         self.sources[platform] = source
@@ -77,13 +79,19 @@ class Memberships:
         now = self.clock()
         if shared is not None and now - shared[1] < self.max_age * REFRESH_SHARE:
             return self._keep(principal, *shared)
+        failed = self._failed_at.get(principal)
+        if failed is not None and now - failed < self.max_age * RETRY_SHARE:
+            # Asked moments ago and the directory did not answer: not every check of one request asks again.
+            return self.known(principal)
         source = self.sources.get(platform)
         try:
             if source is None:
                 raise LookupError(f"no {platform} directory is configured")
             found = await source.membership(user_id, team, groups, rules.uses_email)
         except Exception as exc:
+            self._failed_at[principal] = now
             return self._failed(principal, shared, exc)
+        self._failed_at.pop(principal, None)
         await self._write(principal, found, now)
         return self._keep(principal, found, now)
 
@@ -91,6 +99,7 @@ class Memberships:
         """Drop what is known of these people (a Slack group changed): their next check looks them up."""
         for principal in principals:
             self._known.pop(principal, None)
+            self._failed_at.pop(principal, None)
             if self.notes is not None:
                 try:
                     await self.notes.put_note(_note_key(principal), "", 1)

@@ -117,6 +117,11 @@ class Gate:
         return any(org in own | listed for org in orgs)
 
     # -- 2. tools -----------------------------------------------------------------------------------------------
+    async def refresh(self, user: str) -> None:
+        """Look up `user`'s directory membership where this process has none fresh (a turn run by a worker, whose
+        door was another process's)."""
+        await self.memberships.refresh(user)
+
     def tools_for(self, user: str) -> list[str]:
         return self.permissions.allowed_tools(user, self._tool_names(), self._of(user))
 

@@ -85,6 +85,8 @@ class ToolLoop:
         With `may_act=False` the model is offered no tools (it may only answer in words), and any call it
         makes anyway is answered unrun. A model failure is answered in words, or raised
         with `model_errors=True` for a caller that has more to say about it."""
+        if may_act:
+            await self.gate.refresh(user)
         allowed = self.gate.tools_for(user) if may_act else []
         scope = TurnScope(user, user_name, conversation, frozenset(allowed))
         schemas = self.registry.schemas(allowed)

@@ -34,6 +34,7 @@ from bot.observability.audit import AuditSink
 from tests.support.block_kit import check_message
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_slack_ai import AISurfaces, keep_metadata, new_ts
+from tests.support.fake_slack_directory import Directory
 from tests.support.fake_slack_files import FileUploads
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
 from tools import builtin_tools
@@ -70,8 +71,9 @@ class Injected:
     content_type: str = "application/json"
 
 
-class FakeSlack(AISurfaces, FileUploads):
+class FakeSlack(AISurfaces, FileUploads, Directory):
     def __init__(self, token: str = BOT_TOKEN) -> None:
+        Directory.__init__(self)
         self.token = token
         self.calls: list[Call] = []
         self.violations: list[str] = []
@@ -216,7 +218,7 @@ class FakeSlack(AISurfaces, FileUploads):
             "team_id": self.teams.get(user, TEAM),
             "name": name.split()[0].lower(),
             "real_name": name,
-            "profile": {},
+            "profile": self.profile_of(user),
         }
         if user in self.zones:
             info["tz"] = self.zones[user]
