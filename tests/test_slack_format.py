@@ -139,6 +139,8 @@ def test_manifest_and_procfile_match_the_adapter() -> None:
         "assistant_thread_started",
         "assistant_thread_context_changed",
         "app_home_opened",
+        "subteam_members_changed",
+        "subteam_updated",
     ]
     assert settings["event_subscriptions"]["request_url"].endswith(EVENTS_PATH)
     assert settings["interactivity"] == {
@@ -149,7 +151,10 @@ def test_manifest_and_procfile_match_the_adapter() -> None:
     assert settings["socket_mode_enabled"] is False
     needed = {"app_mentions:read", "chat:write", "im:history", "im:read", "im:write", "users:read", "reactions:write"}
     exactly_once = {"channels:history", "groups:history"}  # a retry looks for what an earlier attempt posted
-    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed | {"assistant:write", "files:write"} | exactly_once
+    directory = {"usergroups:read", "users:read.email"}  # roles from user groups and e-mail addresses
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == (
+        needed | {"assistant:write", "files:write"} | exactly_once | directory
+    )
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert manifest["features"]["assistant_view"]["assistant_description"]
     assert manifest["features"]["bot_user"]["display_name"]

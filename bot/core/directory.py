@@ -92,7 +92,7 @@ class Memberships:
             self._failed_at[principal] = now
             return self._failed(principal, shared, exc)
         self._failed_at.pop(principal, None)
-        await self._write(principal, found, now)
+        await self.write_shared(principal, found, now)
         return self._keep(principal, found, now)
 
     async def forget(self, principals: Iterable[str]) -> None:
@@ -141,7 +141,7 @@ class Memberships:
         data = json.loads(raw)
         return Membership(frozenset(data["groups"]), data.get("email")), float(data["at"])
 
-    async def _write(self, principal: str, membership: Membership, at: float) -> None:
+    async def write_shared(self, principal: str, membership: Membership, at: float) -> None:
         if self.notes is None:
             return
         value = json.dumps({"groups": sorted(membership.groups), "email": membership.email, "at": at})
