@@ -70,8 +70,9 @@ def permissions(path: Path | None, rules: Permissions) -> str:
             approves = ", approves all" if WILDCARD in role.approves else f", approves {len(role.approves)}"
         roles.append(f"{name} ({tools}{approves})")
     users = len(rules.spec.users)
+    groups = f", {len(rules.spec.groups)} group and e-mail entries" if rules.spec.groups else ""
     default = f"; default {rules.spec.default_role}" if rules.spec.default_role else ""
-    return f"{path}: roles {', '.join(roles)}; {users} user entries{default}"
+    return f"{path}: roles {', '.join(roles)}; {users} user entries{groups}{default}"
 
 
 def turns(settings: Settings, durable: bool, worker: bool, *, dedicated: bool = False, processes: int = 0) -> str:
