@@ -199,3 +199,27 @@ async def test_an_outcome_whose_decider_stopped_before_announcing_it_is_announce
     assert await h.desk.expire_due(announce_after=0) == []
     follow_ups = [m for m in await history_of(h.store, approval.conversation.key) if m.get("role") == "tool"]
     assert sum(m["tool_call_id"] == f"call_approval_{approval.id}" for m in follow_ups) == 1
+
+
+async def test_an_outcome_decided_after_the_history_expired_reaches_the_model_and_the_history(
+    make_harness: Any,
+) -> None:
+    # The conversation's history lives HISTORY_TTL (30 days) and is trimmed; an approval lives APPROVAL_TTL and may
+    # be decided after its conversation is gone. The outcome must still be told, and kept.
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    key = h.conversation().key
+    await h.redis.delete(keys.history(key), keys.version(key))
+    assert await history_of(h.store, key) == []
+
+    result = await h.decide(approval.id, MANAGER)
+    assert result.outcome is DecisionOutcome.DONE
+    call_id = f"call_approval_{approval.id}"
+    sent = h.fake.requests[-1]["messages"]
+    told = [m for m in sent if m.get("tool_call_id") == call_id]
+    assert len(told) == 1 and json.loads(told[0]["content"])["ok"] is True  # the model heard the outcome
+    assert sent[1]["role"] == "user"  # a request that opens with the user's side, as every server accepts
+    kept = await history_of(h.store, key)
+    assert [m.get("tool_call_id") for m in kept if m.get("role") == "tool"] == [call_id]
+    assert kept[-1]["role"] == "assistant" and kept[-1]["content"]  # and the model's follow-up about it
+    assert h.fake.violations == []

@@ -8,7 +8,15 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.history import OLD_RESULT_CHARS, TokenCounter, compact_old_results, prepare, sanitize, trim
+from bot.core.history import (
+    EARLIER_NOT_KEPT,
+    OLD_RESULT_CHARS,
+    TokenCounter,
+    compact_old_results,
+    prepare,
+    sanitize,
+    trim,
+)
 from tests.support.fake_openai import validate
 
 COUNTER = TokenCounter()
@@ -40,6 +48,24 @@ def test_sanitize_answers_open_calls_and_drops_orphans() -> None:
     fixed = sanitize(broken)
     assert validate({"messages": fixed}) == []
     assert fixed[0]["role"] == "user" and fixed[2]["role"] == "tool" and "no result" in fixed[2]["content"]
+
+
+def test_a_history_that_opens_with_an_approval_outcome_keeps_it_behind_a_note() -> None:
+    # An approval decided after its conversation's history expired: the outcome is all there is.
+    outcome = [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_approval_a1", "type": "function", "function": {"name": "x", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_approval_a1", "content": '{"ok":true}'},
+        {"role": "assistant", "content": "Done: MR-1 was scheduled."},
+    ]
+    fixed = sanitize(outcome)
+    assert fixed == [{"role": "user", "content": EARLIER_NOT_KEPT}, *outcome]
+    assert validate({"messages": fixed}) == []
 
 
 def test_trim_drops_whole_exchanges_from_the_old_end() -> None:

@@ -186,3 +186,20 @@ async def test_expired_approval_card_says_so(
     late = await bot.slack.wait_for("chat.update", 2)
     assert "Expired" in json.dumps(late[-1].args["blocks"]) and not has_buttons(bot, card)
     assert await requests_with_key(sqlite_database, card.approval_id) == 0
+
+
+async def test_a_click_whose_payload_names_no_team_gets_no_role_even_from_an_approver(
+    slack_bots: MakeSlackBot, sqlite_database: Database, fake_openai: FakeOpenAI
+) -> None:
+    # Slack always sends `user.team_id` and `team`; a payload without either (a proxy that strips fields, a
+    # hand-made request with a leaked signing secret) must not be read as the home workspace's manager.
+    bot = await slack_bots(sqlite_database)
+    card = await post_card(bot, fake_openai)
+    payload = click("UMANAGER", "propbot_approve", card.approval_id, card.channel, card.ts)
+    del payload["team"], payload["user"]["team_id"]
+    assert (await bot.send_click(payload)).status == 200
+    [note] = await bot.slack.wait_for("chat.postEphemeral")
+    assert note.args["user"] == "UMANAGER" and "not allowed to use propbot" in note.args["text"]
+    stored = await bot.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.status is ApprovalStatus.PENDING
+    assert await requests_with_key(sqlite_database, card.approval_id) == 0

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 
+EARLIER_NOT_KEPT = "[The earlier part of this conversation is no longer kept.]"
 MISSING_RESULT = '{"ok":false,"error":"no result was recorded for this call"}'
 TRUNCATED_NOTE = " …[truncated to fit the history budget]"
 
@@ -95,9 +96,11 @@ def sanitize(messages: Sequence[Message]) -> list[Message]:
             msg = {**msg, "content": ""}
         out.append(msg)
     close_open()
-    while out and out[0].get("role") != "user":
-        # A history must not open mid-exchange (a tool result with its call trimmed away).
-        out.pop(0)
+    if out and out[0].get("role") != "user":
+        # What the model said (or an approval's outcome, told as a call and its result) after its question was
+        # trimmed away or expired: kept, behind a note in the user's place, since some servers' chat templates
+        # refuse a conversation that opens with the assistant. Orphan tool results were dropped above.
+        out.insert(0, {"role": "user", "content": EARLIER_NOT_KEPT})
     return out
 
 
