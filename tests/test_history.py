@@ -52,7 +52,7 @@ def test_sanitize_answers_open_calls_and_drops_orphans() -> None:
 
 def test_a_history_that_opens_with_an_approval_outcome_keeps_it_behind_a_note() -> None:
     # An approval decided after its conversation's history expired: the outcome is all there is.
-    outcome = [
+    outcome: list[dict[str, Any]] = [
         {
             "role": "assistant",
             "content": None,
