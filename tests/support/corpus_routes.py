@@ -179,8 +179,10 @@ class SlackRoute(_Route):
             ts = case.card.ts
             updated = any(c.args.get("ts") == ts for c in self.since(case.mark, "chat.update"))
             stored = await self.approval_consistent(case, updated)
-            if case.expect.verdict is Verdict.REFUSED:
-                assert stored is ApprovalStatus.PENDING  # whatever a partner's click lacks, it decides nothing
+            if case.expect.verdict is Verdict.REFUSED or not _clicker_team(payload):
+                # Whatever a partner's click lacks, it decides nothing; and a click that names no team for its
+                # clicker gets no role at all, whoever clicked (never the home workspace's).
+                assert stored is ApprovalStatus.PENDING
         elif could_be_a_message(payload.get("event")) and payload.get("type") == "event_callback":
             assert len(self.since(case.mark, "chat.postMessage")) <= 1
         else:
@@ -265,3 +267,12 @@ class TeamsRoute(_Route):
             assert len([c for c in self.since(case.mark) if c.type == "message"]) <= 1
         else:
             await self.unchanged(case)
+
+
+def _clicker_team(payload: dict[str, Any]) -> str | None:
+    """The clicker's team as the payload names it (`user.team_id`, else `team.id`), None when it names none."""
+    user, team = payload.get("user"), payload.get("team")
+    found = (user.get("team_id") if isinstance(user, dict) else None) or (
+        team.get("id") if isinstance(team, dict) else None
+    )
+    return found if isinstance(found, str) and found else None
