@@ -28,7 +28,7 @@ class CircuitBreaker:
     ) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown = cooldown
-        self._clock = clock
+        self.clock = clock
         self._failures = 0
         self._opened_at: float | None = None
         self._probe_in_flight = False
@@ -37,7 +37,7 @@ class CircuitBreaker:
     def state(self) -> CircuitState:
         if self._opened_at is None:
             return CircuitState.CLOSED
-        if self._clock() - self._opened_at >= self.cooldown:
+        if self.clock() - self._opened_at >= self.cooldown:
             return CircuitState.HALF_OPEN
         return CircuitState.OPEN
 
@@ -48,7 +48,7 @@ class CircuitBreaker:
             return
         assert self._opened_at is not None
         if state is CircuitState.OPEN or self._probe_in_flight:
-            raise CircuitOpen(max(0.0, self.cooldown - (self._clock() - self._opened_at)))
+            raise CircuitOpen(max(0.0, self.cooldown - (self.clock() - self._opened_at)))
         self._probe_in_flight = True
 
     def record_success(self) -> None:
@@ -64,5 +64,5 @@ class CircuitBreaker:
     def record_failure(self) -> None:
         self._failures += 1
         if self._probe_in_flight or self._failures >= self.failure_threshold:
-            self._opened_at = self._clock()
+            self._opened_at = self.clock()
         self._probe_in_flight = False
