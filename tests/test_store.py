@@ -23,6 +23,7 @@ from bot.store.redis._connection import MAX_CONNECTIONS
 from bot.types import Approval, ApprovalStatus, Conversation, Detail
 from tests.support.peek import history_of
 from tests.support.redis_server import RedisClusterServer, RedisServer
+from tests.support.waiting import eventually
 
 PENDING, APPROVED, DONE = ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.DONE
 CANCELLED, EXPIRED = ApprovalStatus.CANCELLED, ApprovalStatus.EXPIRED
@@ -121,8 +122,8 @@ async def test_first_delivery_then_duplicate_then_forget(backend: Backend) -> No
 
 async def test_delivery_memory_expires(backend: Backend) -> None:
     assert await backend.store.first_delivery("Ev-short", ttl=0.05)
-    await asyncio.sleep(0.15)
-    assert await backend.store.first_delivery("Ev-short", ttl=0.05)
+    # Seen as new again once the mark expired (asked until then: each ask that finds the mark changes nothing).
+    await eventually(lambda: backend.store.first_delivery("Ev-short", ttl=60))
 
 
 # -- history -------------------------------------------------------------------------------------
@@ -179,20 +180,30 @@ async def test_a_turns_outcome_is_recorded_with_its_exchange_once(backend: Backe
 
 
 async def test_history_expires_after_inactivity(backend: Backend) -> None:
+    ttl = 3.0  # long enough that each check below has a second or more of margin on a busy machine
     store: Store
     if isinstance(backend.store, RedisStore):
-        store = RedisStore(backend.store.client, history_ttl=0.2)
+        store = RedisStore(backend.store.client, history_ttl=ttl)
     else:
-        store = MemoryStore(history_ttl=0.2)
+        store = MemoryStore(history_ttl=ttl)
+    started = time.monotonic()
     await append(store, CONVERSATION.key, [{"role": "user", "content": "hi"}])
-    await asyncio.sleep(0.1)
+    await until(started + ttl / 3)
     await append(store, CONVERSATION.key, [{"role": "user", "content": "again"}])  # renews
-    await asyncio.sleep(0.15)
+    await until(started + ttl * 1.2)  # the first append's life is over; the second's is not
     assert [m["content"] for m in await history_of(store, CONVERSATION.key)] == ["hi", "again"]
-    await asyncio.sleep(0.2)
-    gone = await store.load_history(CONVERSATION.key)
-    assert gone.history == [] and gone.version == "0"  # the version expires with it: a new append starts over
+
+    async def expired() -> bool:
+        gone = await store.load_history(CONVERSATION.key)
+        return gone.history == [] and gone.version == "0"  # the version expires with it: a new append starts over
+
+    await eventually(expired, within=ttl * 3)
     assert (await append(store, CONVERSATION.key, [{"role": "user", "content": "new"}])).written
+
+
+async def until(moment: float) -> None:
+    """Wait until the monotonic clock reaches `moment` (a point in a TTL's life, not a guess at how long work takes)."""
+    await asyncio.sleep(max(0.0, moment - time.monotonic()))
 
 
 # -- approvals -----------------------------------------------------------------------------------
@@ -341,8 +352,11 @@ async def test_pending_approvals_drop_records_that_are_gone(backend: Backend) ->
     await store.create_approval(short, keep_for=0.1)
     await store.create_approval(young, keep_for=0.1)
     await store.create_approval(kept, keep_for=3600)
-    await asyncio.sleep(0.2)
-    assert await store.get_approval(short.id) is None
+
+    async def expired() -> bool:
+        return await store.get_approval(short.id) is None and await store.get_approval(young.id) is None
+
+    await eventually(expired)
     assert [a.id for a in await store.pending_approvals()] == [kept.id]
     if isinstance(store, RedisStore):
         assert await store.client.zscore(keys.PENDING_INDEX, short.id) is None

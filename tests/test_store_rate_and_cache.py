@@ -13,6 +13,7 @@ from bot.store import keys
 from bot.store.base import Store
 from bot.store.memory import MemoryStore
 from bot.store.redis import RedisStore
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])
@@ -117,8 +118,11 @@ async def test_cache_entries_expire(stores: tuple[Store, Store]) -> None:
     a, _ = stores
     _, generation = await a.cache_get("t", "d")
     await a.cache_put("t", "d", generation, "v", 0.1)
-    await asyncio.sleep(0.2)
-    assert (await a.cache_get("t", "d"))[0] is None
+
+    async def expired() -> bool:
+        return (await a.cache_get("t", "d"))[0] is None
+
+    await eventually(expired)
 
 
 class CountingConnection(Connection):
