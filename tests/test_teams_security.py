@@ -4,7 +4,6 @@ machine only, and the bot's own token fetched without stalling the event loop.""
 from __future__ import annotations
 
 import asyncio
-import gc
 import ipaddress
 import socket
 import time
@@ -14,14 +13,18 @@ import aiohttp
 import pytest
 
 from adapters.teams.auth import local_mode_refusal
+from bot.app.server import DISPATCHER
 from tests.support.fake_connector import StartTeams, TeamsRig, execute, message
 from tests.support.fake_identity import APP_ID, FakeIdentity, new_key
 from tests.support.fake_openai import offered_tools, text
 from tests.support.harness import PERMISSIONS_YAML
+from tests.support.state import settle
+from tests.support.waiting import eventually
 
 
 async def nothing_happened(rig: TeamsRig) -> None:
-    await asyncio.sleep(0.3)
+    """Once the app is idle (no turn queued or running, no background task left): no reply, no model call."""
+    await settle(rig.harness.settings.redis_url or "", rig.app[DISPATCHER].tasks)
     assert rig.connector.messages() == [] and rig.harness.fake.requests == []
 
 
@@ -74,55 +77,30 @@ async def test_a_bad_token_is_refused_with_401_and_runs_nothing(
     await nothing_happened(rig)
 
 
-class Heartbeat:
-    """Ticks every 10 ms on the event loop; the longest gap between ticks is how long the loop was blocked.
+async def answered_meanwhile(rig: TeamsRig) -> None:
+    """Another request is answered while a blocking fetch hangs: it is not on the event loop (where it would hold
+    every request until it returned, and this one would wait for ever)."""
 
-    What is measured is blocking work on the loop, not the garbage collector: late in a full run the suite's
-    process holds millions of objects, and one full collection pauses every thread for a few hundred
-    milliseconds (the test failed so in two full runs, and never alone). The objects that exist when the beat
-    starts are frozen out of collection while it runs."""
+    async def health() -> int:
+        async with rig.session.get(rig.url.replace("/api/messages", "/healthz")) as response:
+            return response.status
 
-    def __init__(self) -> None:
-        self.gaps: list[float] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Heartbeat:
-        gc.collect()
-        gc.freeze()
-        self._task = asyncio.create_task(self._beat())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        gc.unfreeze()
-
-    async def _beat(self) -> None:
-        last = time.perf_counter()
-        while not self._stop.is_set():
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            self.gaps.append(now - last)
-            last = now
-
-    @property
-    def longest(self) -> float:
-        return max(self.gaps, default=0.0)
+    # The fake holds the fetch for up to 30 s: a loop blocked by it would miss this deadline.
+    assert await asyncio.wait_for(health(), 10) == 200
 
 
 async def test_the_bots_token_is_fetched_without_stalling_the_event_loop(
     start_teams: StartTeams, fake_identity: FakeIdentity
 ) -> None:
     rig = await authenticated(start_teams, fake_identity)
-    fake_identity.token_delay = 1.0  # a slow login endpoint
-    async with Heartbeat() as heart:
-        body = message(rig.connector, "hello")
-        assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
-        [reply] = await rig.connector.wait_for(rig.connector.messages)
-    # Checked first: a fetch on the loop (what msal does inside botframework) stalls it for the whole second.
-    assert heart.longest < 0.3, f"the event loop stalled for {heart.longest:.2f}s"
+    fake_identity.hold("token")  # a login endpoint that hangs
+    body = message(rig.connector, "hello")
+    posted = asyncio.create_task(rig.post(body, headers=signed(fake_identity, body)))
+    await eventually(lambda: fake_identity.arrived["token"] >= 1)
+    await answered_meanwhile(rig)
+    fake_identity.release("token")
+    assert (await posted)[0] == 200
+    [reply] = await rig.connector.wait_for(rig.connector.messages)
     assert reply.authorization == "Bearer bot-token-1"
 
 
@@ -132,11 +110,13 @@ async def test_the_channels_signing_keys_are_fetched_without_stalling_the_event_
     """botframework fetches the OpenID metadata and keys with `requests` inside its token validation: at first
     use, daily, and for an unknown key id. propbot runs that validation on a worker thread."""
     rig = await authenticated(start_teams, fake_identity)
-    fake_identity.keys_delay = 1.0
-    async with Heartbeat() as heart:
-        body = message(rig.connector, "hello")
-        assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
-    assert heart.longest < 0.3, f"the event loop stalled for {heart.longest:.2f}s"
+    fake_identity.hold("keys")
+    body = message(rig.connector, "hello")
+    posted = asyncio.create_task(rig.post(body, headers=signed(fake_identity, body)))
+    await eventually(lambda: fake_identity.arrived["keys"] >= 1)
+    await answered_meanwhile(rig)
+    fake_identity.release("keys")
+    assert (await posted)[0] == 200
     await rig.connector.wait_for(rig.connector.messages)
 
 
@@ -146,14 +126,12 @@ async def test_a_token_that_cannot_be_checked_in_time_is_answered_503_and_runs_n
     """A hung key server holds a validation thread, not the request: Teams is told to retry, and the next
     request is checked as soon as the keys arrive."""
     rig = await authenticated(start_teams, fake_identity, auth_timeout=0.5)
-    fake_identity.keys_delay = 2.0
+    fake_identity.hold("keys")
     body = message(rig.connector, "hello")
-    started = time.perf_counter()
-    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 503
-    assert time.perf_counter() - started < 1.5
+    assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 503  # not held for as long as it hangs
     await nothing_happened(rig)
-    fake_identity.keys_delay = 0.0
-    await asyncio.sleep(2.0)  # the first fetch completes and fills the key cache
+    fake_identity.release("keys")
+    await eventually(lambda: fake_identity.answered["keys"] >= 1)  # the first fetch fills the key cache
     body = message(rig.connector, "again")
     assert (await rig.post(body, headers=signed(fake_identity, body)))[0] == 200
     await rig.connector.wait_for(rig.connector.messages)

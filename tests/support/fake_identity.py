@@ -8,6 +8,7 @@ loop. Real RSA keys are generated per run; `token()` signs claims the way the Bo
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -39,6 +40,11 @@ class FakeIdentity:
         self.keys_delay = 0.0  # seconds the signing keys take to arrive
         self.token_requests: list[dict[str, list[str]]] = []
         self.issued = 0
+        # "keys" / "token": answers wait until the test releases them (a key server or login that hangs), and
+        # `arrived` / `answered` count the requests that got there and the answers that went out.
+        self.held: dict[str, threading.Event] = {}
+        self.arrived: collections.Counter[str] = collections.Counter()
+        self.answered: collections.Counter[str] = collections.Counter()
         self._server: ThreadingHTTPServer | None = None
         self.base_url = ""
 
@@ -61,12 +67,14 @@ class FakeIdentity:
                 if self.path == "/openid":
                     self._json({"issuer": ISSUER, "jwks_uri": identity.base_url + "/keys"})
                 elif self.path == "/keys":
+                    identity.wait("keys")
                     time.sleep(identity.keys_delay)
                     jwk = json.loads(RSAAlgorithm.to_jwk(identity.key.public_key()))
                     # Endorsed for several channels, as the Bot Framework's published keys are: botframework
                     # checks that the key endorses the activity's channelId.
                     key = {**jwk, "kid": KEY_ID, "use": "sig", "endorsements": list(ENDORSEMENTS)}
                     self._json({"keys": [key]})
+                    identity.answered["keys"] += 1
                 else:
                     self.send_error(404)
 
@@ -77,6 +85,7 @@ class FakeIdentity:
                     self.send_error(404)
                     return
                 identity.token_requests.append(form)
+                identity.wait("token")
                 time.sleep(identity.token_delay)
                 identity.issued += 1
                 self._json({"token_type": "Bearer", "expires_in": 3599, "access_token": f"bot-token-{identity.issued}"})
@@ -85,7 +94,21 @@ class FakeIdentity:
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
+    def hold(self, what: str) -> None:
+        self.held[what] = threading.Event()
+
+    def release(self, what: str) -> None:
+        self.held.pop(what).set()
+
+    def wait(self, what: str) -> None:
+        self.arrived[what] += 1
+        held = self.held.get(what)
+        if held is not None:
+            held.wait(30)
+
     def stop(self) -> None:
+        for held in self.held.values():
+            held.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
