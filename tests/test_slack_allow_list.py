@@ -7,7 +7,6 @@ fake model; nothing inside propbot or Bolt is replaced.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -132,6 +131,6 @@ async def test_a_click_from_a_team_that_is_not_allowed_changes_nothing(
     [note] = await bot.slack.wait_for("chat.postEphemeral")
     assert note.args["user"] == "UPARTNERBOSS" and "not allowed to use propbot" in note.args["text"]
     assert "slack:TPARTNER:UPARTNERBOSS is not in SLACK_ALLOWED_TEAMS" in slack_log.text
-    await asyncio.sleep(0.2)
+    await bot.idle()
     stored = await bot.runtime.store.get_approval(card.approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING and has_buttons(bot, card)

@@ -14,6 +14,7 @@ from tests.support.cards import has_buttons, post_card
 from tests.support.fake_openai import FakeOpenAI, call, calls, last_message, text, tool_results
 from tests.support.fake_slack import MakeSlackBot, click, mention
 from tests.support.scripts import requests_with_key
+from tests.support.waiting import eventually
 from tools.db import Database
 
 
@@ -87,7 +88,7 @@ async def test_unauthorized_click_gets_an_ephemeral_refusal_and_buttons_stay(
     notes = await bot.slack.wait_for("chat.postEphemeral", 2)
     assert sorted(n.args["user"] for n in notes) == ["USTAFF", "UVIEWER"]
     assert all(n.args["channel"] == card.channel for n in notes)
-    await asyncio.sleep(0.2)
+    await bot.idle()
     assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
     stored = await bot.runtime.store.get_approval(card.approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
@@ -110,7 +111,7 @@ async def test_twenty_concurrent_clicks_execute_once(
     await bot.slack.wait_for("chat.update")
     await bot.slack.wait_for("chat.postEphemeral", 19)
     await bot.slack.wait_for("chat.postMessage", 2)
-    await asyncio.sleep(0.3)
+    await bot.idle()
     assert len(bot.slack.calls_to("chat.update")) == 1
     notes = bot.slack.calls_to("chat.postEphemeral")
     assert len(notes) == 19
@@ -159,12 +160,8 @@ async def test_tampered_approval_id_changes_nothing(
         [note] = await bot.slack.wait_for("chat.postEphemeral")
         assert "no longer exists" in note.args["text"]
     else:
-        for _ in range(100):
-            if "without a usable user or approval id" in caplog.text:
-                break
-            await asyncio.sleep(0.02)
-        assert "without a usable user or approval id" in caplog.text
-    await asyncio.sleep(0.2)
+        await eventually(lambda: "without a usable user or approval id" in caplog.text)
+    await bot.idle()
     assert bot.slack.calls_to("chat.update") == [] and has_buttons(bot, card)
     stored = await bot.runtime.store.get_approval(card.approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
@@ -176,8 +173,11 @@ async def test_expired_approval_card_says_so(
 ) -> None:
     bot = await slack_bots(sqlite_database, approval_ttl=0.5)
     card = await post_card(bot, fake_openai)
-    await asyncio.sleep(0.6)
-    assert await bot.dispatcher.sweep_expired() == 1
+
+    async def swept() -> bool:  # once the approval's 0.5 s are over
+        return await bot.dispatcher.sweep_expired() == 1
+
+    await eventually(swept)
     [update] = await bot.slack.wait_for("chat.update")
     rendered = json.dumps(update.args["blocks"])
     assert "Expired" in rendered and "nothing was done" in rendered and not has_buttons(bot, card)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -57,7 +56,7 @@ async def test_mention_gets_one_threaded_reply_with_search_results_as_blocks(
     await bot.slack.wait_for("reactions.remove")
     assert [c.args["timestamp"] for c in bot.slack.calls_to("reactions.add")] == [event["ts"]]
     assert bot.slack.reactions == set()
-    await asyncio.sleep(0.2)
+    await bot.idle()
     assert len(bot.slack.calls_to("chat.postMessage")) == 1
     assert bot.slack.violations == [] and fake_openai.violations == []
 
@@ -96,7 +95,7 @@ async def test_bot_edits_deletions_and_channel_messages_are_ignored(
     fake_openai.push(text("only this one"))
     await bot.send_event(direct_message("USTAFF", "a real one"))
     await bot.slack.wait_for("chat.postMessage")
-    await asyncio.sleep(0.3)
+    await bot.idle()
     assert len(bot.slack.calls_to("chat.postMessage")) == 1
     assert len(fake_openai.requests) == 1
 
@@ -115,7 +114,7 @@ async def test_unverified_requests_get_401_and_nothing_happens(
     else:
         sent = await bot.send_raw(body, "application/json", headers={"X-Slack-Signature": ""})
     assert sent.status == 401
-    await asyncio.sleep(0.3)
+    await bot.idle()
     assert fake_openai.requests == []
     assert [c.method for c in bot.slack.calls if c.method != "auth.test"] == []
 
@@ -137,7 +136,7 @@ async def test_redelivered_event_is_answered_once(
     assert [first.status, *(r.status for r in retries)] == [200, 200, 200]
     await bot.slack.wait_for("chat.postMessage")
     await bot.slack.wait_for("reactions.remove")
-    await asyncio.sleep(0.5)
+    await bot.idle()
     assert len(bot.slack.calls_to("chat.postMessage")) == 1
     assert len(fake_openai.requests) == 1
     assert bot.slack.reactions == set()
@@ -167,7 +166,7 @@ async def test_rate_limited_post_is_retried_after_retry_after(
     attempts = await bot.slack.wait_for("chat.postMessage", 2, within=10)
     assert attempts[1].at - attempts[0].at >= 1.0  # Retry-After honoured
     assert "worth the wait" in blocks_text(attempts[1])
-    await asyncio.sleep(0.2)
+    await bot.idle()
     assert len(bot.slack.calls_to("chat.postMessage")) == 2
 
 
@@ -198,7 +197,7 @@ async def test_malformed_and_unknown_requests_get_a_clean_answer(
     assert "ignored a Slack event of type 'emoji_changed'" in caplog.text
     health = await bot.session.get(bot.url + "/healthz")
     assert health.status == 200  # still serving
-    await asyncio.sleep(0.2)
+    await bot.idle()
     assert fake_openai.requests == []
     assert [c.method for c in bot.slack.calls if c.method not in ("auth.test",)] == []
 

@@ -12,6 +12,7 @@ from bot.types import ApprovalStatus
 from tests.support.cards import ask
 from tests.support.fake_connector import StartTeams, execute, message
 from tests.support.scripts import requests_with_key, schedule_then_report
+from tests.support.waiting import eventually
 
 CARD = "application/vnd.microsoft.card.adaptive"
 
@@ -53,12 +54,14 @@ async def test_the_posted_card_shows_the_request_and_refreshes_into_each_persons
     assert "Waiting for approval by a manager" in json.dumps(staff["body"])
     viewer = await refreshed(rig, approval_id, posted.returned_id, "aad-viewer")
     assert actions(viewer) == [] and "1208 S Congress Ave" in json.dumps(viewer["body"])
-    # The card reference is stored right after the post returns, so poll briefly for it.
-    for _ in range(100):
-        stored = await rig.harness.store.get_approval(approval_id)
-        if stored is not None and stored.card_ref:
-            break
-        await asyncio.sleep(0.02)
+
+    # The card reference is stored right after the post returns.
+    async def card_stored() -> bool:
+        found = await rig.harness.store.get_approval(approval_id)
+        return found is not None and bool(found.card_ref)
+
+    await eventually(card_stored)
+    stored = await rig.harness.store.get_approval(approval_id)
     assert stored is not None and stored.card_ref["activity_id"] == posted.returned_id
     assert stored.card_ref["reference"]["conversation"]["id"] == posted.conversation_id
     assert await requests_with_key(rig.harness.db, approval_id) == 0
@@ -112,7 +115,7 @@ async def test_an_unauthorized_click_is_refused_and_the_card_stays(start_teams: 
     card = body["value"]
     assert actions(card) == []  # the viewer's own view: nothing they may click
     assert "not allowed" in card["body"][0]["text"]
-    await asyncio.sleep(0.3)
+    await rig.idle()
     assert rig.connector.updates() == []
     stored = await rig.harness.store.get_approval(approval_id)
     assert stored is not None and stored.status is ApprovalStatus.PENDING
@@ -135,7 +138,7 @@ async def test_double_clicks_execute_once(start_teams: StartTeams) -> None:
         # The loser waits for the winner's tool: every clicker ends up seeing the final state.
         assert body["type"] == CARD and "actions" not in body["value"]
         assert "Approved and done by Mona Manager" in json.dumps(body["value"])
-    await asyncio.sleep(0.5)
+    await rig.idle()
     assert await requests_with_key(rig.harness.db, approval_id) == 1
     follow_ups = [m for m in rig.connector.messages() if not m.cards]
     assert len(follow_ups) == 1
@@ -157,7 +160,7 @@ async def test_action_submit_fallback_updates_the_card_activity(start_teams: Sta
     assert await requests_with_key(rig.harness.db, approval_id) == 1
     # A redelivery of the same Submit changes nothing.
     assert (await rig.post(submit))[0] == 200
-    await asyncio.sleep(0.3)
+    await rig.idle()
     assert len(rig.connector.updates()) == 1 and await requests_with_key(rig.harness.db, approval_id) == 1
 
 
@@ -193,8 +196,11 @@ async def test_a_slow_decision_answers_the_invoke_and_updates_the_card_later(sta
 async def test_an_expired_approval_card_is_replaced_by_the_sweeper(start_teams: StartTeams) -> None:
     rig = await start_teams(approval_ttl=0.3)
     approval_id, posted = await ask(rig)
-    await asyncio.sleep(0.5)
-    assert await rig.app[DISPATCHER].sweep_expired() == 1
+
+    async def swept() -> bool:  # once the approval's 0.3 s are over
+        return await rig.app[DISPATCHER].sweep_expired() == 1
+
+    await eventually(swept)
     [update] = await rig.connector.wait_for(rig.connector.updates)
     assert update.activity_id == posted.returned_id and update.conversation_id == posted.conversation_id
     assert "actions" not in update.cards[0] and "Expired" in json.dumps(update.cards[0])

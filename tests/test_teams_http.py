@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import jwt
 import pytest
 
@@ -14,7 +12,7 @@ APP_ID = "00000000-0000-0000-0000-00000000b075"
 
 
 async def nothing_happened(rig: TeamsRig) -> None:
-    await asyncio.sleep(0.3)
+    await rig.idle()
     assert rig.connector.calls == [] and rig.harness.fake.requests == []
 
 

@@ -42,7 +42,7 @@ async def test_a_message_gets_one_reply_with_the_tools_data(start_teams: StartTe
     assert unstamped(last_message(fake.requests[0])["content"]) == "Mona Manager: what about P-1001?"
     history = await history_of(rig.harness.store, f"teams:{TENANT}:{conversation}")
     assert history and history[-1]["content"] == "Here is P-1001."
-    await asyncio.sleep(0.3)
+    await rig.idle()
     assert len(rig.connector.messages()) == 2
 
 
@@ -89,7 +89,7 @@ async def test_the_same_activity_delivered_twice_is_answered_once(start_teams: S
     first, second = await asyncio.gather(rig.post(body), rig.post(body))
     assert first[0] == second[0] == 200
     await rig.connector.wait_for(rig.connector.messages)
-    await asyncio.sleep(0.5)  # a second reply would have arrived by now
+    await rig.idle()  # a second reply would have been sent by now
     assert [m.body["text"] for m in rig.connector.messages()] == ["only once"]
     assert len(rig.harness.fake.requests) == 1
 
@@ -99,5 +99,5 @@ async def test_a_message_that_is_only_a_mention_is_ignored(start_teams: StartTea
     body = message(rig.connector, "", conversation="19:x@thread.tacv2", conversation_type="channel", mention=True)
     status, _ = await rig.post(body)
     assert status == 200
-    await asyncio.sleep(0.3)
+    await rig.idle()
     assert rig.connector.calls == [] and rig.harness.fake.requests == []

@@ -293,6 +293,13 @@ class TeamsRig:
     session: aiohttp.ClientSession
     app: web.Application
 
+    async def idle(self) -> None:
+        """Until no turn is queued or running and no background task is left: then "nothing more happened" holds."""
+        from bot.app.server import DISPATCHER
+        from tests.support.state import settle
+
+        await settle(self.harness.settings.redis_url or "", self.app[DISPATCHER].tasks)
+
     async def post(
         self, payload: dict[str, Any] | str | bytes, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:

@@ -37,6 +37,7 @@ from tests.support.fake_slack_ai import AISurfaces, keep_metadata, new_ts
 from tests.support.fake_slack_directory import Directory
 from tests.support.fake_slack_files import FileUploads
 from tests.support.harness import PERMISSIONS_YAML, start_process, test_settings
+from tests.support.state import settle
 from tools import builtin_tools
 from tools.db import Database
 
@@ -386,6 +387,10 @@ class SlackBot:
     slack: FakeSlack
     session: aiohttp.ClientSession
     app: web.Application | None = None
+
+    async def idle(self) -> None:
+        """Until no turn is queued or running and no background task is left: then "nothing more happened" holds."""
+        await settle(self.runtime.settings.redis_url or "", self.dispatcher.tasks)
 
     async def send_event(self, event: dict[str, Any], event_id: str | None = None, **kw: Any) -> Sent:
         return await self.send_json(event_body(event, event_id), **kw)
