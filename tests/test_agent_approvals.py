@@ -61,7 +61,7 @@ async def test_cancel_creates_nothing_and_tells_the_model(make_harness: Any) -> 
 async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
     h: Harness = await make_harness(approval_ttl=0.3)
     approval = (await ask_for_approval(h)).approval
-    await asyncio.sleep(0.5)
+    await until(approval.expires_at)
     result = await h.decide(approval.id, MANAGER)
     assert result.outcome is DecisionOutcome.EXPIRED
     assert await requests_with_key(h.db, approval.id) == 0
@@ -71,10 +71,10 @@ async def test_expired_approval_cannot_be_approved(make_harness: Any) -> None:
 
 
 async def test_sweeper_expires_due_approvals(make_harness: Any) -> None:
-    h: Harness = await make_harness(approval_ttl=0.2)
+    h: Harness = await make_harness(approval_ttl=3.0)  # "not due yet" below has seconds of margin
     approval = (await ask_for_approval(h)).approval
     assert await h.desk.expire_due() == []  # not due yet
-    await asyncio.sleep(0.3)
+    await until(approval.expires_at)
     swept = await h.desk.expire_due()
     assert [r.approval.id for r in swept if r.approval] == [approval.id]
     assert await h.store.pending_approvals() == []
@@ -223,3 +223,8 @@ async def test_an_outcome_decided_after_the_history_expired_reaches_the_model_an
     assert [m.get("tool_call_id") for m in kept if m.get("role") == "tool"] == [call_id]
     assert kept[-1]["role"] == "assistant" and kept[-1]["content"]  # and the model's follow-up about it
     assert h.fake.violations == []
+
+
+async def until(moment: float) -> None:
+    """Wait until the wall clock (which approval expiry reads) is past `moment`."""
+    await asyncio.sleep(max(0.0, moment - time.time()) + 0.01)

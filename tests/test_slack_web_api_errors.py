@@ -3,7 +3,6 @@ logged and handled like any failed call, never a 500 that Slack would keep redel
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -49,5 +48,5 @@ async def test_an_html_502_on_post_is_logged_with_its_status_and_the_server_keep
     # The next message is answered as usual.
     assert (await bot.send_event(mention("USTAFF", "second"))).status == 200
     await bot.slack.wait_for("chat.postMessage", 2)
-    await asyncio.sleep(0.1)
+    await bot.idle()
     assert "second answer" in str(bot.slack.calls_to("chat.postMessage")[-1].args["blocks"])
