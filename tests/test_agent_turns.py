@@ -175,3 +175,13 @@ async def test_memory_store_serves_a_single_process(make_harness: Any) -> None:
     await h.say(STAFF, "first")
     await h.say(STAFF, "second")
     assert "first" in json.dumps(h.fake.requests[-1]["messages"])
+
+
+async def test_a_message_delivered_twice_is_answered_once(make_harness: Any) -> None:
+    # Slack retries an event it did not see acknowledged in time; Teams may resend an activity: same delivery id.
+    h: Harness = await make_harness()
+    h.fake.push(text("once"))
+    msg = h.incoming(MANAGER, "hello")
+    assert [r.text for r in await h.agent.handle(msg) if isinstance(r, TextReply)] == ["once"]
+    assert await h.agent.handle(msg) == []  # dropped before it reaches the model
+    assert len(h.fake.requests) == 1

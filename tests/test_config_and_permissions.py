@@ -111,3 +111,20 @@ def test_permission_loader_never_raises_anything_but_permissions_error(text: str
     except PermissionsError:
         return
     assert perms.spec.roles is not None
+
+
+def test_a_role_s_tools_and_its_approvals_are_separate_grants() -> None:
+    rules = parse_permissions(
+        """
+roles:
+  everything: {tools: ["*"]}
+  checker: {tools: [get_property], approves: ["*"]}
+users:
+  "slack:T1:UALL": everything
+  "slack:T1:UCHECK": checker
+"""
+    )
+    assert rules.may_use("slack:T1:UALL", "schedule_maintenance")  # every tool, though it approves nothing
+    assert not rules.may_approve("slack:T1:UALL", "schedule_maintenance", "slack:T1:UX")[0]
+    assert rules.may_approve("slack:T1:UCHECK", "schedule_maintenance", "slack:T1:UX")[0]
+    assert not rules.may_use("slack:T1:UCHECK", "schedule_maintenance")  # approving it is not using it

@@ -49,6 +49,7 @@ async def test_a_change_applies_in_place_and_a_broken_one_keeps_the_rules_in_for
     assert await reloader.check() is False
     assert reloader.problem is not None and "role 'boss', which is not defined" in reloader.problem
     assert gate.tools_for("slack:T1:UNEW") == ["get_property", "onboard_tenant"]  # the rules in force stay
+    assert gate.tools_for("slack:T1:UVIEWER") == ["get_property"]  # for everyone: nothing opened up
 
     path.unlink()
     assert await reloader.check() is False and "cannot read the permissions file" in str(reloader.problem)
