@@ -228,3 +228,43 @@ async def test_an_outcome_decided_after_the_history_expired_reaches_the_model_an
 async def until(moment: float) -> None:
     """Wait until the wall clock (which approval expiry reads) is past `moment`."""
     await asyncio.sleep(max(0.0, moment - time.time()) + 0.01)
+
+
+class ReadsBeforeTheWinner:
+    """The desk's store, except that a read of the approval returns only once every decider has read it: the
+    clicks all see it pending and race at the claim, as two processes' clicks can."""
+
+    def __init__(self, store: Any, deciders: int) -> None:
+        self.store = store
+        self.waiting = deciders
+        self.all_read = asyncio.Event()
+
+    async def get_approval(self, approval_id: str) -> Any:
+        found = await self.store.get_approval(approval_id)
+        self.waiting -= 1
+        if self.waiting <= 0:
+            self.all_read.set()
+        await asyncio.wait_for(self.all_read.wait(), 10)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_clicks_that_all_saw_it_pending_race_at_the_claim_and_only_the_winner_runs_it(
+    make_harness: Any,
+) -> None:
+    h: Harness = await make_harness()
+    approval = (await ask_for_approval(h)).approval
+    h.desk.approvals = ReadsBeforeTheWinner(h.desk.approvals, 5)
+    results = await asyncio.gather(*(h.decide(approval.id, MANAGER if i % 2 else MANAGER2) for i in range(5)))
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(DecisionOutcome.DONE) == 1, outcomes
+    assert outcomes.count(DecisionOutcome.ALREADY_DECIDED) == 4, outcomes
+    assert await requests_with_key(h.db, approval.id) == 1
+    called = [
+        e
+        for e in h.fake.requests
+        if any(m.get("tool_call_id") == f"call_approval_{approval.id}" for m in e["messages"])
+    ]
+    assert len(called) == 1  # one follow-up, by the winner
