@@ -47,8 +47,10 @@ async def test_slack_the_model_reads_the_persons_date_and_tomorrow_is_theirs(
     asked = request["messages"][-1]["content"]
     assert asked == "[Tuesday 2026-12-08 00:30 Pacific/Auckland] Sam Staff: get a plumber to P-1001 tomorrow"
     # In UTC it is still Monday: a model told UTC would have asked for the 8th.
-    shown = json.dumps(card.post.args["blocks"])
-    assert "2026-12-09" in shown and "2026-12-08" not in shown
+    stored = await bot.runtime.store.get_approval(card.approval_id)
+    assert stored is not None and stored.arguments["preferred_date"] == "2026-12-09"
+    # The card shows it (and, whatever the hour this runs at, its expiry in UTC, which may well be the 8th).
+    assert "2026-12-09" in json.dumps(card.post.args["blocks"])
     system = request["messages"][0]
     assert system["role"] == "system" and "2026" not in system["content"]  # the cached prefix does not move
 
