@@ -152,7 +152,14 @@ async def one_notice_for_the_request(rig: Rig, fake_slack: FakeSlack) -> None:
         [request_id] = (await session.execute(query)).scalars()
     post = f"notice:{request_id}:scheduled|slack:{MAINT}"
     await eventually(lambda: len(notices(fake_slack)) >= 1, within=30)
-    await eventually(lambda: _done(rig, post), within=30)
+    try:
+        await eventually(lambda: _done(rig, post), within=30)
+    except AssertionError:
+        logs = sorted(rig.tmp_path.glob("*.log"))
+        row = await rig.outbox(post)
+        seen = "\n".join(f"--- {log.name}\n{read_log(log)[-3000:]}" for log in logs)
+        state = row and (row.status, row.attempts, row.due_at, row.error)
+        raise AssertionError(f"{post} not done: {state}\n{seen}") from None
     row = await rig.outbox(post)
     assert row is not None and row.status == "done"
     [posted] = notices(fake_slack)
