@@ -21,7 +21,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=900,  # a generous bound: on a loaded machine (two suites at once) the quick run took over 3 minutes
     )
     assert run.returncode == 0, f"stdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-3000:]}"
     results = json.loads(out.read_text())
