@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import logging
 import socket
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support.fake_smtp import SMTP_PASSWORD, Mailbox, MailServer, start_server
 from tests.support.log_guard import register_secret
+from tests.support.tls import tls_pair
 from tools.documents.notify import (
     DeliveryRefused,
     DeliveryUnavailable,
@@ -271,34 +266,3 @@ async def test_the_log_notifier_logs_without_a_callback(caplog: pytest.LogCaptur
     assert not receipt.sent
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert "not sent" in line and "welcome:L-2025-0042" in line and "zoe.nunez@example.com" in line
-
-
-# -- a certificate for 127.0.0.1 -------------------------------------------------------------------
-
-
-def tls_pair(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context, client context trusting it) for a self-signed certificate naming 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.test")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (directory / "cert.pem").write_bytes(cert_pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    client = ssl.create_default_context(cadata=cert_pem.decode())
-    return server, client

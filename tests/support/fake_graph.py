@@ -8,8 +8,6 @@ Both run on a thread of their own: msal asks for tokens with blocking `requests`
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import ssl
 import threading
@@ -21,10 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from tests.support.tls import loopback_certificate
 
 CLIENT_ID = "00000000-0000-0000-0000-0000000c1e47"
 CLIENT_SECRET = "graph-test-secret"
@@ -43,30 +39,6 @@ class FakeGraph:
 
     def token_for(self, tenant: str) -> str:
         return f"graph-token-{tenant}"
-
-
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "graph-cert.pem", folder / "graph-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
@@ -133,7 +105,7 @@ def _handler(fake: FakeGraph) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def fake_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
     fake = FakeGraph()
-    cert, key = _certificate(tmp_path)
+    cert, key = loopback_certificate(tmp_path)
     login = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
