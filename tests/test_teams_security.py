@@ -89,17 +89,23 @@ async def answered_meanwhile(rig: TeamsRig) -> None:
     assert await asyncio.wait_for(health(), 10) == 200
 
 
+async def served_while_held(rig: TeamsRig, identity: FakeIdentity, what: str) -> None:
+    """A message posted while the identity server holds `what` ("token", "keys"): another request is answered
+    during the hold, and the message is accepted once it ends."""
+    identity.hold(what)
+    body = message(rig.connector, "hello")
+    posted = asyncio.create_task(rig.post(body, headers=signed(identity, body)))
+    await eventually(lambda: identity.arrived[what] >= 1)
+    await answered_meanwhile(rig)
+    identity.release(what)
+    assert (await posted)[0] == 200
+
+
 async def test_the_bots_token_is_fetched_without_stalling_the_event_loop(
     start_teams: StartTeams, fake_identity: FakeIdentity
 ) -> None:
     rig = await authenticated(start_teams, fake_identity)
-    fake_identity.hold("token")  # a login endpoint that hangs
-    body = message(rig.connector, "hello")
-    posted = asyncio.create_task(rig.post(body, headers=signed(fake_identity, body)))
-    await eventually(lambda: fake_identity.arrived["token"] >= 1)
-    await answered_meanwhile(rig)
-    fake_identity.release("token")
-    assert (await posted)[0] == 200
+    await served_while_held(rig, fake_identity, "token")  # a login endpoint that hangs
     [reply] = await rig.connector.wait_for(rig.connector.messages)
     assert reply.authorization == "Bearer bot-token-1"
 
@@ -110,13 +116,7 @@ async def test_the_channels_signing_keys_are_fetched_without_stalling_the_event_
     """botframework fetches the OpenID metadata and keys with `requests` inside its token validation: at first
     use, daily, and for an unknown key id. propbot runs that validation on a worker thread."""
     rig = await authenticated(start_teams, fake_identity)
-    fake_identity.hold("keys")
-    body = message(rig.connector, "hello")
-    posted = asyncio.create_task(rig.post(body, headers=signed(fake_identity, body)))
-    await eventually(lambda: fake_identity.arrived["keys"] >= 1)
-    await answered_meanwhile(rig)
-    fake_identity.release("keys")
-    assert (await posted)[0] == 200
+    await served_while_held(rig, fake_identity, "keys")  # a key server that hangs
     await rig.connector.wait_for(rig.connector.messages)
 
 
