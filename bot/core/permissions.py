@@ -138,7 +138,7 @@ class Permissions:
         return roles
 
     def directory_entries(self, platform: str) -> list[str]:
-        """The group entries of `platform` ("slack", "teams"), and whether e-mail entries exist ("email")."""
+        """The group entries of `platform` ("slack", "teams"); e-mail entries are `uses_email`."""
         return [g for g in self.spec.groups if g.startswith(platform + ":")]
 
     @property
